@@ -1,0 +1,73 @@
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DianeError, ExitCode } from '../errors.js';
+
+/**
+ * `DIANE_HOME` wins so that every instance (tests included) can be kept apart; a leading `~/` is
+ * expanded because service managers pass the variable without a shell to expand it.
+ */
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  const userHome = env.HOME || homedir();
+  const configured = env.DIANE_HOME;
+  if (!configured) return join(userHome, '.diane');
+  if (configured === '~') return userHome;
+  if (configured.startsWith('~/')) return join(userHome, configured.slice(2));
+  return resolve(configured);
+}
+
+export interface HomePaths {
+  readonly home: string;
+  readonly db: string;
+  readonly socket: string;
+  readonly caCert: string;
+  readonly caKey: string;
+  readonly serverCert: string;
+  readonly serverKey: string;
+  readonly slaveCredentials: string;
+  readonly mcpServers: string;
+  readonly token: string;
+  readonly slavePid: string;
+  readonly slaveStatus: string;
+}
+
+export function homePaths(home: string): HomePaths {
+  const root = resolve(home);
+  return {
+    home: root,
+    db: join(root, 'diane.db'),
+    socket: join(root, 'diane.sock'),
+    caCert: join(root, 'slave-ca-cert.pem'),
+    caKey: join(root, 'slave-ca-key.pem'),
+    serverCert: join(root, 'server-cert.pem'),
+    serverKey: join(root, 'server-key.pem'),
+    slaveCredentials: join(root, 'slave-credentials.json'),
+    mcpServers: join(root, 'mcp-servers.json'),
+    token: join(root, 'agent-token'),
+    slavePid: join(root, 'slave.pid'),
+    slaveStatus: join(root, 'slave-status.json'),
+  };
+}
+
+/**
+ * Creates the home directory if missing and returns whether it did. The explicit chmod is needed
+ * because mkdir's mode is filtered through the umask. An existing directory keeps its mode: the
+ * user may have chosen it on purpose.
+ */
+export function ensureHome(home: string): boolean {
+  const root = resolve(home);
+  let created: string | undefined;
+  try {
+    created = mkdirSync(root, { recursive: true, mode: 0o700 });
+    if (created !== undefined) chmodSync(root, 0o700);
+  } catch (err) {
+    throw new DianeError(
+      `cannot create the Diane home directory ${root}: ${(err as Error).message}`,
+      ExitCode.config,
+    );
+  }
+  if (!statSync(root).isDirectory()) {
+    throw new DianeError(`${root} exists but is not a directory (set DIANE_HOME elsewhere)`, ExitCode.config);
+  }
+  return created !== undefined;
+}

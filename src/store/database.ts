@@ -1,0 +1,133 @@
+import { accessSync, constants } from 'node:fs';
+import Database from 'better-sqlite3';
+import { StoreError, storeErrorFrom } from './errors.js';
+import { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+import { PairingRequestsRepo } from './pairingRequestsRepo.js';
+import { RevokedCredentialsRepo } from './revokedCredentialsRepo.js';
+import { SlaveServersRepo } from './slaveServersRepo.js';
+
+export interface StoreOptions {
+  /** How long to wait for another process's lock before giving up with a `locked` error. */
+  busyTimeoutMs?: number;
+  /** The clock used for created/updated/requested/revoked times; tests pass a fixed one. */
+  now?: () => Date;
+}
+
+export interface Store {
+  /** The raw connection, for repositories only: services go through the repositories. */
+  readonly db: Database.Database;
+  readonly schemaVersion: number;
+  readonly slaveServers: SlaveServersRepo;
+  readonly revokedCredentials: RevokedCredentialsRepo;
+  readonly pairingRequests: PairingRequestsRepo;
+  /** Runs `fn` in an IMMEDIATE transaction: the write lock is taken up front, so no upgrade deadlock. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Opens (creating if missing) and migrates the database. The file is only read until it is known
+ * to be a database this build understands, so a corrupt file or one from a newer Diane is left
+ * byte for byte as it was. Failures a person can fix come out as StoreError.
+ */
+export function openStore(path: string, opts: StoreOptions = {}): Store {
+  const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  let db: Database.Database | undefined;
+  try {
+    refuseReadOnlyFile(path);
+    db = new Database(path, { timeout: busyTimeoutMs });
+    const found = readSchemaVersion(db);
+    refuseNewerSchema(path, found);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    const schemaVersion = migrate(db, path, migrations, found);
+    return new SqliteStore(db, schemaVersion, opts.now);
+  } catch (err) {
+    db?.close();
+    throw storeErrorFrom(err, path) ?? err;
+  }
+}
+
+/** SQLite silently opens a file it cannot write read-only; failing later, mid-write, is worse. */
+function refuseReadOnlyFile(path: string): void {
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StoreError(
+      'unreadable',
+      `cannot open ${path} for reading and writing (${(err as Error).message}).`,
+    );
+  }
+}
+
+/** The first reads of the file: they are where SQLite notices a file that is not a database. */
+function readSchemaVersion(db: Database.Database): number {
+  db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+function refuseNewerSchema(path: string, found: number): void {
+  if (found <= latestSchemaVersion) return;
+  throw new StoreError(
+    'newer-schema',
+    `${path} was written by a newer version of Diane (schema v${found}; this build knows up to ` +
+      `v${latestSchemaVersion}). Upgrade Diane, or point DIANE_HOME elsewhere.`,
+  );
+}
+
+/**
+ * Applies each missing migration in its own IMMEDIATE transaction together with the
+ * `user_version` bump, so a crash leaves the old version or the new one, never half of one. The
+ * version is read again inside the lock because another process may have migrated meanwhile.
+ */
+function migrate(db: Database.Database, path: string, list: readonly Migration[], found: number): number {
+  list.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new Error(
+        `migrations must be numbered 1, 2, 3...; entry ${index} has version ${migration.version}`,
+      );
+    }
+  });
+  // Skipping what is already applied keeps an ordinary open from taking the write lock at all.
+  const pending = list.filter((migration) => migration.version > found);
+  if (pending.length === 0) return found;
+  for (const migration of pending) {
+    db.transaction(() => {
+      const current = readSchemaVersion(db);
+      refuseNewerSchema(path, current);
+      if (current >= migration.version) return;
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+  return readSchemaVersion(db);
+}
+
+class SqliteStore implements Store {
+  readonly slaveServers: SlaveServersRepo;
+  readonly revokedCredentials: RevokedCredentialsRepo;
+  readonly pairingRequests: PairingRequestsRepo;
+
+  constructor(
+    readonly db: Database.Database,
+    readonly schemaVersion: number,
+    now?: () => Date,
+  ) {
+    this.slaveServers = new SlaveServersRepo(db, now);
+    this.revokedCredentials = new RevokedCredentialsRepo(db, now);
+    this.pairingRequests = new PairingRequestsRepo(db, now);
+  }
+
+  /** better-sqlite3 refuses a function that returns a promise, so a transaction never spans an await. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

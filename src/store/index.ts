@@ -1,0 +1,20 @@
+export { openStore, type Store, type StoreOptions } from './database.js';
+export { StoreError, type StoreErrorCode } from './errors.js';
+export { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+export {
+  type NewPairingRequest,
+  type PairingRequest,
+  PairingRequestsRepo,
+  type PairingStatus,
+} from './pairingRequestsRepo.js';
+export {
+  type NewRevocation,
+  type RevokedCredential,
+  RevokedCredentialsRepo,
+} from './revokedCredentialsRepo.js';
+export {
+  type NewSlaveServer,
+  type SlaveCertificate,
+  type SlaveServer,
+  SlaveServersRepo,
+} from './slaveServersRepo.js';

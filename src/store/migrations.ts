@@ -1,0 +1,66 @@
+/**
+ * The schema, as an ordered list. A migration is never edited once released: a change to the
+ * schema is a new entry at the end with the next version. Each one runs in its own transaction
+ * together with the `PRAGMA user_version` bump (see database.ts).
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'seed schema: slave servers, revoked credentials, pairing requests',
+    // Verbatim from the seed design note ("1. Database Schema"), so existing tooling and the
+    // note stay in agreement; timestamps are written by the repositories as ISO-8601 UTC.
+    sql: `
+-- Slave servers for distributed MCP
+CREATE TABLE IF NOT EXISTS slave_servers (
+    id TEXT PRIMARY KEY,
+    host_id TEXT UNIQUE NOT NULL,
+    cert_serial TEXT NOT NULL,
+    issued_at DATETIME NOT NULL,
+    expires_at DATETIME NOT NULL,
+    last_seen DATETIME,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+-- Revoked slave credentials
+CREATE TABLE IF NOT EXISTS revoked_slave_credentials (
+    id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    cert_serial TEXT NOT NULL,
+    revoked_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    reason TEXT
+);
+
+-- Pending pairing requests
+CREATE TABLE IF NOT EXISTS pairing_requests (
+    id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    pairing_code TEXT NOT NULL,
+    csr TEXT NOT NULL,
+    requested_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    expires_at DATETIME NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+);
+`,
+  },
+  {
+    version: 2,
+    name: 'indexes for revocation checks and pairing lookups',
+    // The unique index makes revoking the same serial twice a no-op (INSERT .. ON CONFLICT) and
+    // serves the revocation check on every slave connection.
+    sql: `
+CREATE UNIQUE INDEX revoked_slave_credentials_cert_serial ON revoked_slave_credentials (cert_serial);
+CREATE INDEX pairing_requests_status_expires_at ON pairing_requests (status, expires_at);
+CREATE INDEX pairing_requests_host_id_pairing_code ON pairing_requests (host_id, pairing_code);
+`,
+  },
+];
+
+export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;

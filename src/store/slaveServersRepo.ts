@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import type { Database, Statement } from 'better-sqlite3';
+import { fromStoredTime, fromStoredTimeOrNull, toStoredTime } from './time.js';
+
+export interface SlaveServer {
+  id: string;
+  hostId: string;
+  certSerial: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  lastSeen: Date | null;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface SlaveCertificate {
+  certSerial: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export interface NewSlaveServer extends SlaveCertificate {
+  hostId: string;
+}
+
+interface SlaveServerRow {
+  id: string;
+  host_id: string;
+  cert_serial: string;
+  issued_at: string;
+  expires_at: string;
+  last_seen: string | null;
+  enabled: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Paired slaves: one row per host_id, holding the certificate it was last issued. */
+export class SlaveServersRepo {
+  private readonly insertStmt: Statement;
+  private readonly byHostIdStmt: Statement<[string], SlaveServerRow>;
+  private readonly listStmt: Statement<[], SlaveServerRow>;
+  private readonly lastSeenStmt: Statement;
+  private readonly enabledStmt: Statement;
+  private readonly certificateStmt: Statement;
+  private readonly deleteStmt: Statement<[string]>;
+
+  constructor(
+    db: Database,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.insertStmt = db.prepare(
+      `INSERT INTO slave_servers
+         (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at)
+       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now)`,
+    );
+    this.byHostIdStmt = db.prepare('SELECT * FROM slave_servers WHERE host_id = ?');
+    this.listStmt = db.prepare('SELECT * FROM slave_servers ORDER BY host_id');
+    // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
+    this.lastSeenStmt = db.prepare('UPDATE slave_servers SET last_seen = @at WHERE host_id = @hostId');
+    this.enabledStmt = db.prepare(
+      'UPDATE slave_servers SET enabled = @enabled, updated_at = @now WHERE host_id = @hostId',
+    );
+    this.certificateStmt = db.prepare(
+      `UPDATE slave_servers
+          SET cert_serial = @certSerial, issued_at = @issuedAt, expires_at = @expiresAt, updated_at = @now
+        WHERE host_id = @hostId`,
+    );
+    this.deleteStmt = db.prepare('DELETE FROM slave_servers WHERE host_id = ?');
+  }
+
+  /** Throws SQLite's constraint error if host_id is already paired; re-pairing uses updateCertificate. */
+  create(input: NewSlaveServer): SlaveServer {
+    const id = randomUUID();
+    this.insertStmt.run({
+      id,
+      hostId: input.hostId,
+      certSerial: input.certSerial,
+      issuedAt: toStoredTime(input.issuedAt),
+      expiresAt: toStoredTime(input.expiresAt),
+      now: toStoredTime(this.now()),
+    });
+    return this.getByHostId(input.hostId)!;
+  }
+
+  getByHostId(hostId: string): SlaveServer | undefined {
+    const row = this.byHostIdStmt.get(hostId);
+    return row === undefined ? undefined : toSlaveServer(row);
+  }
+
+  list(): SlaveServer[] {
+    return this.listStmt.all().map(toSlaveServer);
+  }
+
+  /** Each of the updates returns false when no slave has that host_id. */
+  updateLastSeen(hostId: string, at: Date): boolean {
+    return this.lastSeenStmt.run({ hostId, at: toStoredTime(at) }).changes === 1;
+  }
+
+  setEnabled(hostId: string, enabled: boolean): boolean {
+    return (
+      this.enabledStmt.run({ hostId, enabled: enabled ? 1 : 0, now: toStoredTime(this.now()) }).changes === 1
+    );
+  }
+
+  updateCertificate(hostId: string, cert: SlaveCertificate): boolean {
+    const result = this.certificateStmt.run({
+      hostId,
+      certSerial: cert.certSerial,
+      issuedAt: toStoredTime(cert.issuedAt),
+      expiresAt: toStoredTime(cert.expiresAt),
+      now: toStoredTime(this.now()),
+    });
+    return result.changes === 1;
+  }
+
+  delete(hostId: string): boolean {
+    return this.deleteStmt.run(hostId).changes === 1;
+  }
+}
+
+function toSlaveServer(row: SlaveServerRow): SlaveServer {
+  return {
+    id: row.id,
+    hostId: row.host_id,
+    certSerial: row.cert_serial,
+    issuedAt: fromStoredTime(row.issued_at),
+    expiresAt: fromStoredTime(row.expires_at),
+    lastSeen: fromStoredTimeOrNull(row.last_seen),
+    enabled: row.enabled !== 0,
+    createdAt: fromStoredTime(row.created_at),
+    updatedAt: fromStoredTime(row.updated_at),
+  };
+}

@@ -1,0 +1,360 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { latestSchemaVersion, migrations, openStore, type Store, StoreError } from '../../src/store/index.js';
+
+let dir: string;
+let dbPath: string;
+const opened: Store[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'diane-store-'));
+  dbPath = join(dir, 'diane.db');
+});
+
+afterEach(() => {
+  for (const store of opened.splice(0)) store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function open(opts?: Parameters<typeof openStore>[1]): Store {
+  const store = openStore(dbPath, opts);
+  opened.push(store);
+  return store;
+}
+
+function storeErrorFrom(fn: () => unknown): StoreError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StoreError);
+    return err as StoreError;
+  }
+  throw new Error('expected a StoreError, nothing was thrown');
+}
+
+type Column = [name: string, type: string, notNull: number, defaultValue: string | null, primaryKey: number];
+
+function columns(store: Store, table: string): Column[] {
+  const rows = store.db.pragma(`table_info(${table})`) as Array<{
+    name: string;
+    type: string;
+    notnull: number;
+    dflt_value: string | null;
+    pk: number;
+  }>;
+  return rows.map((c) => [c.name, c.type, c.notnull, c.dflt_value, c.pk]);
+}
+
+describe('openStore', () => {
+  it('creates the seed schema exactly, in WAL mode', () => {
+    const store = open();
+    expect(columns(store, 'slave_servers')).toEqual([
+      ['id', 'TEXT', 0, null, 1],
+      ['host_id', 'TEXT', 1, null, 0],
+      ['cert_serial', 'TEXT', 1, null, 0],
+      ['issued_at', 'DATETIME', 1, null, 0],
+      ['expires_at', 'DATETIME', 1, null, 0],
+      ['last_seen', 'DATETIME', 0, null, 0],
+      ['enabled', 'INTEGER', 1, '1', 0],
+      ['created_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
+      ['updated_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
+    ]);
+    expect(columns(store, 'revoked_slave_credentials')).toEqual([
+      ['id', 'TEXT', 0, null, 1],
+      ['host_id', 'TEXT', 1, null, 0],
+      ['cert_serial', 'TEXT', 1, null, 0],
+      ['revoked_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
+      ['reason', 'TEXT', 0, null, 0],
+    ]);
+    expect(columns(store, 'pairing_requests')).toEqual([
+      ['id', 'TEXT', 0, null, 1],
+      ['host_id', 'TEXT', 1, null, 0],
+      ['pairing_code', 'TEXT', 1, null, 0],
+      ['csr', 'TEXT', 1, null, 0],
+      ['requested_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
+      ['expires_at', 'DATETIME', 1, null, 0],
+      ['status', 'TEXT', 1, "'pending'", 0],
+    ]);
+    expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(store.db.pragma('synchronous', { simple: true })).toBe(1);
+    expect(store.schemaVersion).toBe(latestSchemaVersion);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(latestSchemaVersion);
+  });
+
+  it('numbers its migrations 1, 2, 3...', () => {
+    expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
+    expect(latestSchemaVersion).toBe(migrations.length);
+  });
+
+  it('reopens an up-to-date database without changing it', () => {
+    const first = open();
+    first.slaveServers.create(slave('ws1'));
+    first.close();
+    const second = open();
+    expect(second.schemaVersion).toBe(latestSchemaVersion);
+    expect(second.slaveServers.list().map((s) => s.hostId)).toEqual(['ws1']);
+  });
+
+  it('upgrades a database from an older schema version', () => {
+    const old = new Database(dbPath);
+    old.exec(migrations[0]!.sql);
+    old.pragma('user_version = 1');
+    old
+      .prepare("INSERT INTO revoked_slave_credentials (id, host_id, cert_serial) VALUES ('r1', 'ws1', 's1')")
+      .run();
+    old.close();
+    const store = open();
+    expect(store.schemaVersion).toBe(latestSchemaVersion);
+    expect(store.revokedCredentials.isRevoked('s1')).toBe(true);
+  });
+
+  it('opens an up-to-date database while another process is writing to it', () => {
+    open().close();
+    const other = new Database(dbPath);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      expect(open({ busyTimeoutMs: 100 }).schemaVersion).toBe(latestSchemaVersion);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+  });
+
+  it('refuses a database from a newer Diane and leaves its bytes alone', () => {
+    const foreign = new Database(dbPath);
+    foreign.exec('CREATE TABLE future (x INTEGER)');
+    foreign.pragma(`user_version = ${latestSchemaVersion + 5}`);
+    foreign.close();
+    const before = readFileSync(dbPath);
+
+    const err = storeErrorFrom(() => open());
+    expect(err.code).toBe('newer-schema');
+    expect(err.exitCode).toBe(ExitCode.store);
+    expect(err.message).toBe(
+      `${dbPath} was written by a newer version of Diane (schema v${latestSchemaVersion + 5}; this build knows ` +
+        `up to v${latestSchemaVersion}). Upgrade Diane, or point DIANE_HOME elsewhere.`,
+    );
+    expect(readFileSync(dbPath).equals(before)).toBe(true);
+  });
+
+  it.each([
+    ['random bytes', () => randomBytes(8192)],
+    ['a text file', () => Buffer.from('this is not a database, it is a shopping list\n'.repeat(20))],
+  ])('refuses %s as corrupt and leaves it alone', (_, content) => {
+    const bytes = content();
+    writeFileSync(dbPath, bytes);
+    const err = storeErrorFrom(() => open());
+    expect(err.code).toBe('corrupt');
+    expect(err.exitCode).toBe(ExitCode.store);
+    expect(err.message).toMatch(
+      new RegExp(`^${escapeRegExp(dbPath)} is not a valid Diane database \\(.+\\)\\. It was left untouched`),
+    );
+    expect(readFileSync(dbPath).equals(bytes)).toBe(true);
+  });
+
+  it('reports a database locked by another process', () => {
+    const other = new Database(dbPath);
+    other.exec('BEGIN EXCLUSIVE');
+    try {
+      const started = Date.now();
+      const err = storeErrorFrom(() => open({ busyTimeoutMs: 100 }));
+      expect(err.code).toBe('locked');
+      expect(err.message).toMatch(new RegExp(`^${escapeRegExp(dbPath)} is locked by another process \\(`));
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect(open().schemaVersion).toBe(latestSchemaVersion);
+  });
+
+  it('reports a directory that does not exist as unreadable', () => {
+    const err = storeErrorFrom(() => openStore(join(dir, 'missing', 'diane.db')));
+    expect(err.code).toBe('unreadable');
+  });
+
+  it('rolls a failed transaction back', () => {
+    const store = open();
+    expect(() =>
+      store.transaction(() => {
+        store.slaveServers.create(slave('ws1'));
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(store.slaveServers.list()).toEqual([]);
+    expect(store.transaction(() => store.slaveServers.create(slave('ws2')).hostId)).toBe('ws2');
+  });
+
+  it('refuses an async function as a transaction and rolls it back (better-sqlite3 guards this)', () => {
+    const store = open();
+    expect(() =>
+      store.transaction(async () => {
+        store.slaveServers.create(slave('ws1'));
+      }),
+    ).toThrow(TypeError);
+    expect(store.slaveServers.list()).toEqual([]);
+  });
+});
+
+const T0 = new Date('2025-03-01T10:00:00.000Z');
+const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
+
+function slave(hostId: string, serial = `serial-${hostId}`) {
+  return { hostId, certSerial: serial, issuedAt: T0, expiresAt: new Date('2026-03-01T10:00:00.000Z') };
+}
+
+describe('slaveServers', () => {
+  it('creates, reads, updates and deletes', () => {
+    let clock = T0;
+    const repo = open({ now: () => clock }).slaveServers;
+    const created = repo.create(slave('workstation'));
+    expect(created).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      hostId: 'workstation',
+      certSerial: 'serial-workstation',
+      issuedAt: T0,
+      expiresAt: new Date('2026-03-01T10:00:00.000Z'),
+      lastSeen: null,
+      enabled: true,
+      createdAt: T0,
+      updatedAt: T0,
+    });
+    expect(() => repo.create(slave('workstation'))).toThrow(/UNIQUE/);
+    repo.create(slave('laptop'));
+    expect(repo.list().map((s) => s.hostId)).toEqual(['laptop', 'workstation']);
+
+    expect(repo.updateLastSeen('workstation', minutes(3))).toBe(true);
+    clock = minutes(5);
+    expect(repo.setEnabled('workstation', false)).toBe(true);
+    let current = repo.getByHostId('workstation')!;
+    expect(current.lastSeen).toEqual(minutes(3));
+    expect(current.enabled).toBe(false);
+    expect(current.updatedAt).toEqual(minutes(5));
+
+    clock = minutes(7);
+    const renewed = { certSerial: 'serial-2', issuedAt: minutes(7), expiresAt: minutes(60 * 24 * 365) };
+    expect(repo.updateCertificate('workstation', renewed)).toBe(true);
+    current = repo.getByHostId('workstation')!;
+    expect(current).toMatchObject({ ...renewed, updatedAt: minutes(7), id: created.id, createdAt: T0 });
+
+    expect(repo.updateLastSeen('nobody', T0)).toBe(false);
+    expect(repo.setEnabled('nobody', true)).toBe(false);
+    expect(repo.updateCertificate('nobody', renewed)).toBe(false);
+    expect(repo.delete('workstation')).toBe(true);
+    expect(repo.delete('workstation')).toBe(false);
+    expect(repo.getByHostId('workstation')).toBeUndefined();
+  });
+
+  it('stores timestamps as ISO-8601 UTC text', () => {
+    const store = open({ now: () => T0 });
+    store.slaveServers.create(slave('ws1'));
+    const row = store.db.prepare('SELECT issued_at, created_at FROM slave_servers').get();
+    expect(row).toEqual({ issued_at: '2025-03-01T10:00:00.000Z', created_at: '2025-03-01T10:00:00.000Z' });
+  });
+});
+
+describe('revokedCredentials', () => {
+  it('revokes once per serial and answers isRevoked', () => {
+    let clock = T0;
+    const repo = open({ now: () => clock }).revokedCredentials;
+    expect(repo.isRevoked('s1')).toBe(false);
+    const first = repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'Compromised' });
+    expect(first).toEqual({
+      id: expect.any(String),
+      hostId: 'ws1',
+      certSerial: 's1',
+      revokedAt: T0,
+      reason: 'Compromised',
+    });
+    clock = minutes(1);
+    expect(repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'again' })).toEqual(first);
+    repo.revoke({ hostId: 'ws2', certSerial: 's2' });
+    expect(repo.isRevoked('s1')).toBe(true);
+    expect(repo.isRevoked('s3')).toBe(false);
+    expect(repo.list().map((r) => [r.certSerial, r.reason])).toEqual([
+      ['s1', 'Compromised'],
+      ['s2', null],
+    ]);
+  });
+});
+
+describe('pairingRequests', () => {
+  const request = (hostId: string, expiresAt: Date, pairingCode = '123-456') => ({
+    hostId,
+    pairingCode,
+    csr: `-----BEGIN CERTIFICATE REQUEST-----\n${hostId}\n-----END CERTIFICATE REQUEST-----\n`,
+    expiresAt,
+  });
+
+  it('creates and finds pending requests', () => {
+    const repo = open({ now: () => T0 }).pairingRequests;
+    const created = repo.create(request('ws1', minutes(10)));
+    expect(created).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      hostId: 'ws1',
+      pairingCode: '123-456',
+      csr: expect.stringContaining('ws1'),
+      requestedAt: T0,
+      expiresAt: minutes(10),
+      status: 'pending',
+    });
+    expect(repo.get(created.id)).toEqual(created);
+    expect(repo.get('nope')).toBeUndefined();
+    expect(repo.findPending('ws1', '123-456')).toEqual(created);
+    expect(repo.findPending('ws1', '999-999')).toBeUndefined();
+    expect(repo.findPending('ws2', '123-456')).toBeUndefined();
+  });
+
+  it('lets only the first of two approvals win', () => {
+    const repo = open().pairingRequests;
+    const { id } = repo.create(request('ws1', minutes(10)));
+    expect(repo.updateStatus(id, 'pending', 'approved')).toBe(true);
+    expect(repo.updateStatus(id, 'pending', 'approved')).toBe(false);
+    expect(repo.updateStatus(id, 'pending', 'denied')).toBe(false);
+    expect(repo.get(id)?.status).toBe('approved');
+    expect(repo.findPending('ws1', '123-456')).toBeUndefined();
+    expect(repo.updateStatus('missing', 'pending', 'approved')).toBe(false);
+  });
+
+  it('lets only one of two connections win the compare-and-set', () => {
+    const a = open();
+    const b = open();
+    const { id } = a.pairingRequests.create(request('ws1', minutes(10)));
+    expect(b.pairingRequests.updateStatus(id, 'pending', 'denied')).toBe(true);
+    expect(a.pairingRequests.updateStatus(id, 'pending', 'approved')).toBe(false);
+    expect(a.pairingRequests.get(id)?.status).toBe('denied');
+  });
+
+  it('lists, expires and deletes by time', () => {
+    const repo = open({ now: () => T0 }).pairingRequests;
+    const soon = repo.create(request('ws1', minutes(5), '111-111'));
+    const later = repo.create(request('ws2', minutes(20), '222-222'));
+    const approved = repo.create(request('ws3', minutes(5), '333-333'));
+    repo.updateStatus(approved.id, 'pending', 'approved');
+
+    expect(repo.listPending(minutes(1)).map((r) => r.id)).toEqual([soon.id, later.id]);
+    expect(repo.listPending(minutes(5)).map((r) => r.id)).toEqual([later.id]);
+
+    const expired = repo.markExpired(minutes(5));
+    expect(expired.map((r) => [r.id, r.status])).toEqual([[soon.id, 'expired']]);
+    expect(repo.markExpired(minutes(5))).toEqual([]);
+    expect(repo.get(soon.id)?.status).toBe('expired');
+    expect(repo.get(approved.id)?.status).toBe('approved');
+
+    expect(repo.deleteExpired(minutes(5))).toBe(2);
+    expect(repo.get(soon.id)).toBeUndefined();
+    expect(repo.get(approved.id)).toBeUndefined();
+    expect(repo.get(later.id)?.status).toBe('pending');
+    expect(repo.deleteExpired(minutes(5))).toBe(0);
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
