@@ -1,0 +1,122 @@
+import { request as httpRequest } from 'node:http';
+import { DianeError, ExitCode } from '../errors.js';
+import type {
+  CallRequest,
+  CallResponse,
+  InfoResponse,
+  ReloadResponse,
+  ServersResponse,
+  ToolsResponse,
+} from './types.js';
+
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
+export class AdminRequestError extends DianeError {
+  constructor(
+    message: string,
+    readonly status: number,
+    code: string,
+  ) {
+    super(message, ExitCode.failure, code);
+  }
+}
+
+/**
+ * The CLI's one way into the daemon: JSON over the admin Unix socket. A missing daemon is a
+ * clear error that says how to start one.
+ */
+export class AdminClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly home: string,
+  ) {}
+
+  info(): Promise<InfoResponse> {
+    return this.request('GET', '/api/info');
+  }
+
+  servers(): Promise<ServersResponse> {
+    return this.request('GET', '/api/servers');
+  }
+
+  reload(): Promise<ReloadResponse> {
+    return this.request('POST', '/api/servers/reload', {});
+  }
+
+  tools(all: boolean): Promise<ToolsResponse> {
+    return this.request('GET', `/api/tools${all ? '?all=1' : ''}`);
+  }
+
+  callTool(call: CallRequest): Promise<CallResponse> {
+    return this.request('POST', '/api/tools/call', call);
+  }
+
+  request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath: this.socketPath,
+          path,
+          method,
+          headers: payload
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+            : undefined,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              req.destroy(new Error('admin response too large'));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : {};
+            } catch {
+              reject(new DianeError(`the daemon sent an unreadable answer (${res.statusCode})`));
+              return;
+            }
+            if ((res.statusCode ?? 500) >= 400) {
+              const err = parsed as { error?: string; code?: string };
+              reject(
+                new AdminRequestError(
+                  err.error ?? `HTTP ${res.statusCode}`,
+                  res.statusCode ?? 500,
+                  err.code ?? 'error',
+                ),
+              );
+              return;
+            }
+            resolve(parsed as T);
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(this.noDaemon());
+        else if (err.code === 'EACCES') {
+          reject(
+            new DianeError(`permission denied on ${this.socketPath}: the daemon belongs to another user`),
+          );
+        } else reject(err);
+      });
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  noDaemon(): DianeError {
+    return new DianeError(
+      `No Diane daemon is running for DIANE_HOME=${this.home}. Start one with \`diane serve\` (or \`npm start\`).`,
+      ExitCode.noDaemon,
+      'no-daemon',
+    );
+  }
+}

@@ -1,0 +1,58 @@
+import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type { RejectedTool } from '../mcp/nameTable.js';
+import type { UpstreamStatus } from '../mcp/upstream.js';
+
+/** The shapes exchanged over the admin socket; the daemon answers with them, the CLI reads them. */
+
+export interface InfoResponse {
+  version: string;
+  pid: number;
+  home: string;
+  startedAt: string;
+  mcp: { listen: string; url: string; tokenRequired: boolean; token?: string };
+  socket: string;
+  upstreams: number;
+  tools: number;
+}
+
+export interface ConfigIssueView {
+  server?: string;
+  path: string;
+  message: string;
+}
+
+export interface ServersResponse {
+  servers: UpstreamStatus[];
+  disabled: string[];
+  configErrors: ConfigIssueView[];
+  configWarnings: ConfigIssueView[];
+  configFile: string;
+}
+
+export interface ReloadResponse {
+  added: string[];
+  removed: string[];
+  restarted: string[];
+  unchanged: string[];
+  configErrors: ConfigIssueView[];
+}
+
+export interface ToolView {
+  name: string;
+  upstream: string;
+  originalName: string;
+  description?: string;
+  definition: Tool;
+}
+
+export interface ToolsResponse {
+  tools: ToolView[];
+  rejected: RejectedTool[];
+}
+
+export interface CallRequest {
+  name: string;
+  arguments?: Record<string, unknown>;
+}
+
+export type CallResponse = CallToolResult;

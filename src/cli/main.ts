@@ -1,0 +1,58 @@
+import { Command, CommanderError, Option } from 'commander';
+import { DianeError, ExitCode } from '../errors.js';
+import { VERSION } from '../version.js';
+import { registerInfoCommand } from './infoCommand.js';
+import { registerMcpCommand } from './mcpCommand.js';
+import { registerServeCommand } from './serveCommand.js';
+import { registerServersCommand } from './serversCommand.js';
+import { registerToolsCommand } from './toolsCommand.js';
+
+export function buildProgram(): Command {
+  const program = new Command('diane')
+    .description('Diane: one MCP endpoint for your agents, fed by local MCP servers and paired machines')
+    .version(VERSION)
+    .addOption(new Option('--home <dir>', 'Diane home directory (default ~/.diane)').env('DIANE_HOME'))
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerServeCommand(program);
+  registerMcpCommand(program);
+  registerInfoCommand(program);
+  registerServersCommand(program);
+  registerToolsCommand(program);
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version are not failures; commander already printed the usage error.
+    if (
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    ) {
+      return 0;
+    }
+    return err.exitCode === 0 ? 0 : ExitCode.usage;
+  }
+  if (err instanceof DianeError) {
+    process.stderr.write(`diane: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(
+    `diane: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return ExitCode.failure;
+}

@@ -1,0 +1,143 @@
+import type { CallToolResult, Tool, Transport } from '@modelcontextprotocol/client';
+import { Client, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
+import type { Logger } from '../log.js';
+import { type CallOptions, UpstreamTimeoutError, UpstreamUnavailableError } from './upstream.js';
+
+export interface ClientSessionOptions {
+  clientName: string;
+  clientVersion: string;
+  logger: Logger;
+  connectTimeoutMs: number;
+  /** Called after the tool list was re-read because the upstream announced a change. */
+  onToolsChanged: () => void;
+  /** Called once when the connection is gone, whoever closed it. */
+  onClosed: (error?: Error) => void;
+}
+
+/**
+ * One live MCP client connection to an upstream, over any SDK transport: the initialize
+ * handshake, the tool list (re-read on `tools/list_changed`), and call forwarding with
+ * timeout, progress and cancellation. Reconnecting is the owner's job.
+ */
+export class ClientSession {
+  private toolList: readonly Tool[] = [];
+  private isClosed = false;
+  private lastTransportError?: Error;
+  private refreshing?: Promise<void>;
+  private refreshAgain = false;
+
+  private constructor(
+    private readonly client: Client,
+    private readonly opts: ClientSessionOptions,
+  ) {}
+
+  static async open(transport: Transport, opts: ClientSessionOptions): Promise<ClientSession> {
+    const client = new Client({ name: opts.clientName, version: opts.clientVersion }, { capabilities: {} });
+    const session = new ClientSession(client, opts);
+    client.onerror = (err) => {
+      session.lastTransportError = err;
+      opts.logger.debug({ err: err.message }, 'upstream transport error');
+    };
+    client.onclose = () => session.handleClose();
+    client.setNotificationHandler('notifications/tools/list_changed', () => session.scheduleRefresh());
+    try {
+      await client.connect(transport, { timeout: opts.connectTimeoutMs });
+      await session.refreshTools();
+    } catch (err) {
+      session.isClosed = true;
+      await client.close().catch(() => {});
+      throw err;
+    }
+    return session;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  tools(): readonly Tool[] {
+    return this.toolList;
+  }
+
+  serverVersion(): string | undefined {
+    return this.client.getServerVersion()?.version;
+  }
+
+  private async refreshTools(): Promise<void> {
+    const capabilities = this.client.getServerCapabilities();
+    if (!capabilities?.tools) {
+      this.toolList = [];
+      return;
+    }
+    const result = await this.client.listTools(undefined, {
+      cacheMode: 'bypass',
+      timeout: this.opts.connectTimeoutMs,
+    });
+    this.toolList = result.tools;
+  }
+
+  /** Coalesces bursts of list_changed into at most one refresh in flight plus one queued. */
+  private scheduleRefresh(): void {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = this.refreshTools()
+      .then(() => this.opts.onToolsChanged())
+      .catch((err) =>
+        this.opts.logger.warn({ err: (err as Error).message }, 'could not re-read the tool list'),
+      )
+      .finally(() => {
+        this.refreshing = undefined;
+        if (this.refreshAgain && !this.isClosed) {
+          this.refreshAgain = false;
+          this.scheduleRefresh();
+        }
+      });
+  }
+
+  async callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    opts: CallOptions,
+    unavailableMessage: string,
+  ): Promise<CallToolResult> {
+    if (this.isClosed) throw new UpstreamUnavailableError(unavailableMessage);
+    try {
+      return (await this.client.request(
+        { method: 'tools/call', params: args === undefined ? { name } : { name, arguments: args } },
+        {
+          signal: opts.signal,
+          onprogress: opts.onprogress,
+          timeout: opts.timeoutMs,
+          resetTimeoutOnProgress: true,
+          maxTotalTimeout: opts.maxTotalMs,
+        },
+      )) as CallToolResult;
+    } catch (err) {
+      if (opts.signal.aborted) throw err;
+      if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {
+        throw new UpstreamTimeoutError(err.message);
+      }
+      if (this.isClosed || (err instanceof SdkError && err.code === SdkErrorCode.ConnectionClosed)) {
+        throw new UpstreamUnavailableError(unavailableMessage);
+      }
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    await this.client.close();
+    this.handleClose();
+  }
+
+  private handleClose(): void {
+    if (this.isClosed) {
+      return;
+    }
+    this.isClosed = true;
+    this.toolList = [];
+    this.opts.onClosed(this.lastTransportError);
+  }
+}

@@ -1,0 +1,76 @@
+import type { Tool } from '@modelcontextprotocol/client';
+import { describe, expect, it } from 'vitest';
+import { buildNameTable, sameExposedTools } from '../../src/mcp/nameTable.js';
+
+const tool = (name: string, description = ''): Tool => ({
+  name,
+  description,
+  inputSchema: { type: 'object' },
+});
+
+describe('buildNameTable', () => {
+  it('exposes <upstream>_<tool> and maps back to the original name', () => {
+    const table = buildNameTable(
+      [
+        { upstream: 'filesystem', tools: [tool('search_files'), tool('read_file')] },
+        { upstream: 'github', tools: [tool('search_files')] },
+      ],
+      64,
+    );
+    expect(table.exposed.map((t) => t.exposedName).sort()).toEqual([
+      'filesystem_read_file',
+      'filesystem_search_files',
+      'github_search_files',
+    ]);
+    const entry = table.byName.get('filesystem_search_files');
+    expect(entry).toMatchObject({ upstream: 'filesystem', originalName: 'search_files' });
+    expect(entry?.definition.name).toBe('filesystem_search_files');
+    expect(table.rejected).toEqual([]);
+  });
+
+  it('routes through the table, never by splitting on underscores', () => {
+    // "a-b" + "c_d" and an upstream "a" with tool "b_c_d" give different names; the table keeps
+    // the original tool name even when it contains underscores.
+    const table = buildNameTable([{ upstream: 'work-station', tools: [tool('fs_search_files')] }], 64);
+    expect(table.byName.get('work-station_fs_search_files')).toMatchObject({
+      upstream: 'work-station',
+      originalName: 'fs_search_files',
+    });
+  });
+
+  it('refuses every claimant of a colliding name, whatever the order', () => {
+    const a = { upstream: 'srv', tools: [tool('dup', 'first'), tool('dup', 'second'), tool('ok')] };
+    const table = buildNameTable([a], 64);
+    expect(table.byName.has('srv_dup')).toBe(false);
+    expect(table.byName.has('srv_ok')).toBe(true);
+    expect(table.rejected.filter((r) => r.reason === 'collision')).toHaveLength(2);
+    const reversed = buildNameTable([{ upstream: 'srv', tools: [...a.tools].reverse() }], 64);
+    expect(reversed.exposed.map((t) => t.exposedName)).toEqual(['srv_ok']);
+  });
+
+  it('refuses a name over the limit instead of truncating it', () => {
+    const long = 'x'.repeat(60);
+    const table = buildNameTable([{ upstream: 'srv', tools: [tool(long), tool('short')] }], 64);
+    expect(table.exposed.map((t) => t.exposedName)).toEqual(['srv_short']);
+    expect(table.rejected).toEqual([
+      expect.objectContaining({
+        exposedName: `srv_${long}`,
+        reason: 'too-long',
+        detail: expect.stringContaining('64'),
+      }),
+    ]);
+    for (const t of table.exposed) expect(t.exposedName.length).toBeLessThanOrEqual(64);
+    const wider = buildNameTable([{ upstream: 'srv', tools: [tool(long)] }], 128);
+    expect(wider.byName.has(`srv_${long}`)).toBe(true);
+  });
+
+  it('tells whether agents would see a difference', () => {
+    const one = buildNameTable([{ upstream: 's', tools: [tool('a', 'x')] }], 64);
+    const same = buildNameTable([{ upstream: 's', tools: [tool('a', 'x')] }], 64);
+    const changed = buildNameTable([{ upstream: 's', tools: [tool('a', 'y')] }], 64);
+    const more = buildNameTable([{ upstream: 's', tools: [tool('a', 'x'), tool('b')] }], 64);
+    expect(sameExposedTools(one, same)).toBe(true);
+    expect(sameExposedTools(one, changed)).toBe(false);
+    expect(sameExposedTools(one, more)).toBe(false);
+  });
+});
