@@ -61,6 +61,34 @@ CREATE INDEX pairing_requests_status_expires_at ON pairing_requests (status, exp
 CREATE INDEX pairing_requests_host_id_pairing_code ON pairing_requests (host_id, pairing_code);
 `,
   },
+  {
+    version: 3,
+    name: 'pairing request ids, sources, key fingerprints and issued certificates',
+    // The request id is a bearer handle for status and certificate pickup, so only its hash is
+    // kept. Key fingerprints let a key be refused once it was enrolled or revoked, and let the
+    // hub check that a presented certificate carries the key it was issued for. Serials are
+    // random 128-bit values, so a duplicate can only be a bug: the unique index makes it fail.
+    sql: `
+ALTER TABLE pairing_requests ADD COLUMN request_id_hash TEXT;
+ALTER TABLE pairing_requests ADD COLUMN source_address TEXT;
+ALTER TABLE pairing_requests ADD COLUMN key_fingerprint TEXT;
+ALTER TABLE pairing_requests ADD COLUMN re_pair INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pairing_requests ADD COLUMN client_cert TEXT;
+ALTER TABLE pairing_requests ADD COLUMN cert_serial TEXT;
+ALTER TABLE pairing_requests ADD COLUMN cert_expires_at DATETIME;
+ALTER TABLE pairing_requests ADD COLUMN decided_at DATETIME;
+CREATE UNIQUE INDEX pairing_requests_request_id_hash ON pairing_requests (request_id_hash);
+CREATE INDEX pairing_requests_key_fingerprint ON pairing_requests (key_fingerprint);
+
+ALTER TABLE slave_servers ADD COLUMN key_fingerprint TEXT;
+CREATE UNIQUE INDEX slave_servers_cert_serial ON slave_servers (cert_serial);
+CREATE INDEX slave_servers_key_fingerprint ON slave_servers (key_fingerprint);
+
+ALTER TABLE revoked_slave_credentials ADD COLUMN key_fingerprint TEXT;
+CREATE INDEX revoked_slave_credentials_key_fingerprint ON revoked_slave_credentials (key_fingerprint);
+CREATE INDEX revoked_slave_credentials_host_id ON revoked_slave_credentials (host_id);
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;

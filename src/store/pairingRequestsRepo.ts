@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
-import { fromStoredTime, toStoredTime } from './time.js';
+import { fromStoredTime, fromStoredTimeOrNull, toStoredTime } from './time.js';
 
 export type PairingStatus = 'pending' | 'approved' | 'denied' | 'expired';
 
@@ -12,6 +12,18 @@ export interface PairingRequest {
   requestedAt: Date;
   expiresAt: Date;
   status: PairingStatus;
+  /** sha256 (hex) of the request id handed to the slave; the id itself is never stored. */
+  requestIdHash: string | null;
+  sourceAddress: string | null;
+  keyFingerprint: string | null;
+  /** Whether the host was already enrolled when the request was made (or approved). */
+  rePair: boolean;
+  /** Set on approval: the issued certificate, for the slave to pick up. */
+  clientCert: string | null;
+  certSerial: string | null;
+  certExpiresAt: Date | null;
+  /** When the request left `pending`, whichever way. */
+  decidedAt: Date | null;
 }
 
 export interface NewPairingRequest {
@@ -19,6 +31,26 @@ export interface NewPairingRequest {
   pairingCode: string;
   csr: string;
   expiresAt: Date;
+  /** Defaults to the store's clock; a service with its own clock passes it so both agree. */
+  requestedAt?: Date;
+  requestIdHash?: string | null;
+  sourceAddress?: string | null;
+  keyFingerprint?: string | null;
+  rePair?: boolean;
+}
+
+export interface PairingApproval {
+  clientCert: string;
+  certSerial: string;
+  certExpiresAt: Date;
+  decidedAt: Date;
+  rePair: boolean;
+}
+
+export interface PendingCounts {
+  total: number;
+  forHost: number;
+  fromSource: number;
 }
 
 interface PairingRequestRow {
@@ -29,6 +61,14 @@ interface PairingRequestRow {
   requested_at: string;
   expires_at: string;
   status: string;
+  request_id_hash: string | null;
+  source_address: string | null;
+  key_fingerprint: string | null;
+  re_pair: number;
+  client_cert: string | null;
+  cert_serial: string | null;
+  cert_expires_at: string | null;
+  decided_at: string | null;
 }
 
 /**
@@ -38,21 +78,39 @@ interface PairingRequestRow {
 export class PairingRequestsRepo {
   private readonly insertStmt: Statement;
   private readonly byIdStmt: Statement<[string], PairingRequestRow>;
+  private readonly byRequestIdHashStmt: Statement<[string], PairingRequestRow>;
+  private readonly forHostStmt: Statement<[string], PairingRequestRow>;
   private readonly findPendingStmt: Statement<[string, string], PairingRequestRow>;
   private readonly listPendingStmt: Statement<[string], PairingRequestRow>;
+  private readonly pendingCodesStmt: Statement<[], string>;
+  private readonly pendingCountsStmt: Statement<
+    [string, string, string],
+    { total: number; for_host: number | null; from_source: number | null }
+  >;
+  private readonly pendingWithKeyStmt: Statement<[string, string], { found: number }>;
   private readonly updateStatusStmt: Statement;
+  private readonly approveStmt: Statement;
+  private readonly denyStmt: Statement;
+  private readonly expireOneStmt: Statement<{ id: string; now: string }, PairingRequestRow>;
   private readonly deleteExpiredStmt: Statement<[string]>;
-  private readonly markExpiredStmt: Statement<[string], PairingRequestRow>;
+  private readonly markExpiredStmt: Statement<{ now: string }, PairingRequestRow>;
 
   constructor(
     db: Database,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.insertStmt = db.prepare(
-      `INSERT INTO pairing_requests (id, host_id, pairing_code, csr, requested_at, expires_at, status)
-       VALUES (@id, @hostId, @pairingCode, @csr, @requestedAt, @expiresAt, 'pending')`,
+      `INSERT INTO pairing_requests
+         (id, host_id, pairing_code, csr, requested_at, expires_at, status,
+          request_id_hash, source_address, key_fingerprint, re_pair)
+       VALUES (@id, @hostId, @pairingCode, @csr, @requestedAt, @expiresAt, 'pending',
+          @requestIdHash, @sourceAddress, @keyFingerprint, @rePair)`,
     );
     this.byIdStmt = db.prepare('SELECT * FROM pairing_requests WHERE id = ?');
+    this.byRequestIdHashStmt = db.prepare('SELECT * FROM pairing_requests WHERE request_id_hash = ?');
+    this.forHostStmt = db.prepare(
+      'SELECT * FROM pairing_requests WHERE host_id = ? ORDER BY requested_at DESC, rowid DESC',
+    );
     this.findPendingStmt = db.prepare(
       `SELECT * FROM pairing_requests
         WHERE host_id = ? AND pairing_code = ? AND status = 'pending'
@@ -64,13 +122,42 @@ export class PairingRequestsRepo {
         WHERE status = 'pending' AND expires_at > ?
         ORDER BY requested_at, rowid`,
     );
+    this.pendingCodesStmt = db
+      .prepare<[], string>("SELECT pairing_code FROM pairing_requests WHERE status = 'pending'")
+      .pluck();
+    this.pendingCountsStmt = db.prepare(
+      `SELECT count(*) AS total,
+              sum(host_id = ?) AS for_host,
+              sum(source_address = ?) AS from_source
+         FROM pairing_requests
+        WHERE status = 'pending' AND expires_at > ?`,
+    );
+    this.pendingWithKeyStmt = db.prepare(
+      `SELECT 1 AS found FROM pairing_requests
+        WHERE key_fingerprint = ? AND status = 'pending' AND expires_at > ? LIMIT 1`,
+    );
     this.updateStatusStmt = db.prepare(
       'UPDATE pairing_requests SET status = @to WHERE id = @id AND status = @from',
     );
+    this.approveStmt = db.prepare(
+      `UPDATE pairing_requests
+          SET status = 'approved', client_cert = @clientCert, cert_serial = @certSerial,
+              cert_expires_at = @certExpiresAt, decided_at = @decidedAt, re_pair = @rePair
+        WHERE id = @id AND status = 'pending'`,
+    );
+    this.denyStmt = db.prepare(
+      `UPDATE pairing_requests SET status = 'denied', decided_at = @decidedAt
+        WHERE id = @id AND status = 'pending'`,
+    );
+    this.expireOneStmt = db.prepare(
+      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
+        WHERE id = @id AND status = 'pending' AND expires_at <= @now
+        RETURNING *`,
+    );
     this.deleteExpiredStmt = db.prepare('DELETE FROM pairing_requests WHERE expires_at <= ?');
     this.markExpiredStmt = db.prepare(
-      `UPDATE pairing_requests SET status = 'expired'
-        WHERE status = 'pending' AND expires_at <= ?
+      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
+        WHERE status = 'pending' AND expires_at <= @now
         RETURNING *`,
     );
   }
@@ -82,8 +169,12 @@ export class PairingRequestsRepo {
       hostId: input.hostId,
       pairingCode: input.pairingCode,
       csr: input.csr,
-      requestedAt: toStoredTime(this.now()),
+      requestedAt: toStoredTime(input.requestedAt ?? this.now()),
       expiresAt: toStoredTime(input.expiresAt),
+      requestIdHash: input.requestIdHash ?? null,
+      sourceAddress: input.sourceAddress ?? null,
+      keyFingerprint: input.keyFingerprint ?? null,
+      rePair: input.rePair ? 1 : 0,
     });
     return this.get(id)!;
   }
@@ -91,6 +182,19 @@ export class PairingRequestsRepo {
   get(id: string): PairingRequest | undefined {
     const row = this.byIdStmt.get(id);
     return row === undefined ? undefined : toPairingRequest(row);
+  }
+
+  getByRequestIdHash(requestIdHash: string): PairingRequest | undefined {
+    const row = this.byRequestIdHashStmt.get(requestIdHash);
+    return row === undefined ? undefined : toPairingRequest(row);
+  }
+
+  /**
+   * Every stored request of a host, whatever its status, newest first. Lets the service compare
+   * pairing codes itself (in constant time) instead of matching them in SQL.
+   */
+  listForHost(hostId: string): PairingRequest[] {
+    return this.forHostStmt.all(hostId).map(toPairingRequest);
   }
 
   /** Matches on status only: whether it has run out is for the caller to compare with expiresAt. */
@@ -104,12 +208,51 @@ export class PairingRequestsRepo {
     return this.listPendingStmt.all(toStoredTime(now)).map(toPairingRequest);
   }
 
+  /** Codes of every request still marked pending, including ones the sweeper has not expired yet. */
+  pendingCodes(): Set<string> {
+    return new Set(this.pendingCodesStmt.all());
+  }
+
+  /** Pending, unexpired requests: all of them, those of one host, and those from one source. */
+  countPending(now: Date, hostId: string, sourceAddress: string): PendingCounts {
+    const row = this.pendingCountsStmt.get(hostId, sourceAddress, toStoredTime(now))!;
+    return { total: row.total, forHost: row.for_host ?? 0, fromSource: row.from_source ?? 0 };
+  }
+
+  hasPendingWithKey(keyFingerprint: string, now: Date): boolean {
+    return this.pendingWithKeyStmt.get(keyFingerprint, toStoredTime(now)) !== undefined;
+  }
+
   /**
    * Compare-and-set: changes the status only if it is still `fromStatus`, and says whether it did.
    * Of two admins approving the same request at once, exactly one gets true.
    */
   updateStatus(id: string, fromStatus: PairingStatus, toStatus: PairingStatus): boolean {
     return this.updateStatusStmt.run({ id, from: fromStatus, to: toStatus }).changes === 1;
+  }
+
+  /** Compare-and-set pending → approved, recording the issued certificate; false if it lost. */
+  recordApproval(id: string, approval: PairingApproval): boolean {
+    const result = this.approveStmt.run({
+      id,
+      clientCert: approval.clientCert,
+      certSerial: approval.certSerial,
+      certExpiresAt: toStoredTime(approval.certExpiresAt),
+      decidedAt: toStoredTime(approval.decidedAt),
+      rePair: approval.rePair ? 1 : 0,
+    });
+    return result.changes === 1;
+  }
+
+  /** Compare-and-set pending → denied; false if it lost. */
+  recordDenial(id: string, decidedAt: Date): boolean {
+    return this.denyStmt.run({ id, decidedAt: toStoredTime(decidedAt) }).changes === 1;
+  }
+
+  /** Moves one pending request that has run out at `now` to `expired`; returns it if it did. */
+  expireOne(id: string, now: Date): PairingRequest | undefined {
+    const row = this.expireOneStmt.get({ id, now: toStoredTime(now) });
+    return row === undefined ? undefined : toPairingRequest(row);
   }
 
   /**
@@ -123,7 +266,7 @@ export class PairingRequestsRepo {
 
   /** Moves pending requests that have run out to `expired`, atomically, and returns them. */
   markExpired(now: Date): PairingRequest[] {
-    return this.markExpiredStmt.all(toStoredTime(now)).map(toPairingRequest);
+    return this.markExpiredStmt.all({ now: toStoredTime(now) }).map(toPairingRequest);
   }
 }
 
@@ -137,5 +280,13 @@ function toPairingRequest(row: PairingRequestRow): PairingRequest {
     expiresAt: fromStoredTime(row.expires_at),
     // Only this repository writes the column, and only PairingStatus values.
     status: row.status as PairingStatus,
+    requestIdHash: row.request_id_hash,
+    sourceAddress: row.source_address,
+    keyFingerprint: row.key_fingerprint,
+    rePair: row.re_pair !== 0,
+    clientCert: row.client_cert,
+    certSerial: row.cert_serial,
+    certExpiresAt: fromStoredTimeOrNull(row.cert_expires_at),
+    decidedAt: fromStoredTimeOrNull(row.decided_at),
   };
 }

@@ -12,6 +12,8 @@ export interface SlaveServer {
   enabled: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** `sha256:<hex>` of the certificate's public key; null only for rows made before schema v3. */
+  keyFingerprint: string | null;
 }
 
 export interface SlaveCertificate {
@@ -22,6 +24,12 @@ export interface SlaveCertificate {
 
 export interface NewSlaveServer extends SlaveCertificate {
   hostId: string;
+  keyFingerprint?: string | null;
+}
+
+export interface SlaveEnrollment extends SlaveCertificate {
+  hostId: string;
+  keyFingerprint: string;
 }
 
 interface SlaveServerRow {
@@ -34,12 +42,16 @@ interface SlaveServerRow {
   enabled: number;
   created_at: string;
   updated_at: string;
+  key_fingerprint: string | null;
 }
 
 /** Paired slaves: one row per host_id, holding the certificate it was last issued. */
 export class SlaveServersRepo {
   private readonly insertStmt: Statement;
+  private readonly upsertStmt: Statement;
   private readonly byHostIdStmt: Statement<[string], SlaveServerRow>;
+  private readonly byCertSerialStmt: Statement<[string], SlaveServerRow>;
+  private readonly byKeyFingerprintStmt: Statement<[string], SlaveServerRow>;
   private readonly listStmt: Statement<[], SlaveServerRow>;
   private readonly lastSeenStmt: Statement;
   private readonly enabledStmt: Statement;
@@ -52,10 +64,24 @@ export class SlaveServersRepo {
   ) {
     this.insertStmt = db.prepare(
       `INSERT INTO slave_servers
-         (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at)
-       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now)`,
+         (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at,
+          key_fingerprint)
+       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now, @keyFingerprint)`,
+    );
+    // last_seen and created_at describe the host, not the certificate, so a re-pair keeps them.
+    this.upsertStmt = db.prepare(
+      `INSERT INTO slave_servers
+         (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at,
+          key_fingerprint)
+       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now, @keyFingerprint)
+       ON CONFLICT (host_id) DO UPDATE
+          SET cert_serial = excluded.cert_serial, issued_at = excluded.issued_at,
+              expires_at = excluded.expires_at, key_fingerprint = excluded.key_fingerprint,
+              enabled = 1, updated_at = excluded.updated_at`,
     );
     this.byHostIdStmt = db.prepare('SELECT * FROM slave_servers WHERE host_id = ?');
+    this.byCertSerialStmt = db.prepare('SELECT * FROM slave_servers WHERE cert_serial = ?');
+    this.byKeyFingerprintStmt = db.prepare('SELECT * FROM slave_servers WHERE key_fingerprint = ? LIMIT 1');
     this.listStmt = db.prepare('SELECT * FROM slave_servers ORDER BY host_id');
     // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
     this.lastSeenStmt = db.prepare('UPDATE slave_servers SET last_seen = @at WHERE host_id = @hostId');
@@ -80,12 +106,43 @@ export class SlaveServersRepo {
       issuedAt: toStoredTime(input.issuedAt),
       expiresAt: toStoredTime(input.expiresAt),
       now: toStoredTime(this.now()),
+      keyFingerprint: input.keyFingerprint ?? null,
+    });
+    return this.getByHostId(input.hostId)!;
+  }
+
+  /**
+   * Records the certificate a host was (re-)issued by pairing: creates the row, or replaces the
+   * certificate of an existing one and enables it again. Revoking the serial it replaces is the
+   * caller's job, in the same transaction.
+   */
+  upsertEnrollment(input: SlaveEnrollment): SlaveServer {
+    this.upsertStmt.run({
+      id: randomUUID(),
+      hostId: input.hostId,
+      certSerial: input.certSerial,
+      issuedAt: toStoredTime(input.issuedAt),
+      expiresAt: toStoredTime(input.expiresAt),
+      now: toStoredTime(this.now()),
+      keyFingerprint: input.keyFingerprint,
     });
     return this.getByHostId(input.hostId)!;
   }
 
   getByHostId(hostId: string): SlaveServer | undefined {
     const row = this.byHostIdStmt.get(hostId);
+    return row === undefined ? undefined : toSlaveServer(row);
+  }
+
+  /** The slave holding a certificate serial (in `normalizeSerial` form) as its current one. */
+  getByCertSerial(certSerial: string): SlaveServer | undefined {
+    const row = this.byCertSerialStmt.get(certSerial);
+    return row === undefined ? undefined : toSlaveServer(row);
+  }
+
+  /** The slave whose current certificate carries this key, if any. */
+  getByKeyFingerprint(keyFingerprint: string): SlaveServer | undefined {
+    const row = this.byKeyFingerprintStmt.get(keyFingerprint);
     return row === undefined ? undefined : toSlaveServer(row);
   }
 
@@ -131,5 +188,6 @@ function toSlaveServer(row: SlaveServerRow): SlaveServer {
     enabled: row.enabled !== 0,
     createdAt: fromStoredTime(row.created_at),
     updatedAt: fromStoredTime(row.updated_at),
+    keyFingerprint: row.key_fingerprint,
   };
 }

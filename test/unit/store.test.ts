@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import { latestSchemaVersion, migrations, openStore, type Store, StoreError } from '../../src/store/index.js';
+import {
+  latestSchemaVersion,
+  migrations,
+  type NewPairingRequest,
+  openStore,
+  type Store,
+  StoreError,
+} from '../../src/store/index.js';
 
 let dir: string;
 let dbPath: string;
@@ -51,7 +58,7 @@ function columns(store: Store, table: string): Column[] {
 }
 
 describe('openStore', () => {
-  it('creates the seed schema exactly, in WAL mode', () => {
+  it('creates the seed schema plus the columns of later migrations, in WAL mode', () => {
     const store = open();
     expect(columns(store, 'slave_servers')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -63,6 +70,7 @@ describe('openStore', () => {
       ['enabled', 'INTEGER', 1, '1', 0],
       ['created_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
       ['updated_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
+      ['key_fingerprint', 'TEXT', 0, null, 0],
     ]);
     expect(columns(store, 'revoked_slave_credentials')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -70,6 +78,7 @@ describe('openStore', () => {
       ['cert_serial', 'TEXT', 1, null, 0],
       ['revoked_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
       ['reason', 'TEXT', 0, null, 0],
+      ['key_fingerprint', 'TEXT', 0, null, 0],
     ]);
     expect(columns(store, 'pairing_requests')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -79,6 +88,14 @@ describe('openStore', () => {
       ['requested_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
       ['expires_at', 'DATETIME', 1, null, 0],
       ['status', 'TEXT', 1, "'pending'", 0],
+      ['request_id_hash', 'TEXT', 0, null, 0],
+      ['source_address', 'TEXT', 0, null, 0],
+      ['key_fingerprint', 'TEXT', 0, null, 0],
+      ['re_pair', 'INTEGER', 1, '0', 0],
+      ['client_cert', 'TEXT', 0, null, 0],
+      ['cert_serial', 'TEXT', 0, null, 0],
+      ['cert_expires_at', 'DATETIME', 0, null, 0],
+      ['decided_at', 'DATETIME', 0, null, 0],
     ]);
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
@@ -224,6 +241,7 @@ describe('slaveServers', () => {
       enabled: true,
       createdAt: T0,
       updatedAt: T0,
+      keyFingerprint: null,
     });
     expect(() => repo.create(slave('workstation'))).toThrow(/UNIQUE/);
     repo.create(slave('laptop'));
@@ -271,6 +289,7 @@ describe('revokedCredentials', () => {
       certSerial: 's1',
       revokedAt: T0,
       reason: 'Compromised',
+      keyFingerprint: null,
     });
     clock = minutes(1);
     expect(repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'again' })).toEqual(first);
@@ -303,6 +322,14 @@ describe('pairingRequests', () => {
       requestedAt: T0,
       expiresAt: minutes(10),
       status: 'pending',
+      requestIdHash: null,
+      sourceAddress: null,
+      keyFingerprint: null,
+      rePair: false,
+      clientCert: null,
+      certSerial: null,
+      certExpiresAt: null,
+      decidedAt: null,
     });
     expect(repo.get(created.id)).toEqual(created);
     expect(repo.get('nope')).toBeUndefined();
@@ -352,6 +379,174 @@ describe('pairingRequests', () => {
     expect(repo.get(approved.id)).toBeUndefined();
     expect(repo.get(later.id)?.status).toBe('pending');
     expect(repo.deleteExpired(minutes(5))).toBe(0);
+  });
+});
+
+describe('schema v3', () => {
+  it('upgrades a v2 database and keeps its rows, with the new columns empty', () => {
+    const old = new Database(dbPath);
+    old.exec(migrations[0]!.sql);
+    old.exec(migrations[1]!.sql);
+    old.pragma('user_version = 2');
+    old
+      .prepare(
+        `INSERT INTO slave_servers (id, host_id, cert_serial, issued_at, expires_at)
+         VALUES ('s1', 'ws1', '0a01', '2025-03-01T10:00:00.000Z', '2026-03-01T10:00:00.000Z')`,
+      )
+      .run();
+    old
+      .prepare(
+        `INSERT INTO pairing_requests (id, host_id, pairing_code, csr, expires_at)
+         VALUES ('p1', 'ws2', '111-222', 'csr', '2025-03-01T10:10:00.000Z')`,
+      )
+      .run();
+    old.close();
+    const store = open();
+    expect(store.schemaVersion).toBe(latestSchemaVersion);
+    expect(store.slaveServers.getByCertSerial('0a01')).toMatchObject({ hostId: 'ws1', keyFingerprint: null });
+    expect(store.pairingRequests.get('p1')).toMatchObject({
+      hostId: 'ws2',
+      rePair: false,
+      requestIdHash: null,
+    });
+  });
+
+  it('refuses two slaves holding the same serial', () => {
+    const repo = open().slaveServers;
+    repo.create(slave('ws1', 'same'));
+    expect(() => repo.create(slave('ws2', 'same'))).toThrow(/UNIQUE/);
+  });
+});
+
+describe('slaveServers enrollment', () => {
+  const enrollment = (hostId: string, certSerial: string, keyFingerprint: string) => ({
+    hostId,
+    certSerial,
+    issuedAt: T0,
+    expiresAt: minutes(60),
+    keyFingerprint,
+  });
+
+  it('creates a row on first enrollment and replaces the certificate and key on the next', () => {
+    let clock = T0;
+    const repo = open({ now: () => clock }).slaveServers;
+    const first = repo.upsertEnrollment(enrollment('ws1', 'aa01', 'sha256:k1'));
+    expect(first).toMatchObject({
+      hostId: 'ws1',
+      certSerial: 'aa01',
+      keyFingerprint: 'sha256:k1',
+      enabled: true,
+    });
+    repo.updateLastSeen('ws1', minutes(2));
+    repo.setEnabled('ws1', false);
+
+    clock = minutes(5);
+    const second = repo.upsertEnrollment({ ...enrollment('ws1', 'bb02', 'sha256:k2'), issuedAt: minutes(5) });
+    expect(second).toEqual({
+      ...first,
+      certSerial: 'bb02',
+      keyFingerprint: 'sha256:k2',
+      issuedAt: minutes(5),
+      lastSeen: minutes(2),
+      enabled: true,
+      updatedAt: minutes(5),
+    });
+    expect(repo.list()).toHaveLength(1);
+    expect(repo.getByCertSerial('bb02')?.hostId).toBe('ws1');
+    expect(repo.getByCertSerial('aa01')).toBeUndefined();
+    expect(repo.getByKeyFingerprint('sha256:k2')?.hostId).toBe('ws1');
+    expect(repo.getByKeyFingerprint('sha256:k1')).toBeUndefined();
+  });
+});
+
+describe('revokedCredentials by key and by host', () => {
+  it('records key fingerprints and revokes a host at once', () => {
+    const repo = open({ now: () => T0 }).revokedCredentials;
+    repo.revoke({ hostId: 'ws1', certSerial: 'aa01', reason: 'superseded', keyFingerprint: 'sha256:k1' });
+    const revoked = repo.revokeHost(
+      'ws1',
+      ['aa01', { certSerial: 'bb02', keyFingerprint: 'sha256:k2' }],
+      'lost',
+    );
+    expect(revoked.map((r) => [r.certSerial, r.reason, r.keyFingerprint])).toEqual([
+      ['aa01', 'superseded', 'sha256:k1'],
+      ['bb02', 'lost', 'sha256:k2'],
+    ]);
+    expect(repo.isKeyRevoked('sha256:k1')).toBe(true);
+    expect(repo.isKeyRevoked('sha256:k2')).toBe(true);
+    expect(repo.isKeyRevoked('sha256:k3')).toBe(false);
+    expect(repo.getBySerial('bb02')?.reason).toBe('lost');
+    expect(repo.getBySerial('cc03')).toBeUndefined();
+    expect(repo.listForHost('ws1').map((r) => r.certSerial)).toEqual(['aa01', 'bb02']);
+    expect(repo.listForHost('ws2')).toEqual([]);
+  });
+});
+
+describe('pairingRequests for the pairing service', () => {
+  const request = (hostId: string, code: string, extra: Partial<NewPairingRequest> = {}) => ({
+    hostId,
+    pairingCode: code,
+    csr: 'csr',
+    expiresAt: minutes(10),
+    ...extra,
+  });
+
+  it('finds by request id hash, lists a host newest first, counts pending ones', () => {
+    const repo = open({ now: () => T0 }).pairingRequests;
+    const a = repo.create(
+      request('ws1', '111-111', {
+        requestIdHash: 'h1',
+        sourceAddress: '10.0.0.1',
+        keyFingerprint: 'sha256:k1',
+      }),
+    );
+    const b = repo.create(
+      request('ws1', '222-222', { requestedAt: minutes(1), sourceAddress: '10.0.0.2', rePair: true }),
+    );
+    repo.create(request('ws2', '333-333', { sourceAddress: '10.0.0.1', expiresAt: minutes(3) }));
+    expect(repo.getByRequestIdHash('h1')).toEqual(a);
+    expect(repo.getByRequestIdHash('h2')).toBeUndefined();
+    expect(b).toMatchObject({ requestedAt: minutes(1), rePair: true, sourceAddress: '10.0.0.2' });
+    expect(repo.listForHost('ws1').map((r) => r.pairingCode)).toEqual(['222-222', '111-111']);
+    expect(repo.pendingCodes()).toEqual(new Set(['111-111', '222-222', '333-333']));
+    expect(repo.countPending(minutes(0), 'ws1', '10.0.0.1')).toEqual({ total: 3, forHost: 2, fromSource: 2 });
+    // The ws2 request has run out by minute 3, so it no longer counts.
+    expect(repo.countPending(minutes(3), 'ws2', '10.0.0.1')).toEqual({ total: 2, forHost: 0, fromSource: 1 });
+    expect(repo.countPending(minutes(3), 'nobody', 'nowhere')).toEqual({
+      total: 2,
+      forHost: 0,
+      fromSource: 0,
+    });
+    expect(repo.hasPendingWithKey('sha256:k1', minutes(0))).toBe(true);
+    expect(repo.hasPendingWithKey('sha256:k1', minutes(10))).toBe(false);
+    expect(repo.hasPendingWithKey('sha256:k9', minutes(0))).toBe(false);
+  });
+
+  it('records approval, denial and expiry as compare-and-set transitions', () => {
+    const repo = open({ now: () => T0 }).pairingRequests;
+    const a = repo.create(request('ws1', '111-111'));
+    const b = repo.create(request('ws2', '222-222'));
+    const c = repo.create(request('ws3', '333-333'));
+    const approval = {
+      clientCert: 'CERT',
+      certSerial: 'aa01',
+      certExpiresAt: minutes(60),
+      decidedAt: minutes(2),
+      rePair: true,
+    };
+    expect(repo.recordApproval(a.id, approval)).toBe(true);
+    expect(repo.recordApproval(a.id, approval)).toBe(false);
+    expect(repo.recordDenial(a.id, minutes(3))).toBe(false);
+    expect(repo.get(a.id)).toMatchObject({ status: 'approved', ...approval });
+
+    expect(repo.recordDenial(b.id, minutes(3))).toBe(true);
+    expect(repo.recordApproval(b.id, approval)).toBe(false);
+    expect(repo.get(b.id)).toMatchObject({ status: 'denied', decidedAt: minutes(3), clientCert: null });
+
+    expect(repo.expireOne(c.id, minutes(9))).toBeUndefined();
+    expect(repo.expireOne(c.id, minutes(10))).toMatchObject({ status: 'expired', decidedAt: minutes(10) });
+    expect(repo.expireOne(c.id, minutes(10))).toBeUndefined();
+    expect(repo.pendingCodes()).toEqual(new Set());
   });
 });
 

@@ -1,0 +1,487 @@
+import { type Logger, silentLogger } from '../log.js';
+import {
+  type CertificateAuthority,
+  CsrRejectedError,
+  issueSlaveCertificate,
+  type ValidatedCsr,
+  validateCsr,
+} from '../pki/index.js';
+import type { PairingRequest, Store } from '../store/index.js';
+import {
+  hashRequestId,
+  newPairingCode,
+  newRequestId,
+  normalizePairingCode,
+  pairingCodesEqual,
+} from './codes.js';
+import { PairingError } from './errors.js';
+import { type PairingEvent, PairingEvents, type PairingEventType, type PairingListener } from './events.js';
+import { checkHostId } from './hostId.js';
+import type { PairingSettings } from './settings.js';
+
+export interface PairingServiceDeps {
+  store: Store;
+  ca: CertificateAuthority;
+  settings: PairingSettings;
+  now?: () => Date;
+  /** Why a host id is already used by something else (an upstream server), or undefined. */
+  isNameTaken?: (hostId: string) => string | undefined;
+  logger?: Logger;
+  /** How often `start()` sweeps; tests shorten it. */
+  sweepIntervalMs?: number;
+}
+
+export interface SubmitInput {
+  hostId: string;
+  csrPem: string;
+  /** The socket's remote address; only compared for the per-source cap and shown to the admin. */
+  sourceAddress: string;
+}
+
+export interface SubmitResult {
+  /** The slave's secret handle for polling and pickup; returned once, stored only hashed. */
+  requestId: string;
+  pairingCode: string;
+  expiresAt: Date;
+  keyFingerprint: string;
+}
+
+export type PairingStatusView =
+  | { status: 'pending'; hostId: string; expiresAt: Date }
+  | { status: 'approved'; hostId: string; clientCert: string; caCert: string; certExpiresAt: Date }
+  | { status: 'denied'; hostId: string }
+  | { status: 'expired'; hostId: string };
+
+export interface PendingRequestView {
+  hostId: string;
+  pairingCode: string;
+  sourceAddress: string;
+  keyFingerprint: string;
+  requestedAt: Date;
+  expiresAt: Date;
+  /** The host is already enrolled: approving replaces its certificate. */
+  rePair: boolean;
+}
+
+export interface ApproveResult {
+  hostId: string;
+  certSerial: string;
+  certExpiresAt: Date;
+  rePair: boolean;
+}
+
+const DEFAULT_SWEEP_INTERVAL_MS = 5000;
+const MAX_SOURCE_ADDRESS_CHARS = 200;
+/** Longer than any id we hand out; anything longer is not worth hashing. */
+const MAX_REQUEST_ID_CHARS = 64;
+
+/** Why a request cannot be decided; `expired` is set when looking at it just expired it. */
+interface Refusal {
+  error: PairingError;
+  expired?: PairingRequest;
+}
+
+/**
+ * The pairing lifecycle: a slave submits a CSR, the master shows a code, an admin approves or
+ * denies it with that code, and the slave picks up its certificate with its request id. The code
+ * only confirms which request the admin means; the request id is what the slave holds, and the
+ * certificate is bound to the CSR's key, so only the key's holder can use it.
+ *
+ * Every check-then-write runs inside one IMMEDIATE transaction, which serialises it against
+ * other processes on the same database as well as against this one.
+ */
+export class PairingService {
+  private readonly store: Store;
+  private readonly ca: CertificateAuthority;
+  private readonly settings: PairingSettings;
+  private readonly now: () => Date;
+  private readonly isNameTaken: ((hostId: string) => string | undefined) | undefined;
+  private readonly logger: Logger;
+  private readonly sweepIntervalMs: number;
+  private readonly events: PairingEvents;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(deps: PairingServiceDeps) {
+    this.store = deps.store;
+    this.ca = deps.ca;
+    this.settings = deps.settings;
+    this.now = deps.now ?? (() => new Date());
+    this.isNameTaken = deps.isNameTaken;
+    this.logger = deps.logger ?? silentLogger;
+    this.sweepIntervalMs = deps.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+    this.events = new PairingEvents(this.logger);
+  }
+
+  async submit(input: SubmitInput): Promise<SubmitResult> {
+    const { hostId } = input;
+    checkHostId(hostId, this.isNameTaken);
+    const csr = await this.validate(input.csrPem, hostId);
+    const sourceAddress = input.sourceAddress.slice(0, MAX_SOURCE_ADDRESS_CHARS);
+    const requestId = newRequestId();
+    const now = this.now();
+    const expiresAt = new Date(now.getTime() + this.settings.ttlMs);
+    const repo = this.store.pairingRequests;
+
+    const request = this.store.transaction(() => {
+      this.refuseKnownKey(csr.keyFingerprint, now);
+      this.enforceCaps(hostId, sourceAddress, now);
+      const taken = repo.pendingCodes();
+      return repo.create({
+        hostId,
+        pairingCode: newPairingCode((code) => taken.has(code)),
+        csr: csr.pem,
+        requestedAt: now,
+        expiresAt,
+        requestIdHash: hashRequestId(requestId),
+        sourceAddress,
+        keyFingerprint: csr.keyFingerprint,
+        rePair: this.store.slaveServers.getByHostId(hostId) !== undefined,
+      });
+    });
+    this.logger.info(
+      { host: hostId, code: request.pairingCode, source: sourceAddress, key: csr.keyFingerprint },
+      'pairing request pending',
+    );
+    this.emit('new', request, now);
+    return { requestId, pairingCode: request.pairingCode, expiresAt, keyFingerprint: csr.keyFingerprint };
+  }
+
+  /** What a slave learns by polling with its request id; unknown (or cleaned up) ids are 404. */
+  status(requestId: string): PairingStatusView {
+    const request =
+      requestId.length > 0 && requestId.length <= MAX_REQUEST_ID_CHARS
+        ? this.store.pairingRequests.getByRequestIdHash(hashRequestId(requestId))
+        : undefined;
+    if (!request) throw new PairingError(404, 'PAIRING_UNKNOWN_REQUEST', 'Unknown pairing request');
+    const { hostId } = request;
+    switch (request.status) {
+      case 'pending':
+        // The sweeper may not have run yet; the answer must not wait for it.
+        if (request.expiresAt.getTime() <= this.now().getTime()) return { status: 'expired', hostId };
+        return { status: 'pending', hostId, expiresAt: request.expiresAt };
+      case 'approved':
+        if (request.clientCert === null || request.certExpiresAt === null) {
+          throw new Error(`Pairing request ${request.id} is approved but holds no certificate`);
+        }
+        return {
+          status: 'approved',
+          hostId,
+          clientCert: request.clientCert,
+          caCert: this.ca.certPem,
+          certExpiresAt: request.certExpiresAt,
+        };
+      case 'denied':
+        return { status: 'denied', hostId };
+      case 'expired':
+        return { status: 'expired', hostId };
+    }
+  }
+
+  listPending(): PendingRequestView[] {
+    const enrolled = new Map<string, boolean>();
+    const isEnrolled = (hostId: string): boolean => {
+      let known = enrolled.get(hostId);
+      if (known === undefined) {
+        known = this.store.slaveServers.getByHostId(hostId) !== undefined;
+        enrolled.set(hostId, known);
+      }
+      return known;
+    };
+    return this.store.pairingRequests.listPending(this.now()).map((request) => ({
+      hostId: request.hostId,
+      pairingCode: request.pairingCode,
+      sourceAddress: request.sourceAddress ?? 'unknown',
+      keyFingerprint: request.keyFingerprint ?? 'unknown',
+      requestedAt: request.requestedAt,
+      expiresAt: request.expiresAt,
+      // Asked now rather than taken from submit time: another request of the same host may have
+      // been approved since.
+      rePair: isEnrolled(request.hostId),
+    }));
+  }
+
+  /**
+   * Signs the request's CSR and records the result. Signing is asynchronous and a transaction
+   * cannot span an await, so the certificate is made first and the transaction then re-checks
+   * the request: if it was decided meanwhile, the certificate is dropped unrecorded, which makes
+   * it useless (the hub only accepts serials that are in the store).
+   */
+  async approve(hostId: string, pairingCode: string): Promise<ApproveResult> {
+    const code = this.parseCode(pairingCode);
+    checkHostId(hostId, this.isNameTaken);
+    const found = this.decideOrRefuse(hostId, code, this.now());
+    const target = found.request;
+
+    const csr = await this.validate(target.csr, hostId);
+    const issuedAt = this.now();
+    const issued = await issueSlaveCertificate(this.ca, csr, hostId, {
+      validityMs: this.settings.certValidityMs,
+      now: issuedAt,
+    });
+
+    const decidedAt = this.now();
+    const outcome = this.store.transaction((): Refusal | { request: PairingRequest; rePair: boolean } => {
+      const current = this.store.pairingRequests.get(target.id);
+      if (!current) return { error: noPendingRequest(hostId, code) };
+      const refusal = this.refusalFor(current, decidedAt);
+      if (refusal) return refusal;
+      const keyProblem = this.knownKeyProblem(csr.keyFingerprint);
+      if (keyProblem) return { error: keyProblem };
+      const previous = this.store.slaveServers.getByHostId(hostId);
+      const rePair = previous !== undefined;
+      const recorded = this.store.pairingRequests.recordApproval(current.id, {
+        clientCert: issued.certPem,
+        certSerial: issued.serialHex,
+        certExpiresAt: issued.notAfter,
+        decidedAt,
+        rePair,
+      });
+      // refusalFor saw it pending inside this same transaction, so this cannot lose; if it ever
+      // does, recording nothing is the safe answer.
+      if (!recorded) return { error: noPendingRequest(hostId, code) };
+      if (previous) {
+        this.store.revokedCredentials.revoke({
+          hostId,
+          certSerial: previous.certSerial,
+          reason: 'superseded',
+          keyFingerprint: previous.keyFingerprint,
+        });
+      }
+      this.store.slaveServers.upsertEnrollment({
+        hostId,
+        certSerial: issued.serialHex,
+        issuedAt,
+        expiresAt: issued.notAfter,
+        keyFingerprint: issued.keyFingerprint,
+      });
+      return { request: current, rePair };
+    });
+    if ('error' in outcome) throw this.refused(outcome);
+
+    this.logger.info(
+      { host: hostId, serial: issued.serialHex, rePair: outcome.rePair, key: issued.keyFingerprint },
+      'pairing request approved',
+    );
+    this.emit('approved', outcome.request, decidedAt);
+    return { hostId, certSerial: issued.serialHex, certExpiresAt: issued.notAfter, rePair: outcome.rePair };
+  }
+
+  deny(hostId: string, pairingCode: string): { hostId: string } {
+    const code = this.parseCode(pairingCode);
+    const now = this.now();
+    const outcome = this.store.transaction((): Refusal | { request: PairingRequest } => {
+      const found = this.findDecidable(hostId, code, now);
+      if ('error' in found) return found;
+      if (!this.store.pairingRequests.recordDenial(found.request.id, now)) {
+        return { error: noPendingRequest(hostId, code) };
+      }
+      return found;
+    });
+    if ('error' in outcome) throw this.refused(outcome);
+    this.logger.info({ host: hostId, code }, 'pairing request denied');
+    this.emit('denied', outcome.request, now);
+    return { hostId };
+  }
+
+  subscribe(listener: PairingListener): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  /**
+   * Expires pending requests whose time is up (reporting each), and forgets requests that ran
+   * out more than one TTL ago, whatever their status: that extra TTL is the slave's window to
+   * pick up its certificate or learn the outcome.
+   */
+  sweep(): void {
+    const now = this.now();
+    const forgetBefore = new Date(now.getTime() - this.settings.ttlMs);
+    const expired = this.store.transaction(() => {
+      const rows = this.store.pairingRequests.markExpired(now);
+      this.store.pairingRequests.deleteExpired(forgetBefore);
+      return rows;
+    });
+    for (const request of expired) this.reportExpired(request, now);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.sweepSafely();
+    this.timer = setInterval(() => this.sweepSafely(), this.sweepIntervalMs);
+    // The sweeper alone must never keep a process alive.
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private sweepSafely(): void {
+    try {
+      this.sweep();
+    } catch (err) {
+      // A locked database now is no reason to stop sweeping later.
+      this.logger.warn({ err }, 'pairing sweep failed');
+    }
+  }
+
+  private async validate(csrPem: string, hostId: string): Promise<ValidatedCsr> {
+    try {
+      return await validateCsr(csrPem, hostId);
+    } catch (err) {
+      if (err instanceof CsrRejectedError) throw new PairingError(400, 'PAIRING_CSR_REJECTED', err.message);
+      throw err;
+    }
+  }
+
+  private parseCode(input: string): string {
+    const code = normalizePairingCode(input);
+    if (code === undefined) {
+      throw new PairingError(
+        400,
+        'PAIRING_INVALID_CODE',
+        `${JSON.stringify(input.slice(0, 32))} is not a pairing code: expected six digits, as 123-456`,
+      );
+    }
+    return code;
+  }
+
+  /** Runs the lookup in its own transaction (it may expire the request) and throws a refusal. */
+  private decideOrRefuse(hostId: string, code: string, now: Date): { request: PairingRequest } {
+    const found = this.store.transaction(() => this.findDecidable(hostId, code, now));
+    if ('error' in found) throw this.refused(found);
+    return found;
+  }
+
+  /**
+   * The host's request with this code, if it can still be decided. Codes are compared in
+   * constant time in JavaScript, not matched in SQL. Codes are unique only among pending
+   * requests, so a pending match wins over an older decided one with the same code.
+   */
+  private findDecidable(hostId: string, code: string, now: Date): Refusal | { request: PairingRequest } {
+    const matches = this.store.pairingRequests
+      .listForHost(hostId)
+      .filter((request) => pairingCodesEqual(request.pairingCode, code));
+    const request = matches.find((r) => r.status === 'pending') ?? matches[0];
+    if (!request) return { error: noPendingRequest(hostId, code) };
+    return this.refusalFor(request, now) ?? { request };
+  }
+
+  /** Must run inside a transaction: finding a pending request past its time expires it. */
+  private refusalFor(request: PairingRequest, now: Date): Refusal | undefined {
+    switch (request.status) {
+      case 'approved':
+      case 'denied':
+        return {
+          error: new PairingError(
+            409,
+            request.status === 'approved' ? 'PAIRING_ALREADY_APPROVED' : 'PAIRING_ALREADY_DENIED',
+            `The pairing request for ${request.hostId} with code ${request.pairingCode} was already ${request.status}`,
+          ),
+        };
+      case 'expired':
+        return { error: expiredError() };
+      case 'pending': {
+        if (request.expiresAt.getTime() > now.getTime()) return undefined;
+        const expired = this.store.pairingRequests.expireOne(request.id, now);
+        return expired ? { error: expiredError(), expired } : { error: expiredError() };
+      }
+    }
+  }
+
+  private refused(refusal: Refusal): PairingError {
+    if (refusal.expired) this.reportExpired(refusal.expired, this.now());
+    return refusal.error;
+  }
+
+  private refuseKnownKey(keyFingerprint: string, now: Date): void {
+    const problem = this.knownKeyProblem(keyFingerprint);
+    if (problem) throw problem;
+    if (this.store.pairingRequests.hasPendingWithKey(keyFingerprint, now)) {
+      throw new PairingError(
+        409,
+        'PAIRING_KEY_PENDING',
+        'A pairing request with this public key is already pending; wait for it to be decided',
+      );
+    }
+  }
+
+  /**
+   * A key is good for one enrollment: reusing an enrolled or revoked key would let an old
+   * certificate's holder ride on a new approval.
+   */
+  private knownKeyProblem(keyFingerprint: string): PairingError | undefined {
+    // Revoked first: a revoked host's row still holds its key, and "revoked" is the truer answer.
+    if (this.store.revokedCredentials.isKeyRevoked(keyFingerprint)) {
+      return new PairingError(
+        409,
+        'PAIRING_KEY_REVOKED',
+        'This public key was revoked; the slave must make a new key to pair again',
+      );
+    }
+    if (this.store.slaveServers.getByKeyFingerprint(keyFingerprint)) {
+      return new PairingError(
+        409,
+        'PAIRING_KEY_ENROLLED',
+        'This public key is already enrolled; the slave must make a new key to pair again',
+      );
+    }
+    return undefined;
+  }
+
+  private enforceCaps(hostId: string, sourceAddress: string, now: Date): void {
+    const { settings } = this;
+    const counts = this.store.pairingRequests.countPending(now, hostId, sourceAddress);
+    const wait = 'approve or deny them, or wait for them to expire';
+    if (counts.forHost >= settings.maxPendingPerHost) {
+      throw new PairingError(
+        429,
+        'PAIRING_TOO_MANY_FOR_HOST',
+        `Too many pending pairing requests for ${hostId} (at most ${settings.maxPendingPerHost}); ${wait}`,
+      );
+    }
+    if (counts.fromSource >= settings.maxPendingPerSource) {
+      throw new PairingError(
+        429,
+        'PAIRING_TOO_MANY_FROM_SOURCE',
+        `Too many pending pairing requests from this address (at most ${settings.maxPendingPerSource}); ${wait}`,
+      );
+    }
+    if (counts.total >= settings.maxPendingTotal) {
+      throw new PairingError(
+        429,
+        'PAIRING_TOO_MANY_PENDING',
+        `Too many pending pairing requests (at most ${settings.maxPendingTotal}); ${wait}`,
+      );
+    }
+  }
+
+  private reportExpired(request: PairingRequest, at: Date): void {
+    this.logger.info({ host: request.hostId, code: request.pairingCode }, 'pairing request expired');
+    this.emit('expired', request, at);
+  }
+
+  private emit(type: PairingEventType, request: PairingRequest, at: Date): void {
+    const event: PairingEvent = {
+      type,
+      hostId: request.hostId,
+      pairingCode: request.pairingCode,
+      keyFingerprint: request.keyFingerprint ?? 'unknown',
+      at: at.toISOString(),
+    };
+    this.events.emit(event);
+  }
+}
+
+function noPendingRequest(hostId: string, code: string): PairingError {
+  return new PairingError(
+    404,
+    'PAIRING_NO_PENDING_REQUEST',
+    `No pending pairing request for ${hostId} with code ${code}`,
+  );
+}
+
+function expiredError(): PairingError {
+  // Exactly this text: the seed design note's scenario 5 and the CLI show it as is.
+  return new PairingError(410, 'PAIRING_EXPIRED', 'Pairing request expired');
+}
