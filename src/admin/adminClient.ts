@@ -1,10 +1,15 @@
 import { request as httpRequest } from 'node:http';
+import type { RevokedHost } from '../cluster/revocation.js';
+import type { SlaveHealth } from '../cluster/slaveRegistry.js';
 import { DianeError, ExitCode } from '../errors.js';
+import type { PendingRequestJson } from './pairingRoutes.js';
 import type {
+  ApproveResponse,
   CallRequest,
   CallResponse,
   InfoResponse,
   ReloadResponse,
+  RevokedJson,
   ServersResponse,
   ToolsResponse,
 } from './types.js';
@@ -49,6 +54,77 @@ export class AdminClient {
 
   callTool(call: CallRequest): Promise<CallResponse> {
     return this.request('POST', '/api/tools/call', call);
+  }
+
+  pending(): Promise<{ pending: PendingRequestJson[] }> {
+    return this.request('GET', '/api/slave/pending');
+  }
+
+  approve(hostId: string, pairingCode: string): Promise<ApproveResponse> {
+    return this.request('POST', '/api/slave/approve', { host_id: hostId, pairing_code: pairingCode });
+  }
+
+  deny(hostId: string, pairingCode: string): Promise<{ status: 'denied'; host_id: string }> {
+    return this.request('POST', '/api/slave/deny', { host_id: hostId, pairing_code: pairingCode });
+  }
+
+  slaveHealth(): Promise<{ slaves: SlaveHealth[] }> {
+    return this.request('GET', '/api/slave/health');
+  }
+
+  revoked(): Promise<{ revoked: RevokedJson[] }> {
+    return this.request('GET', '/api/slave/revoked');
+  }
+
+  revoke(target: { host_id: string } | { all: true }, reason?: string): Promise<{ revoked: RevokedHost[] }> {
+    return this.request('POST', '/api/slave/revoke', { ...target, ...(reason ? { reason } : {}) });
+  }
+
+  /** Streams server-sent events from `path` until the daemon goes away or `signal` aborts. */
+  streamEvents(
+    path: string,
+    onEvent: (type: string, data: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socketPath, path, method: 'GET' }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          res.resume();
+          reject(new DianeError(`the daemon refused the event stream (HTTP ${res.statusCode})`));
+          return;
+        }
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (text: string) => {
+          buffer += text;
+          for (;;) {
+            const end = buffer.indexOf('\n\n');
+            if (end < 0) break;
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let type = 'message';
+            let data = '';
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event: ')) type = line.slice(7);
+              else if (line.startsWith('data: ')) data += line.slice(6);
+            }
+            if (data) onEvent(type, JSON.parse(data));
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', reject);
+      });
+      signal?.addEventListener('abort', () => {
+        req.destroy();
+        resolve();
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted) return resolve();
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(this.noDaemon());
+        else reject(err);
+      });
+      req.end();
+    });
   }
 
   request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createConnection } from 'node:net';
 import type { z } from 'zod';
 import { DianeError, ExitCode } from '../errors.js';
+import { readJsonBody, sendJson } from '../http/json.js';
 import type { Logger } from '../log.js';
 
 /** Unix socket paths are limited to 107 bytes on Linux (sun_path). */
@@ -96,7 +97,7 @@ export class AdminServer {
     try {
       if (!handler)
         throw new AdminHttpError(404, `no such admin endpoint: ${req.method} ${url.pathname}`, 'not-found');
-      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      const body = req.method === 'POST' ? await readBody(req) : undefined;
       const result = await handler({
         method: req.method ?? 'GET',
         path: url.pathname,
@@ -150,25 +151,10 @@ async function removeStaleSocket(path: string): Promise<void> {
   rmSync(path, { force: true });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES)
-      throw new AdminHttpError(413, `request body over ${MAX_BODY_BYTES} bytes`, 'too-large');
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new AdminHttpError(400, 'request body is not valid JSON', 'bad-request');
-  }
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  if (req.headers['content-length'] === '0') return {};
+  const body = await readJsonBody(req, MAX_BODY_BYTES);
+  if (!body.ok)
+    throw new AdminHttpError(body.status, body.message, body.status === 413 ? 'too-large' : 'bad-request');
+  return body.value;
 }

@@ -1,7 +1,8 @@
+import { ProtocolError } from '@modelcontextprotocol/client';
 import { z } from 'zod';
 import type { Aggregator } from '../mcp/aggregator.js';
 import type { UpstreamManager } from '../mcp/upstreamManager.js';
-import { type AdminServer, parseBody } from './adminServer.js';
+import { AdminHttpError, type AdminServer, parseBody } from './adminServer.js';
 import type { InfoResponse, ServersResponse, ToolsResponse } from './types.js';
 
 const CallBody = z.object({
@@ -50,6 +51,12 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
     const abort = new AbortController();
     // The CLI going away (Ctrl-C) cancels the call upstream.
     raw.socket.once('close', () => abort.abort());
-    return aggregator.callTool(call.name, call.arguments, { signal: abort.signal });
+    try {
+      return await aggregator.callTool(call.name, call.arguments, { signal: abort.signal });
+    } catch (err) {
+      // The agent would get these as JSON-RPC errors; the CLI gets them as a plain refusal.
+      if (err instanceof ProtocolError) throw new AdminHttpError(400, err.message, 'tool-call');
+      throw err;
+    }
   });
 }

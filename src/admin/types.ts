@@ -11,6 +11,11 @@ export interface InfoResponse {
   startedAt: string;
   mcp: { listen: string; url: string; tokenRequired: boolean; token?: string };
   socket: string;
+  cluster: { listen: string; url: string };
+  /** Slaves pin this when pairing. */
+  ca_fingerprint: string;
+  /** What to run on a machine to pair it with this master. */
+  pair_command: string;
   upstreams: number;
   tools: number;
 }
@@ -56,3 +61,18 @@ export interface CallRequest {
 }
 
 export type CallResponse = CallToolResult;
+
+export interface ApproveResponse {
+  status: 'approved';
+  host_id: string;
+  cert_serial: string;
+  expires_at: string;
+  re_pair: boolean;
+}
+
+export interface RevokedJson {
+  host_id: string;
+  cert_serial: string;
+  revoked_at: string;
+  reason: string | null;
+}

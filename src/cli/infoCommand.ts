@@ -18,6 +18,11 @@ export function registerInfoCommand(program: Command): void {
           ? `Bearer token:  ${info.mcp.token}`
           : 'Bearer token:  not required (loopback only)',
         `Upstreams:     ${info.upstreams}, tools exposed: ${info.tools}`,
+        `Cluster:       ${info.cluster.url}  (listening on ${info.cluster.listen})`,
+        `CA fingerprint: ${info.ca_fingerprint}`,
+        '',
+        'Pair a machine with this master by running on it:',
+        `  ${info.pair_command}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });

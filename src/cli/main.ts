@@ -5,6 +5,9 @@ import { registerInfoCommand } from './infoCommand.js';
 import { registerMcpCommand } from './mcpCommand.js';
 import { registerServeCommand } from './serveCommand.js';
 import { registerServersCommand } from './serversCommand.js';
+import { registerSlaveAdminCommands, registerSlaveManagementCommands } from './slaveAdminCommands.js';
+import { registerSlaveAgentCommands } from './slaveAgentCommands.js';
+import { registerSlavePairCommand } from './slavePairCommand.js';
 import { registerToolsCommand } from './toolsCommand.js';
 
 export function buildProgram(): Command {
@@ -20,6 +23,13 @@ export function buildProgram(): Command {
   registerInfoCommand(program);
   registerServersCommand(program);
   registerToolsCommand(program);
+  const slave = program
+    .command('slave')
+    .description('pairing and slaves: enroll this machine, or manage the slaves of this master');
+  registerSlavePairCommand(slave);
+  registerSlaveAdminCommands(slave);
+  registerSlaveManagementCommands(slave);
+  registerSlaveAgentCommands(slave);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -28,6 +38,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `diane tools list | head`: a reader that goes away is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

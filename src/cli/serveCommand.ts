@@ -1,12 +1,23 @@
 import { type Command, Option } from 'commander';
+import type { InfoResponse } from '../admin/types.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { parseListenAddress } from '../daemon/listenAddress.js';
 import { createLogger } from '../log.js';
 import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import { DEFAULT_PAIRING_SETTINGS } from '../pairing/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
+import { heartbeatOptions } from './heartbeatOptions.js';
 
 interface ServeOptions {
   mcpListen: string;
+  listen: string;
+  publicHost: string[];
+  pairingTtl: number;
+  certValidity: number;
+  heartbeatInterval: number;
+  heartbeatTimeout: number;
+  maxPayload: number;
+  maxInFlight: number;
   maxToolNameLength: number;
   callTimeout: number;
   callTimeoutCap: number;
@@ -14,13 +25,51 @@ interface ServeOptions {
 }
 
 export function registerServeCommand(program: Command): void {
-  program
+  const serve = program
     .command('serve')
     .description('run the Diane daemon: the agent MCP endpoint and the admin socket')
     .addOption(
       new Option('--mcp-listen <host:port>', 'agent MCP endpoint (Streamable HTTP at /mcp)')
         .env('DIANE_MCP_LISTEN')
         .default('127.0.0.1:8764'),
+    )
+    .addOption(
+      new Option('--listen <host:port>', 'cluster listener for slaves (HTTPS + WSS, mutual TLS)')
+        .env('DIANE_LISTEN')
+        .default('0.0.0.0:8765'),
+    )
+    .addOption(
+      new Option('--public-host <name>', 'a name or IP slaves use to reach this master (repeatable)')
+        .env('DIANE_PUBLIC_HOST')
+        .argParser((value: string, previous: string[] = []) => [
+          ...previous,
+          ...value.split(',').filter(Boolean),
+        ])
+        .default([]),
+    )
+    .addOption(
+      new Option('--pairing-ttl <duration>', 'how long a pairing request waits for approval')
+        .env('DIANE_PAIRING_TTL')
+        .argParser(durationArg('--pairing-ttl'))
+        .default(DEFAULT_PAIRING_SETTINGS.ttlMs, '10m'),
+    )
+    .addOption(
+      new Option('--cert-validity <duration>', 'validity of the slave certificates this master signs')
+        .env('DIANE_CERT_VALIDITY')
+        .argParser(durationArg('--cert-validity'))
+        .default(DEFAULT_PAIRING_SETTINGS.certValidityMs, '365d'),
+    )
+    .addOption(
+      new Option('--max-payload <bytes>', 'largest WebSocket message accepted from a slave')
+        .env('DIANE_MAX_PAYLOAD')
+        .argParser(positiveIntArg('--max-payload', 1024))
+        .default(16 * 1024 * 1024, '16 MiB'),
+    )
+    .addOption(
+      new Option('--max-in-flight <n>', 'concurrent calls per slave; more wait in a bounded queue')
+        .env('DIANE_MAX_IN_FLIGHT')
+        .argParser(positiveIntArg('--max-in-flight', 1, 10_000))
+        .default(64),
     )
     .addOption(
       new Option('--max-tool-name-length <n>', 'longest exposed tool name; longer ones are not exposed')
@@ -45,57 +94,73 @@ export function registerServeCommand(program: Command): void {
         .env('DIANE_LOG_LEVEL')
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
         .default('info'),
-    )
-    .action(async (opts: ServeOptions, cmd: Command) => {
-      const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
-      const logger = createLogger(opts.logLevel);
-      const daemon = await startDaemon({
-        home,
-        mcpListen: parseListenAddress(opts.mcpListen, '--mcp-listen'),
-        aggregator: {
-          ...DEFAULT_AGGREGATOR_SETTINGS,
-          maxToolNameLength: opts.maxToolNameLength,
-          callTimeoutMs: opts.callTimeout,
-          callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),
-        },
-        logger,
-      });
-      const info = daemon.info();
-      process.stderr.write(banner(info.mcp.url, info.home, info.mcp.tokenRequired));
-      logger.info({ mcp: info.mcp.listen, home: info.home, pid: process.pid }, 'diane is serving');
+    );
+  for (const option of heartbeatOptions()) serve.addOption(option);
+  serve.action(async (opts: ServeOptions, cmd: Command) => {
+    const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
+    const logger = createLogger(opts.logLevel);
+    const daemon = await startDaemon({
+      home,
+      mcpListen: parseListenAddress(opts.mcpListen, '--mcp-listen'),
+      clusterListen: parseListenAddress(opts.listen, '--listen'),
+      publicHosts: opts.publicHost,
+      pairing: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: opts.pairingTtl, certValidityMs: opts.certValidity },
+      link: {
+        heartbeatIntervalMs: opts.heartbeatInterval,
+        heartbeatTimeoutMs: opts.heartbeatTimeout,
+        maxPayloadBytes: opts.maxPayload,
+        maxInFlightPerSlave: opts.maxInFlight,
+        maxQueuedPerSlave: opts.maxInFlight * 16,
+      },
+      aggregator: {
+        ...DEFAULT_AGGREGATOR_SETTINGS,
+        maxToolNameLength: opts.maxToolNameLength,
+        callTimeoutMs: opts.callTimeout,
+        callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),
+      },
+      logger,
+    });
+    const info = daemon.info();
+    process.stderr.write(banner(info));
+    logger.info({ mcp: info.mcp.listen, home: info.home, pid: process.pid }, 'diane is serving');
 
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (signal: NodeJS.Signals) => {
-          if (stopping) return;
-          stopping = true;
-          logger.info({ signal }, 'shutting down');
-          const force = setTimeout(() => {
-            logger.error('shutdown took too long; exiting anyway');
-            process.exit(1);
-          }, 15_000);
-          force.unref();
-          daemon.stop().finally(resolve);
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-        process.on('SIGHUP', () => {
-          logger.info('SIGHUP: reloading mcp-servers.json');
-          daemon.reload().catch((err) => logger.error({ err: (err as Error).message }, 'reload failed'));
-        });
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        const force = setTimeout(() => {
+          logger.error('shutdown took too long; exiting anyway');
+          process.exit(1);
+        }, 15_000);
+        force.unref();
+        daemon.stop().finally(resolve);
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGHUP', () => {
+        logger.info('SIGHUP: reloading mcp-servers.json');
+        daemon.reload().catch((err) => logger.error({ err: (err as Error).message }, 'reload failed'));
       });
     });
+  });
 }
 
-function banner(url: string, home: string, tokenRequired: boolean): string {
+function banner(info: InfoResponse): string {
+  const { url, tokenRequired } = info.mcp;
   return [
     '',
-    `Diane is running. Home: ${home}`,
+    `Diane is running. Home: ${info.home}`,
     '',
     '  Connect an agent:',
     `    over HTTP:   ${url}${tokenRequired ? '   (bearer token: see `diane info`)' : ''}`,
     '    over stdio:  command "diane", args ["mcp"]   (Claude Desktop, Cursor: see README)',
-    '    Claude Code: claude mcp add --transport http diane ' + url,
+    `    Claude Code: claude mcp add --transport http diane ${url}`,
+    '',
+    '  Pair a slave: on the other machine run',
+    `    ${info.pair_command}`,
+    '  then approve it here with `diane slave pending` and `diane slave approve <host> <code>`.',
     '',
     '  MCP servers: edit mcp-servers.json in the home, then `diane servers reload`.',
     '  Inspect:     diane servers list | diane tools list | diane info',

@@ -1,12 +1,21 @@
+import { hostname } from 'node:os';
 import { AdminServer } from '../admin/adminServer.js';
 import { registerCoreRoutes } from '../admin/coreRoutes.js';
+import { registerPairingRoutes } from '../admin/pairingRoutes.js';
+import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
+import { ClusterListener } from '../cluster/clusterListener.js';
+import { SlaveHub } from '../cluster/hub.js';
+import { RevocationService } from '../cluster/revocation.js';
+import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
 import { Aggregator, type AggregatorSettings } from '../mcp/aggregator.js';
 import { HttpFront, isLoopbackHost } from '../mcp/httpFront.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
+import { PairingService, type PairingSettings } from '../pairing/index.js';
+import { ensureServerCertificate, loadOrCreateCa } from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { loadOrCreateAgentToken } from './agentToken.js';
@@ -15,8 +24,21 @@ import { formatHostPort, type ListenAddress } from './listenAddress.js';
 export interface DaemonOptions {
   home: string;
   mcpListen: ListenAddress;
+  clusterListen: ListenAddress;
+  /** Extra names or IPs slaves use to reach this master (server certificate SANs). */
+  publicHosts: string[];
+  pairing: PairingSettings;
+  link: LinkSettings;
   aggregator: AggregatorSettings;
   logger: Logger;
+}
+
+export interface LinkSettings {
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  maxPayloadBytes: number;
+  maxInFlightPerSlave: number;
+  maxQueuedPerSlave: number;
 }
 
 export interface RunningDaemon {
@@ -40,18 +62,85 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let store: Store | undefined;
   let front: HttpFront | undefined;
+  let cluster: ClusterListener | undefined;
+  let pairing: PairingService | undefined;
+  let hub: SlaveHub | undefined;
+  let registry: SlaveRegistry | undefined;
   let manager: UpstreamManager | undefined;
   const aggregator = new Aggregator(opts.aggregator, logger);
   try {
     store = openStore(paths.db);
     const tokenRequired = !isLoopbackHost(opts.mcpListen.host);
     const token = loadOrCreateAgentToken(paths.token);
+    const openedStore = store;
+    const ca = await loadOrCreateCa({ certPath: paths.caCert, keyPath: paths.caKey });
+    const serverCert = await ensureServerCertificate(ca, {
+      certPath: paths.serverCert,
+      keyPath: paths.serverKey,
+      hosts: opts.publicHosts,
+    });
+    if (serverCert.reissued) logger.info({ hosts: opts.publicHosts }, 'issued the TLS server certificate');
     manager = new UpstreamManager(
       paths.mcpServers,
       aggregator,
       { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
       logger,
+      (name) =>
+        openedStore.slaveServers.getByHostId(name)
+          ? `"${name}" is the host id of a paired slave; rename the server`
+          : undefined,
     );
+    const upstreams = manager;
+    pairing = new PairingService({
+      store,
+      ca,
+      settings: opts.pairing,
+      logger,
+      isNameTaken: (hostId) =>
+        upstreams.names().includes(hostId) || upstreams.disabled().includes(hostId)
+          ? `"${hostId}" is the name of an MCP server configured on the master`
+          : undefined,
+    });
+    pairing.start();
+    const slaves = new SlaveRegistry(
+      store,
+      aggregator,
+      {
+        maxInFlight: opts.link.maxInFlightPerSlave,
+        maxQueued: opts.link.maxQueuedPerSlave,
+        connectTimeoutMs: 15_000,
+      },
+      VERSION,
+      logger,
+    );
+    registry = slaves;
+    pairing.subscribe((event) => {
+      if (event.type === 'approved') slaves.syncFromStore();
+    });
+    const revocation = new RevocationService(store, slaves, logger);
+    hub = new SlaveHub({
+      store,
+      registry: slaves,
+      logger,
+      maxPayloadBytes: opts.link.maxPayloadBytes,
+      heartbeatIntervalMs: opts.link.heartbeatIntervalMs,
+      heartbeatTimeoutMs: opts.link.heartbeatTimeoutMs,
+    });
+    cluster = new ClusterListener({
+      host: opts.clusterListen.host,
+      port: opts.clusterListen.port,
+      certPem: serverCert.certPem,
+      keyPem: serverCert.keyPem,
+      caPem: ca.certPem,
+      pairing,
+      logger,
+    });
+    const slaveHub = hub;
+    cluster.onUpgrade((req, socket, head) => slaveHub.handleUpgrade(req, socket, head));
+    const clusterBound = await cluster.listen();
+    const clusterAddress = formatHostPort(clusterBound.address, clusterBound.port);
+    const clusterHost = opts.publicHosts[0] ?? hostname();
+    const clusterUrl = `https://${formatHostPort(clusterHost, clusterBound.port)}`;
     let mcpAddress = formatHostPort(opts.mcpListen.host, opts.mcpListen.port);
     front = new HttpFront({
       source: aggregator,
@@ -80,16 +169,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         token: tokenRequired ? token : undefined,
       },
       socket: paths.socket,
+      cluster: { listen: clusterAddress, url: clusterUrl },
+      ca_fingerprint: ca.fingerprint,
+      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}`,
       upstreams: aggregator.upstreams().length,
       tools: aggregator.nameTable().exposed.length,
     });
     registerCoreRoutes(admin, { info, aggregator, manager, configPath: paths.mcpServers });
+    registerPairingRoutes(admin, pairing);
+    registerSlaveRoutes(admin, { store, registry: slaves, revocation });
     await manager.reload();
+    slaves.syncFromStore();
 
     const running: RunningDaemon = {
       info,
       reload: () => manager!.reload(),
       stop: async () => {
+        pairing?.stop();
+        hub?.close();
+        await registry?.closeAll();
+        await cluster?.close();
         await front?.close();
         await admin.close();
         await manager?.stopAll();
@@ -99,6 +198,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     };
     return running;
   } catch (err) {
+    pairing?.stop();
+    hub?.close();
+    await registry?.closeAll().catch(() => {});
+    await cluster?.close().catch(() => {});
     await front?.close().catch(() => {});
     await manager?.stopAll().catch(() => {});
     await admin.close().catch(() => {});

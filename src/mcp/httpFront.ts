@@ -18,6 +18,7 @@ import {
   isLegacyRequest,
   type McpHttpHandler,
 } from '@modelcontextprotocol/server';
+import { readJsonBody, sendJson } from '../http/json.js';
 import type { Logger } from '../log.js';
 import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
 import type { ToolSource } from './toolSource.js';
@@ -126,7 +127,7 @@ export class HttpFront {
       return sendJsonRpcError(res, 400, -32000, 'Bad Request: no session id; start with an initialize POST');
     }
     const body = await readJsonBody(req, this.opts.maxRequestBytes);
-    if (!body.ok) return sendJsonRpcError(res, body.status, -32700, body.message);
+    if (!body.ok) return sendJsonRpcError(res, body.status, -32700, `Parse error: ${body.message}`);
     const legacy = await isLegacyRequest(await toWebRequest(req, body.value), body.value, {
       maxRequestBodySize: this.opts.maxRequestBytes,
     });
@@ -187,31 +188,6 @@ export class HttpFront {
       this.http.closeAllConnections();
     });
   }
-}
-
-type BodyResult = { ok: true; value: unknown } | { ok: false; status: number; message: string };
-
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > limit) return { ok: false, status: 413, message: `request body over ${limit} bytes` };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return { ok: false, status: 413, message: `request body over ${limit} bytes` };
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
-  } catch (err) {
-    return { ok: false, status: 400, message: `Parse error: ${(err as Error).message}` };
-  }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {

@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import type { SlaveStatus } from '../cluster/slaveAgent.js';
+import { homePaths } from '../config/paths.js';
+import { isProcessAlive, readPid } from '../daemon/pidFile.js';
+import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
+import { DianeError, ExitCode } from '../errors.js';
+import { createLogger } from '../log.js';
+import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import {
+  durationArg,
+  type GlobalOptions,
+  homeFrom,
+  jsonOption,
+  positiveIntArg,
+  printJson,
+} from './common.js';
+import { heartbeatOptions } from './heartbeatOptions.js';
+
+interface StartOptions {
+  detach?: boolean;
+  heartbeatInterval: number;
+  heartbeatTimeout: number;
+  maxPayload: number;
+  callTimeout: number;
+  logLevel: string;
+}
+
+const OUTCOME_MESSAGES = {
+  revoked: ['Credentials revoked. Please re-pair with master', ExitCode.revoked],
+  expired: ['Certificate expired. Please re-pair with master', ExitCode.certExpired],
+} as const;
+
+/** Slave-side commands: run the slave agent, stop it, ask what it is doing. */
+export function registerSlaveAgentCommands(slave: Command): void {
+  const start = slave
+    .command('start')
+    .description("connect this machine's MCP servers to its master (after `diane slave pair`)")
+    .option('--detach', 'run in the background (log: slave.log in the home); stop with `diane slave stop`');
+  for (const option of heartbeatOptions()) start.addOption(option);
+  start
+    .addOption(
+      new Option('--max-payload <bytes>', 'largest WebSocket message accepted')
+        .env('DIANE_MAX_PAYLOAD')
+        .argParser(positiveIntArg('--max-payload', 1024))
+        .default(16 * 1024 * 1024, '16 MiB'),
+    )
+    .addOption(
+      new Option('--call-timeout <duration>', 'default per-call timeout for local servers')
+        .env('DIANE_CALL_TIMEOUT')
+        .argParser(durationArg('--call-timeout'))
+        .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutMs, '60s'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level (logs go to stderr)')
+        .env('DIANE_LOG_LEVEL')
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+        .default('info'),
+    )
+    .action(async (opts: StartOptions, cmd: Command) => {
+      const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
+      if (opts.detach) return detach(home);
+      const outcome = await runSlaveDaemon({
+        home,
+        logger: createLogger(opts.logLevel),
+        aggregator: { ...DEFAULT_AGGREGATOR_SETTINGS, callTimeoutMs: opts.callTimeout },
+        heartbeatIntervalMs: opts.heartbeatInterval,
+        heartbeatTimeoutMs: opts.heartbeatTimeout,
+        maxPayloadBytes: opts.maxPayload,
+      });
+      if (outcome !== 'stopped') {
+        const [message, code] = OUTCOME_MESSAGES[outcome];
+        throw new DianeError(message, code, outcome);
+      }
+    });
+
+  slave
+    .command('stop')
+    .description('stop the slave started with --detach (gracefully: SIGTERM, then wait)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const paths = homePaths(homeFrom(cmd.optsWithGlobals<GlobalOptions>()));
+      const pid = readPid(paths.slavePid);
+      if (pid === undefined || !isProcessAlive(pid))
+        throw new DianeError('no Diane slave is running for this home');
+      process.kill(pid, 'SIGTERM');
+      const deadline = Date.now() + 15_000;
+      while (isProcessAlive(pid)) {
+        if (Date.now() > deadline) throw new DianeError(`the slave (pid ${pid}) did not stop within 15s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      process.stdout.write(`Stopped the slave (pid ${pid}).\n`);
+    });
+
+  slave
+    .command('status')
+    .description('what the local slave is doing: connected, reconnecting, revoked...')
+    .addOption(jsonOption())
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const paths = homePaths(homeFrom(cmd.optsWithGlobals<GlobalOptions>()));
+      const status = readStatus(paths.slaveStatus);
+      const pid = readPid(paths.slavePid);
+      const running = pid !== undefined && isProcessAlive(pid);
+      const view = {
+        running,
+        pid: running ? pid : undefined,
+        ...(status ?? {}),
+        ...(running ? {} : stoppedState(status)),
+      };
+      if (opts.json) return printJson(view);
+      if (!status && !running) {
+        process.stdout.write(
+          'No slave has run in this home. Pair with `diane slave pair`, then `diane slave start`.\n',
+        );
+        process.exitCode = ExitCode.failure;
+        return;
+      }
+      const lines = [
+        `Slave ${view.host_id ?? '?'}: ${view.state ?? 'unknown'}${running ? ` (pid ${pid})` : ' (not running)'}`,
+        `Master:       ${view.master ?? '?'}`,
+      ];
+      if (view.connected_at) lines.push(`Connected at: ${view.connected_at}`);
+      if (view.next_retry_at) lines.push(`Next retry:   ${view.next_retry_at}`);
+      if (view.last_error) lines.push(`Last error:   ${view.last_error}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+      if (!running) process.exitCode = ExitCode.failure;
+    });
+}
+
+function readStatus(path: string): (SlaveStatus & { pid?: number }) | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function stoppedState(status: SlaveStatus | undefined): Partial<SlaveStatus> {
+  if (!status || status.state === 'revoked' || status.state === 'expired') return {};
+  return { state: 'stopped' };
+}
+
+/** Starts `diane slave start` in the background and reports once it has tried to connect. */
+async function detach(home: string): Promise<void> {
+  const paths = homePaths(home);
+  const running = readPid(paths.slavePid);
+  if (running !== undefined && isProcessAlive(running)) {
+    throw new DianeError(`a Diane slave is already running for this home (pid ${running})`);
+  }
+  const log = openSync(join(paths.home, 'slave.log'), 'a', 0o600);
+  const args = process.argv.slice(1).filter((a) => a !== '--detach');
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, DIANE_HOME: home },
+  });
+  child.unref();
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    const read = readStatus(paths.slaveStatus);
+    const status = read?.pid === child.pid ? read : undefined;
+    if (child.exitCode !== null || status?.state === 'revoked' || status?.state === 'expired') {
+      const why = status ? (status.last_error ?? status.state) : `see ${join(paths.home, 'slave.log')}`;
+      throw new DianeError(`the slave exited: ${why}`);
+    }
+    if (status?.state === 'connected' || status?.state === 'backoff') {
+      const logPath = join(paths.home, 'slave.log');
+      process.stdout.write(
+        `Slave started in the background (pid ${child.pid}): ${status.state}. Log: ${logPath}\n`,
+      );
+      return;
+    }
+    if (Date.now() > deadline) {
+      process.stdout.write(`Slave started in the background (pid ${child.pid}); still connecting.\n`);
+      return;
+    }
+  }
+}

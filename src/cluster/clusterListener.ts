@@ -1,0 +1,178 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { z } from 'zod';
+import { DianeError } from '../errors.js';
+import { readJsonBody, sendJson } from '../http/json.js';
+import type { Logger } from '../log.js';
+import type { PairingService } from '../pairing/index.js';
+import { PairingError } from '../pairing/index.js';
+
+const MAX_PAIR_BODY_BYTES = 32 * 1024;
+
+const PairBody = z
+  .object({
+    host_id: z.string().min(1).max(64),
+    csr: z.string().min(1).max(MAX_PAIR_BODY_BYTES),
+  })
+  .strict();
+
+/** 16 random bytes in base64url. */
+const REQUEST_ID = /^[A-Za-z0-9_-]{22}$/;
+
+export interface ClusterListenerOptions {
+  host: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  pairing: PairingService;
+  logger: Logger;
+}
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+
+/**
+ * The listener slaves talk to: HTTPS with the master's server certificate, TLS 1.3 only.
+ * Client certificates are requested but not required here, because pairing happens before a
+ * slave has one; `/slave/connect` (the hub) insists on one itself.
+ */
+export class ClusterListener {
+  readonly server: HttpsServer;
+  private upgradeHandler?: UpgradeHandler;
+
+  constructor(private readonly opts: ClusterListenerOptions) {
+    this.server = createServer(
+      {
+        // The chain includes the CA so a pairing slave can read and pin its fingerprint.
+        cert: `${opts.certPem.trim()}\n${opts.caPem.trim()}\n`,
+        key: opts.keyPem,
+        ca: opts.caPem,
+        minVersion: 'TLSv1.3',
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (req, res) => {
+        this.route(req, res).catch((err) => {
+          opts.logger.error({ err: (err as Error).stack }, 'cluster request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          else res.end();
+        });
+      },
+    );
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/slave/connect' && this.upgradeHandler) return this.upgradeHandler(req, socket, head);
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+    this.server.on('tlsClientError', (err) =>
+      opts.logger.debug({ err: err.message }, 'TLS handshake failed'),
+    );
+  }
+
+  onUpgrade(handler: UpgradeHandler): void {
+    this.upgradeHandler = handler;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/api/slave/pair') {
+      if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
+      return this.pair(req, res);
+    }
+    const statusMatch = /^\/api\/slave\/pair\/([^/]+)$/.exec(path);
+    if (statusMatch) {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' });
+      return this.pairStatus(req, res, statusMatch[1]!);
+    }
+    if (path === '/slave/connect') {
+      return sendJson(res, 426, { error: 'upgrade required: /slave/connect is a WebSocket endpoint' });
+    }
+    sendJson(res, 404, { error: 'not found' });
+  }
+
+  private async pair(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJsonBody(req, MAX_PAIR_BODY_BYTES);
+    if (!body.ok) return sendJson(res, body.status, { error: body.message });
+    const parsed = PairBody.safeParse(body.value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return sendJson(res, 400, {
+        error: `invalid pairing request: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`,
+      });
+    }
+    try {
+      const result = await this.opts.pairing.submit({
+        hostId: parsed.data.host_id,
+        csrPem: parsed.data.csr,
+        sourceAddress: req.socket.remoteAddress ?? 'unknown',
+      });
+      this.opts.logger.info(
+        { host: parsed.data.host_id, source: req.socket.remoteAddress, code: result.pairingCode },
+        'pairing request received',
+      );
+      sendJson(res, 201, {
+        status: 'pending',
+        request_id: result.requestId,
+        pairing_code: result.pairingCode,
+        expires_at: result.expiresAt.toISOString(),
+        key_fingerprint: result.keyFingerprint,
+      });
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  private pairStatus(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+    if (!REQUEST_ID.test(requestId)) return sendJson(res, 404, { error: 'unknown pairing request' });
+    try {
+      const status = this.opts.pairing.status(requestId);
+      switch (status.status) {
+        case 'pending':
+          return sendJson(res, 200, {
+            status: 'pending',
+            host_id: status.hostId,
+            expires_at: status.expiresAt.toISOString(),
+          });
+        case 'approved':
+          return sendJson(res, 200, {
+            status: 'approved',
+            host_id: status.hostId,
+            client_cert: status.clientCert,
+            ca_cert: status.caCert,
+            expires_at: status.certExpiresAt.toISOString(),
+            ws_url: `wss://${req.headers.host ?? 'localhost'}/slave/connect`,
+          });
+        default:
+          return sendJson(res, 200, { status: status.status, host_id: status.hostId });
+      }
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof PairingError) return sendJson(res, err.status, { error: err.message, code: err.code });
+  if (err instanceof DianeError) return sendJson(res, 400, { error: err.message, code: err.code });
+  throw err;
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/index.js';
+import { checkSlaveCertificate, REFUSAL_STATUS, REFUSAL_TEXT, type Refusal } from './certificateCheck.js';
+import { startHeartbeat } from './heartbeat.js';
+import type { SlaveRegistry } from './slaveRegistry.js';
+import { CloseCode } from './webSocketTransport.js';
+
+export interface HubOptions {
+  store: Store;
+  registry: SlaveRegistry;
+  logger: Logger;
+  maxPayloadBytes: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  now?: () => Date;
+}
+
+/**
+ * `GET /slave/connect`: checks the client certificate against the store before upgrading, then
+ * hands the socket to the registry as the host the certificate names. Refusals are plain HTTP
+ * answers with a distinct status and reason, so nothing is upgraded for a refused slave.
+ */
+export class SlaveHub {
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly opts: HubOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxPayloadBytes,
+      perMessageDeflate: false,
+    });
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const tls = req.socket as TLSSocket;
+    const verdict = checkSlaveCertificate(
+      this.opts.store,
+      tls.getPeerCertificate?.(),
+      tls.authorized,
+      tls.authorizationError ? String(tls.authorizationError) : undefined,
+      (this.opts.now ?? (() => new Date()))(),
+    );
+    if (!verdict.ok) {
+      this.opts.logger.warn(
+        { remote: req.socket.remoteAddress, refusal: verdict.refusal, detail: verdict.detail },
+        'refused a slave connection',
+      );
+      return refuse(socket, verdict.refusal);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const { hostId, serial } = verdict;
+      const remoteAddress = req.socket.remoteAddress ?? 'unknown';
+      const stopHeartbeat = startHeartbeat(ws, {
+        intervalMs: this.opts.heartbeatIntervalMs,
+        timeoutMs: this.opts.heartbeatTimeoutMs,
+        onPong: (at) => this.opts.registry.recordHeartbeat(hostId, at),
+        onTimeout: () => {
+          this.opts.logger.warn({ host: hostId }, 'slave missed its heartbeat; dropping the link');
+          ws.terminate();
+        },
+      });
+      ws.once('close', stopHeartbeat);
+      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }).catch((err) => {
+        this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
+        ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
+      });
+    });
+  }
+
+  close(): void {
+    for (const ws of this.wss.clients) ws.close(CloseCode.goingAway, 'master shutting down');
+    this.wss.close();
+  }
+}
+
+function refuse(socket: Socket, refusal: Refusal): void {
+  const status = REFUSAL_STATUS[refusal];
+  const body = JSON.stringify({ error: REFUSAL_TEXT[refusal], reason: refusal });
+  socket.end(
+    `HTTP/1.1 ${status} ${REFUSAL_TEXT[refusal]}\r\n` +
+      'Content-Type: application/json\r\n' +
+      `X-Diane-Refusal: ${refusal}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,102 @@
+import { DianeError, ExitCode } from '../errors.js';
+import { makeCsr } from '../pki/index.js';
+import { pinnedJsonRequest } from './httpsJson.js';
+import { fetchMasterCa, parseMasterUrl } from './masterCa.js';
+import type { SlaveCredentials } from './slaveCredentials.js';
+
+export interface PairingProgress {
+  pairingCode: string;
+  keyFingerprint: string;
+  expiresAt: Date;
+}
+
+export interface PairOptions {
+  masterUrl: string;
+  hostId: string;
+  /** The CA fingerprint the admin read from `diane info`; without it, `confirmCa` decides. */
+  caFingerprint?: string;
+  confirmCa: (fingerprint: string) => Promise<boolean>;
+  onPending: (progress: PairingProgress) => void;
+  onWaiting?: (remainingMs: number) => void;
+  pollIntervalMs?: number;
+  now?: () => number;
+}
+
+/**
+ * The slave side of enrollment: pin the master's CA, make a key and CSR locally (the private
+ * key never leaves this machine), submit, and poll with the request id until the admin
+ * decides. Resolves with the credentials to save; denial and expiry are errors with their own
+ * exit codes.
+ */
+export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredentials> {
+  const master = parseMasterUrl(opts.masterUrl);
+  const { caPem, fingerprint } = await fetchMasterCa(master.endpoint);
+  if (opts.caFingerprint !== undefined) {
+    if (opts.caFingerprint.toLowerCase() !== fingerprint) {
+      throw new DianeError(
+        `the master's CA fingerprint is ${fingerprint}, not ${opts.caFingerprint}: refusing to pair (nothing was sent)`,
+        ExitCode.pki,
+      );
+    }
+  } else if (!(await opts.confirmCa(fingerprint))) {
+    throw new DianeError('the master CA was not confirmed; nothing was sent', ExitCode.failure);
+  }
+
+  const { csrPem, keyPem } = await makeCsr(opts.hostId);
+  const submitted = await pinnedJsonRequest({
+    url: new URL('/api/slave/pair', master),
+    method: 'POST',
+    body: { host_id: opts.hostId, csr: csrPem },
+    caPem,
+  });
+  if (submitted.status !== 201) {
+    throw new DianeError(
+      `the master refused the pairing request: ${String(submitted.body.error ?? submitted.status)}`,
+    );
+  }
+  const requestId = String(submitted.body.request_id);
+  const expiresAt = new Date(String(submitted.body.expires_at));
+  opts.onPending({
+    pairingCode: String(submitted.body.pairing_code),
+    keyFingerprint: String(submitted.body.key_fingerprint),
+    expiresAt,
+  });
+
+  const now = opts.now ?? Date.now;
+  const statusUrl = new URL(`/api/slave/pair/${requestId}`, master);
+  for (;;) {
+    await sleep(opts.pollIntervalMs ?? 1000);
+    opts.onWaiting?.(Math.max(0, expiresAt.getTime() - now()));
+    let reply: Awaited<ReturnType<typeof pinnedJsonRequest>>;
+    try {
+      reply = await pinnedJsonRequest({ url: statusUrl, method: 'GET', caPem });
+    } catch {
+      // A master restart or a network blip: the request survives on the master; keep polling.
+      if (now() > expiresAt.getTime() + 60_000)
+        throw new DianeError('Pairing request expired', ExitCode.pairingExpired);
+      continue;
+    }
+    const status = reply.body.status;
+    if (reply.status === 200 && status === 'pending') continue;
+    if (status === 'approved') {
+      return {
+        host_id: opts.hostId,
+        master_url: master.origin,
+        ws_url: String(reply.body.ws_url),
+        client_cert: String(reply.body.client_cert),
+        client_key: keyPem,
+        ca_cert: caPem,
+        issued_at: new Date().toISOString(),
+        expires_at: String(reply.body.expires_at),
+      };
+    }
+    if (status === 'denied')
+      throw new DianeError('The master denied this pairing request', ExitCode.pairingDenied);
+    if (status === 'expired') throw new DianeError('Pairing request expired', ExitCode.pairingExpired);
+    throw new DianeError(`unexpected pairing status from the master: ${String(reply.body.error ?? status)}`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,225 @@
+import type { IncomingMessage } from 'node:http';
+import type { Server } from '@modelcontextprotocol/server';
+import { WebSocket } from 'ws';
+import type { Logger } from '../log.js';
+import type { Aggregator } from '../mcp/aggregator.js';
+import { Backoff } from '../mcp/backoff.js';
+import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
+import type { Refusal } from './certificateCheck.js';
+import { startHeartbeat } from './heartbeat.js';
+import type { SlaveCredentials } from './slaveCredentials.js';
+import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
+
+export type SlaveState = 'connecting' | 'connected' | 'backoff' | 'revoked' | 'expired' | 'stopped';
+
+export interface SlaveStatus {
+  state: SlaveState;
+  host_id: string;
+  master: string;
+  connected_at?: string;
+  last_error?: string;
+  next_retry_at?: string;
+  attempts: number;
+}
+
+export interface SlaveAgentOptions {
+  creds: SlaveCredentials;
+  aggregator: Aggregator;
+  info: FrontInfo;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  maxPayloadBytes: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  /** A link that lived this long resets the backoff. */
+  stableAfterMs: number;
+  onStatus: (status: SlaveStatus) => void;
+}
+
+/** Why the agent stopped for good. */
+export type SlaveOutcome = 'stopped' | 'revoked' | 'expired';
+
+type LinkEnd =
+  | { kind: 'closed'; code: number; reason: string; connectedMs: number }
+  | { kind: 'refused'; status: number; refusal?: Refusal }
+  | { kind: 'failed'; message: string };
+
+const FATAL_REFUSALS: Record<string, SlaveOutcome> = {
+  revoked: 'revoked',
+  superseded: 'revoked',
+  disabled: 'revoked',
+  expired: 'expired',
+};
+
+/**
+ * The slave's side of the cluster: dials the master over WebSocket with mutual TLS (the master
+ * is verified against the CA pinned at pairing), serves this machine's aggregated tools as an
+ * MCP server over that socket, and redials with full-jitter backoff whenever the link drops.
+ * It gives up only when the master says the credentials are revoked or expired.
+ */
+export class SlaveAgent {
+  private readonly backoff: Backoff;
+  private stopped = false;
+  private current?: WebSocket;
+  private wakeUp?: () => void;
+  private status: SlaveStatus;
+
+  constructor(private readonly opts: SlaveAgentOptions) {
+    this.backoff = new Backoff({ baseMs: opts.backoffBaseMs, capMs: opts.backoffCapMs, jitter: 'full' });
+    this.status = {
+      state: 'connecting',
+      host_id: opts.creds.host_id,
+      master: opts.creds.ws_url,
+      attempts: 0,
+    };
+  }
+
+  async run(): Promise<SlaveOutcome> {
+    while (!this.stopped) {
+      if (new Date(this.opts.creds.expires_at).getTime() <= Date.now())
+        return this.finish('expired', 'certificate expired');
+      this.setStatus({ state: 'connecting', attempts: this.status.attempts + 1 });
+      const end = await this.connectOnce();
+      if (this.stopped) break;
+      if (end.kind === 'refused') {
+        const fatal = end.refusal ? FATAL_REFUSALS[end.refusal] : undefined;
+        if (fatal) return this.finish(fatal, `the master refused the connection: ${end.refusal}`);
+        this.setStatus({
+          last_error: `the master refused the connection (HTTP ${end.status}${end.refusal ? `, ${end.refusal}` : ''})`,
+        });
+      } else if (end.kind === 'closed') {
+        if (end.code === CloseCode.revoked) return this.finish('revoked', 'credentials revoked');
+        if (end.connectedMs >= this.opts.stableAfterMs) this.backoff.reset();
+        this.setStatus({ last_error: `link closed (${end.code}${end.reason ? ` ${end.reason}` : ''})` });
+      } else {
+        this.setStatus({ last_error: end.message });
+      }
+      const delay = this.backoff.next();
+      this.setStatus({
+        state: 'backoff',
+        connected_at: undefined,
+        next_retry_at: new Date(Date.now() + delay).toISOString(),
+      });
+      this.opts.logger.info(
+        { retryInMs: delay, error: this.status.last_error },
+        'link to the master is down; retrying',
+      );
+      await this.sleep(delay);
+    }
+    return this.finish('stopped');
+  }
+
+  private finish(outcome: SlaveOutcome, why?: string): SlaveOutcome {
+    this.setStatus({
+      state: outcome === 'stopped' ? 'stopped' : outcome,
+      last_error: why,
+      next_retry_at: undefined,
+    });
+    return outcome;
+  }
+
+  private connectOnce(): Promise<LinkEnd> {
+    const { creds } = this.opts;
+    return new Promise<LinkEnd>((resolve) => {
+      let openedAt: number | undefined;
+      let server: Server | undefined;
+      let unsubscribe: (() => void) | undefined;
+      let settled = false;
+      const settle = (end: LinkEnd) => {
+        if (settled) return;
+        settled = true;
+        unsubscribe?.();
+        void server?.close().catch(() => {});
+        resolve(end);
+      };
+      const ws = new WebSocket(creds.ws_url, {
+        cert: creds.client_cert,
+        key: creds.client_key,
+        ca: creds.ca_cert,
+        minVersion: 'TLSv1.3',
+        maxPayload: this.opts.maxPayloadBytes,
+        perMessageDeflate: false,
+        handshakeTimeout: 15_000,
+      });
+      this.current = ws;
+      ws.on('unexpected-response', (_req, res: IncomingMessage) => {
+        const refusal = res.headers['x-diane-refusal'];
+        res.resume();
+        settle({
+          kind: 'refused',
+          status: res.statusCode ?? 0,
+          refusal: typeof refusal === 'string' ? (refusal as Refusal) : undefined,
+        });
+        ws.terminate();
+      });
+      ws.on('error', (err) => {
+        this.opts.logger.debug({ err: err.message }, 'link error');
+        if (openedAt === undefined) settle({ kind: 'failed', message: err.message });
+      });
+      ws.on('open', () => {
+        openedAt = Date.now();
+        this.backoffAfterOpen();
+        const transport = new WebSocketTransport(ws);
+        const front = createFrontServer(this.opts.aggregator, this.opts.info);
+        server = front;
+        unsubscribe = this.opts.aggregator.onToolsChanged(() => {
+          front.sendToolListChanged().catch(() => {});
+        });
+        front.connect(transport).catch((err) => {
+          this.opts.logger.warn({ err: (err as Error).message }, 'could not serve MCP on the link');
+          ws.close(CloseCode.invalidFrame, 'MCP setup failed');
+        });
+        startHeartbeat(ws, {
+          intervalMs: this.opts.heartbeatIntervalMs,
+          timeoutMs: this.opts.heartbeatTimeoutMs,
+          onTimeout: () => {
+            this.opts.logger.warn('the master missed its heartbeat; reconnecting');
+            ws.terminate();
+          },
+        });
+        this.setStatus({
+          state: 'connected',
+          connected_at: new Date(openedAt).toISOString(),
+          last_error: undefined,
+          next_retry_at: undefined,
+        });
+        this.opts.logger.info({ master: creds.ws_url }, 'connected to the master');
+      });
+      ws.on('close', (code, reason) => {
+        settle({
+          kind: 'closed',
+          code,
+          reason: reason.toString(),
+          connectedMs: openedAt === undefined ? 0 : Date.now() - openedAt,
+        });
+      });
+    });
+  }
+
+  /** Attempts count from the last success, so `slave status` shows the current outage only. */
+  private backoffAfterOpen(): void {
+    this.status.attempts = 0;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private setStatus(patch: Partial<SlaveStatus>): void {
+    this.status = { ...this.status, ...patch };
+    this.opts.onStatus({ ...this.status });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wakeUp?.();
+    this.current?.close(CloseCode.goingAway, 'slave shutting down');
+  }
+}

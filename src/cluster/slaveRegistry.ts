@@ -1,0 +1,118 @@
+import type { WebSocket } from 'ws';
+import type { Logger } from '../log.js';
+import type { Aggregator } from '../mcp/aggregator.js';
+import type { Store } from '../store/index.js';
+import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
+
+/** `last_seen` is written at most this often per host: heartbeats are frequent, disks are slow. */
+const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
+
+export interface SlaveHealth {
+  host_id: string;
+  status: 'connected' | 'disconnected';
+  enabled: boolean;
+  connected_at?: string;
+  last_heartbeat?: string;
+  last_seen?: string;
+  tool_count: number;
+  version?: string;
+  remote_address?: string;
+  cert_serial: string;
+  cert_expires_at: string;
+}
+
+/**
+ * The paired slaves known to this master and their live links. Every enabled, paired host is
+ * an upstream of the aggregator (its tools appear while it is connected), so a call to an
+ * offline host gets "Host <id> is not available" rather than "unknown tool".
+ */
+export class SlaveRegistry {
+  private readonly slaves = new Map<string, SlaveUpstream>();
+  private readonly lastSeenWritten = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly aggregator: Aggregator,
+    private readonly limits: SlaveLimits,
+    private readonly version: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Registers every enabled paired host; called at start and after pairing decisions. */
+  syncFromStore(): void {
+    for (const row of this.store.slaveServers.list()) {
+      if (row.enabled) this.ensureHost(row.hostId);
+      else void this.removeHost(row.hostId, 4403, 'host disabled');
+    }
+  }
+
+  ensureHost(hostId: string): SlaveUpstream {
+    let slave = this.slaves.get(hostId);
+    if (slave) return slave;
+    slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger);
+    if (this.aggregator.get(hostId)) {
+      this.logger.error(
+        { host: hostId },
+        'a configured MCP server has the name of this paired host; the host is not routed',
+      );
+    } else {
+      this.aggregator.add(slave);
+    }
+    this.slaves.set(hostId, slave);
+    return slave;
+  }
+
+  async removeHost(hostId: string, code: number, reason: string): Promise<void> {
+    const slave = this.slaves.get(hostId);
+    if (!slave) return;
+    this.slaves.delete(hostId);
+    if (this.aggregator.get(hostId) === slave) this.aggregator.remove(hostId);
+    await slave.detach(code, reason);
+  }
+
+  attach(hostId: string, ws: WebSocket, info: LinkInfo): Promise<void> {
+    const slave = this.ensureHost(hostId);
+    this.recordHeartbeat(hostId, new Date(), true);
+    return slave.attach(ws, info);
+  }
+
+  recordHeartbeat(hostId: string, at: Date, force = false): void {
+    this.slaves.get(hostId)?.heartbeat(at);
+    const last = this.lastSeenWritten.get(hostId) ?? 0;
+    if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
+    this.lastSeenWritten.set(hostId, at.getTime());
+    try {
+      this.store.slaveServers.updateLastSeen(hostId, at);
+    } catch (err) {
+      this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
+    }
+  }
+
+  get(hostId: string): SlaveUpstream | undefined {
+    return this.slaves.get(hostId);
+  }
+
+  health(): SlaveHealth[] {
+    return this.store.slaveServers.list().map((row) => {
+      const slave = this.slaves.get(row.hostId);
+      const link = slave?.linkInfo();
+      return {
+        host_id: row.hostId,
+        status: slave?.connected ? 'connected' : 'disconnected',
+        enabled: row.enabled,
+        connected_at: link?.connectedAt.toISOString(),
+        last_heartbeat: link?.lastHeartbeat?.toISOString(),
+        last_seen: row.lastSeen?.toISOString(),
+        tool_count: slave?.tools().length ?? 0,
+        version: link?.version,
+        remote_address: link?.remoteAddress,
+        cert_serial: row.certSerial,
+        cert_expires_at: row.expiresAt.toISOString(),
+      };
+    });
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.slaves.values()].map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,165 @@
+import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type { WebSocket } from 'ws';
+import type { Logger } from '../log.js';
+import { ClientSession } from '../mcp/clientSession.js';
+import type { CallOptions, Upstream, UpstreamEvent, UpstreamStatus } from '../mcp/upstream.js';
+import { UpstreamUnavailableError } from '../mcp/upstream.js';
+import { ConcurrencyLimit } from './concurrencyLimit.js';
+import { WebSocketTransport } from './webSocketTransport.js';
+
+export interface LinkInfo {
+  remoteAddress: string;
+  certSerial: string;
+}
+
+export interface SlaveLimits {
+  maxInFlight: number;
+  maxQueued: number;
+  connectTimeoutMs: number;
+}
+
+/**
+ * A paired slave as the aggregator sees it: an upstream named by its host id whose tools are
+ * those of the slave's own MCP servers. It exists while the host is paired; a live WebSocket
+ * link is attached and detached as the slave comes and goes.
+ */
+export class SlaveUpstream implements Upstream {
+  readonly kind = 'slave' as const;
+  private session?: ClientSession;
+  private transport?: WebSocketTransport;
+  private link?: LinkInfo & { connectedAt: Date };
+  private lastHeartbeat?: Date;
+  private lastError?: string;
+  private connects = 0;
+  private readonly limit: ConcurrencyLimit;
+  private readonly listeners = new Set<(event: UpstreamEvent) => void>();
+
+  constructor(
+    readonly name: string,
+    private readonly limits: SlaveLimits,
+    private readonly clientVersion: string,
+    private readonly logger: Logger,
+  ) {
+    this.limit = new ConcurrencyLimit(limits.maxInFlight, limits.maxQueued);
+  }
+
+  /** Runs the MCP handshake over a freshly accepted link; replaces any previous link. */
+  async attach(ws: WebSocket, info: LinkInfo): Promise<void> {
+    await this.detach(4409, 'replaced by a newer connection from the same host');
+    const transport = new WebSocketTransport(ws);
+    this.transport = transport;
+    let session: ClientSession | undefined;
+    session = await ClientSession.open(transport, {
+      clientName: 'diane-master',
+      clientVersion: this.clientVersion,
+      logger: this.logger.child({ host: this.name }),
+      connectTimeoutMs: this.limits.connectTimeoutMs,
+      onToolsChanged: () => this.emit('tools'),
+      onClosed: (err) => {
+        if (session && this.session === session) this.onLinkLost(err);
+      },
+    });
+    if (this.transport !== transport) {
+      // A newer link won the race while this one was handshaking.
+      await session.close();
+      return;
+    }
+    this.session = session;
+    this.link = { ...info, connectedAt: new Date() };
+    this.lastHeartbeat = new Date();
+    this.lastError = undefined;
+    this.connects++;
+    this.logger.info(
+      { host: this.name, tools: session.tools().length, remote: info.remoteAddress },
+      'slave connected',
+    );
+    this.emit('state');
+    this.emit('tools');
+  }
+
+  private onLinkLost(err?: Error): void {
+    this.session = undefined;
+    this.transport = undefined;
+    this.link = undefined;
+    this.lastError = err?.message;
+    this.logger.info({ host: this.name }, 'slave disconnected');
+    this.emit('state');
+    this.emit('tools');
+  }
+
+  /** Closes the live link, if any, with a WebSocket close code the slave understands. */
+  async detach(code: number, why: string): Promise<void> {
+    const transport = this.transport;
+    const session = this.session;
+    this.transport = undefined;
+    if (!transport) return;
+    this.session = undefined;
+    this.link = undefined;
+    await transport.close(code, why);
+    await session?.close();
+    this.emit('state');
+    this.emit('tools');
+  }
+
+  heartbeat(at: Date): void {
+    this.lastHeartbeat = at;
+  }
+
+  get connected(): boolean {
+    return this.session !== undefined && !this.session.closed;
+  }
+
+  linkInfo(): (LinkInfo & { connectedAt: Date; lastHeartbeat?: Date; version?: string }) | undefined {
+    if (!this.link) return undefined;
+    return { ...this.link, lastHeartbeat: this.lastHeartbeat, version: this.session?.serverVersion() };
+  }
+
+  status(): UpstreamStatus {
+    return {
+      name: this.name,
+      kind: 'slave',
+      state: this.connected ? 'connected' : 'offline',
+      toolCount: this.tools().length,
+      restarts: Math.max(0, this.connects - 1),
+      lastError: this.lastError,
+      connectedAt: this.link?.connectedAt.toISOString(),
+    };
+  }
+
+  tools(): readonly Tool[] {
+    return this.connected ? (this.session?.tools() ?? []) : [];
+  }
+
+  unavailableMessage(): string {
+    return `Host ${this.name} is not available`;
+  }
+
+  callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    opts: CallOptions,
+  ): Promise<CallToolResult> {
+    return this.limit.run(
+      () => {
+        const session = this.session;
+        if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
+        return session.callTool(name, args, opts, this.unavailableMessage());
+      },
+      () =>
+        new UpstreamUnavailableError(`Host ${this.name} is busy: too many calls in flight, try again later`),
+    );
+  }
+
+  subscribe(listener: (event: UpstreamEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: UpstreamEvent): void {
+    for (const l of this.listeners) l(event);
+  }
+
+  async stop(): Promise<void> {
+    await this.detach(1001, 'master shutting down');
+  }
+}

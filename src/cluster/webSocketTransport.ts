@@ -1,0 +1,78 @@
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
+import { parseJSONRPCMessage } from '@modelcontextprotocol/client';
+import type { RawData, WebSocket } from 'ws';
+
+/** Close codes of the master–slave link. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  /** A frame that is not one JSON-RPC message. */
+  invalidFrame: 1007,
+  tooBig: 1009,
+  /** The admin revoked this slave. */
+  revoked: 4403,
+  /** Another connection for the same host took over. */
+  replaced: 4409,
+} as const;
+
+/** Stays under the ws 123-byte limit on close reasons. */
+function reason(text: string): string {
+  return Buffer.byteLength(text) <= 120 ? text : text.slice(0, 100);
+}
+
+/**
+ * The SDK `Transport` over one WebSocket: one JSON-RPC message per text frame. Anything else
+ * (binary frames, invalid JSON, JSON that is not JSON-RPC) closes the link with a reason: a
+ * peer that speaks garbage cannot be trusted with the rest of the session.
+ */
+export class WebSocketTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  private closed = false;
+
+  constructor(private readonly ws: WebSocket) {}
+
+  async start(): Promise<void> {
+    this.ws.on('message', (data: RawData, isBinary: boolean) => this.receive(data, isBinary));
+    this.ws.on('close', () => this.finish());
+    this.ws.on('error', (err) => this.onerror?.(err));
+  }
+
+  private receive(data: RawData, isBinary: boolean): void {
+    if (isBinary) return this.reject('binary frames are not accepted; send JSON-RPC as text');
+    let message: JSONRPCMessage;
+    try {
+      message = parseJSONRPCMessage(JSON.parse(data.toString()));
+    } catch {
+      return this.reject('frame is not a valid JSON-RPC message');
+    }
+    this.onmessage?.(message);
+  }
+
+  private reject(why: string): void {
+    this.onerror?.(new Error(why));
+    this.ws.close(CloseCode.invalidFrame, reason(why));
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    if (this.ws.readyState !== this.ws.OPEN) return Promise.reject(new Error('the link is closed'));
+    return new Promise((resolve, reject) => {
+      this.ws.send(JSON.stringify(message), (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  async close(code: number = CloseCode.normal, why = ''): Promise<void> {
+    if (this.closed) return;
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      this.ws.close(code, reason(why));
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onclose?.();
+  }
+}

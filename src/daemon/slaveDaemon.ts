@@ -1,0 +1,82 @@
+import { SlaveAgent, type SlaveOutcome, type SlaveStatus } from '../cluster/slaveAgent.js';
+import { loadSlaveCredentials } from '../cluster/slaveCredentials.js';
+import { writeFileAtomic } from '../config/files.js';
+import { ensureHome, homePaths } from '../config/paths.js';
+import type { Logger } from '../log.js';
+import { Aggregator, type AggregatorSettings } from '../mcp/aggregator.js';
+import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
+import { UpstreamManager } from '../mcp/upstreamManager.js';
+import { VERSION } from '../version.js';
+import { claimPidFile } from './pidFile.js';
+
+export interface SlaveDaemonOptions {
+  home: string;
+  logger: Logger;
+  aggregator: AggregatorSettings;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  maxPayloadBytes: number;
+}
+
+/**
+ * The composition root of `diane slave start`: this machine's own MCP servers (the same
+ * aggregator as the master) and the link that offers them to the master.
+ */
+export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOutcome> {
+  const { logger } = opts;
+  const paths = homePaths(opts.home);
+  ensureHome(paths.home);
+  const creds = loadSlaveCredentials(paths.slaveCredentials);
+  const releasePid = claimPidFile(paths.slavePid, 'a Diane slave for this DIANE_HOME');
+  const aggregator = new Aggregator(opts.aggregator, logger);
+  const manager = new UpstreamManager(
+    paths.mcpServers,
+    aggregator,
+    { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
+    logger,
+  );
+  const writeStatus = (status: SlaveStatus) => {
+    try {
+      writeFileAtomic(
+        paths.slaveStatus,
+        `${JSON.stringify({ pid: process.pid, ...status, updated_at: new Date().toISOString() })}\n`,
+        0o600,
+      );
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'could not write the slave status file');
+    }
+  };
+  const agent = new SlaveAgent({
+    creds,
+    aggregator,
+    info: { name: `diane-slave-${creds.host_id}`, version: VERSION },
+    logger,
+    heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+    maxPayloadBytes: opts.maxPayloadBytes,
+    backoffBaseMs: 1000,
+    backoffCapMs: 60_000,
+    stableAfterMs: 60_000,
+    onStatus: writeStatus,
+  });
+  const stop = () => agent.stop();
+  const reload = () => {
+    logger.info('SIGHUP: reloading mcp-servers.json');
+    manager.reload().catch((err) => logger.error({ err: (err as Error).message }, 'reload failed'));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', reload);
+  try {
+    await manager.reload();
+    logger.info({ host: creds.host_id, master: creds.ws_url }, 'slave starting');
+    return await agent.run();
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    process.off('SIGHUP', reload);
+    await manager.stopAll();
+    aggregator.close();
+    releasePid();
+  }
+}
