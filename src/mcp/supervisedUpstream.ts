@@ -109,10 +109,11 @@ export class SupervisedUpstream implements Upstream {
   }
 
   private setState(state: UpstreamState): void {
-    const hadTools = this.tools().length > 0;
+    const wasServing = this.state === 'connected';
     this.state = state;
     this.emit('state');
-    if (hadTools || this.tools().length > 0) this.emit('tools');
+    // Leaving or entering `connected` changes the tools agents see.
+    if (wasServing || state === 'connected') this.emit('tools');
   }
 
   private async connect(): Promise<void> {
