@@ -68,13 +68,14 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
   const { home, args = [], env = {}, mcpHost = '127.0.0.1', timeoutMs = 20_000 } = opts;
   const port = opts.mcpPort ?? (await freePort());
   const ownListen = args.some((a) => a === '--listen' || a.startsWith('--listen='));
-  const clusterPort = ownListen ? undefined : await freePort();
+  const freeClusterPort = ownListen ? undefined : await freePort();
+  const clusterPort = freeClusterPort ?? listenPortOf(args);
   const argv = [
     dianeBin,
     'serve',
     '--mcp-listen',
     `${mcpHost.includes(':') ? `[${mcpHost}]` : mcpHost}:${port}`,
-    ...(clusterPort === undefined ? [] : ['--listen', `127.0.0.1:${clusterPort}`]),
+    ...(freeClusterPort === undefined ? [] : ['--listen', `127.0.0.1:${freeClusterPort}`]),
     ...args,
   ];
   const proc = trackProcess(
@@ -173,4 +174,13 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
       return exited;
     },
   };
+}
+
+/** The port of a `--listen host:port` (or `--listen=host:port`) the caller passed itself. */
+function listenPortOf(args: string[]): number | undefined {
+  const i = args.findIndex((a) => a === '--listen' || a.startsWith('--listen='));
+  if (i < 0) return undefined;
+  const value = args[i]!.startsWith('--listen=') ? args[i]!.slice('--listen='.length) : args[i + 1];
+  const port = Number(/:(\d+)$/.exec(value ?? '')?.[1]);
+  return Number.isInteger(port) ? port : undefined;
 }

@@ -49,7 +49,7 @@ describe('buildNameTable', () => {
   });
 
   it('refuses a name over the limit instead of truncating it', () => {
-    const long = 'x'.repeat(60);
+    const long = 'x'.repeat(61); // srv_ + 61 = 65 characters
     const table = buildNameTable([{ upstream: 'srv', tools: [tool(long), tool('short')] }], 64);
     expect(table.exposed.map((t) => t.exposedName)).toEqual(['srv_short']);
     expect(table.rejected).toEqual([
@@ -60,6 +60,8 @@ describe('buildNameTable', () => {
       }),
     ]);
     for (const t of table.exposed) expect(t.exposedName.length).toBeLessThanOrEqual(64);
+    const exact = buildNameTable([{ upstream: 'srv', tools: [tool('y'.repeat(60))] }], 64);
+    expect(exact.byName.has(`srv_${'y'.repeat(60)}`)).toBe(true);
     const wider = buildNameTable([{ upstream: 'srv', tools: [tool(long)] }], 128);
     expect(wider.byName.has(`srv_${long}`)).toBe(true);
   });
