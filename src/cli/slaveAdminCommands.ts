@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { PendingRequestJson } from '../admin/pairingRoutes.js';
 import { formatDuration } from '../config/duration.js';
 import { DianeError, ExitCode } from '../errors.js';
@@ -11,7 +11,9 @@ export function registerSlaveAdminCommands(slave: Command): void {
     .command('pending')
     .description('pairing requests waiting for approval')
     .addOption(jsonOption())
-    .option('--watch', 'keep running and show requests and decisions as they happen')
+    .addOption(
+      new Option('--watch', 'keep running and show requests and decisions as they happen').env('DIANE_WATCH'),
+    )
     .action(async (opts: { json?: boolean; watch?: boolean }, cmd: Command) => {
       const client = adminClientFor(cmd.optsWithGlobals<GlobalOptions>());
       const { pending } = await client.pending();
@@ -103,9 +105,11 @@ export function registerSlaveManagementCommands(slave: Command): void {
   slave
     .command('revoke [host]')
     .description('revoke a slave (or --all): its link is cut at once and it must pair again')
-    .option('--all', 'revoke every paired slave')
-    .option('--reason <text>', 'recorded in the revocation log')
-    .option('--yes', 'do not ask for confirmation (required when not on a terminal)')
+    .addOption(new Option('--all', 'revoke every paired slave').env('DIANE_REVOKE_ALL'))
+    .addOption(new Option('--reason <text>', 'recorded in the revocation log').env('DIANE_REVOKE_REASON'))
+    .addOption(
+      new Option('--yes', 'do not ask for confirmation (required when not on a terminal)').env('DIANE_YES'),
+    )
     .addOption(jsonOption())
     .action(
       async (

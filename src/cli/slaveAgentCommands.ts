@@ -38,7 +38,12 @@ export function registerSlaveAgentCommands(slave: Command): void {
   const start = slave
     .command('start')
     .description("connect this machine's MCP servers to its master (after `diane slave pair`)")
-    .option('--detach', 'run in the background (log: slave.log in the home); stop with `diane slave stop`');
+    .addOption(
+      new Option(
+        '--detach',
+        'run in the background (log: slave.log in the home); stop with `diane slave stop`',
+      ).env('DIANE_DETACH'),
+    );
   for (const option of heartbeatOptions()) start.addOption(option);
   start
     .addOption(
@@ -61,6 +66,8 @@ export function registerSlaveAgentCommands(slave: Command): void {
     )
     .action(async (opts: StartOptions, cmd: Command) => {
       const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
+      // The slave's status, pid and log files are for its user only.
+      process.umask(0o077);
       if (opts.detach) return detach(home);
       const outcome = await runSlaveDaemon({
         home,

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { adminClientFor, type GlobalOptions, jsonOption, printJson, printTable } from './common.js';
 
@@ -7,7 +7,7 @@ export function registerToolsCommand(program: Command): void {
   tools
     .command('list')
     .description('exposed tools; --all also lists the ones refused (collisions, names too long)')
-    .option('--all', 'include tools that are not exposed, with the reason')
+    .addOption(new Option('--all', 'include tools that are not exposed, with the reason').env('DIANE_ALL'))
     .addOption(jsonOption())
     .action(async (opts: { all?: boolean; json?: boolean }, cmd: Command) => {
       const res = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).tools(Boolean(opts.all));
@@ -31,7 +31,7 @@ export function registerToolsCommand(program: Command): void {
   tools
     .command('call <name>')
     .description('call a tool through the daemon and print its result')
-    .option('--args <json>', 'the arguments as a JSON object', '{}')
+    .addOption(new Option('--args <json>', 'the arguments as a JSON object').env('DIANE_ARGS').default('{}'))
     .addOption(jsonOption())
     .action(async (name: string, opts: { args: string; json?: boolean }, cmd: Command) => {
       const args = parseArgs(opts.args);

@@ -1,5 +1,6 @@
 import { Server } from '@modelcontextprotocol/server';
 import type { ToolSource } from './toolSource.js';
+import type { ProgressUpdate } from './upstream.js';
 
 export interface FrontInfo {
   name: string;
@@ -20,19 +21,24 @@ export function createFrontServer(source: ToolSource, info: FrontInfo): Server {
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const { name, arguments: args, _meta } = request.params;
     const progressToken = _meta?.progressToken;
-    return source.callTool(name, args, {
-      signal: ctx.mcpReq.signal,
-      onprogress:
-        progressToken === undefined
-          ? undefined
-          : (update) => {
+    // Progress notifications are written in order, and the result only after the last of them:
+    // an agent that read the result first would drop the progress that trails it.
+    let progressSent: Promise<void> = Promise.resolve();
+    const onprogress =
+      progressToken === undefined
+        ? undefined
+        : (update: ProgressUpdate) => {
+            progressSent = progressSent.then(() =>
               ctx.mcpReq
                 .notify({ method: 'notifications/progress', params: { ...update, progressToken } })
                 .catch(() => {
                   // The agent went away; its cancellation reaches the upstream through the signal.
-                });
-            },
-    });
+                }),
+            );
+          };
+    const result = await source.callTool(name, args, { signal: ctx.mcpReq.signal, onprogress });
+    await progressSent;
+    return result;
   });
   return server;
 }

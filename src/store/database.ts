@@ -40,6 +40,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
     db = new Database(path, { timeout: busyTimeoutMs });
     const found = readSchemaVersion(db);
     refuseNewerSchema(path, found);
+    refuseForeignDatabase(db, path, found);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
@@ -79,6 +80,25 @@ function refuseNewerSchema(path: string, found: number): void {
   );
 }
 
+/** "DIAN": marks the file as Diane's, so another program's SQLite file is never migrated into. */
+export const DIANE_APPLICATION_ID = 0x4449414e;
+
+function refuseForeignDatabase(db: Database.Database, path: string, found: number): void {
+  const applicationId = db.pragma('application_id', { simple: true }) as number;
+  const tables = db
+    .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'")
+    .pluck()
+    .get() as number;
+  const foreign =
+    (applicationId !== 0 && applicationId !== DIANE_APPLICATION_ID) || (found === 0 && tables > 0);
+  if (!foreign) return;
+  throw new StoreError(
+    'foreign',
+    `${path} is an SQLite database of another program, not Diane's. It was left untouched; ` +
+      'point DIANE_HOME elsewhere or move the file aside.',
+  );
+}
+
 /**
  * Applies each missing migration in its own IMMEDIATE transaction together with the
  * `user_version` bump, so a crash leaves the old version or the new one, never half of one. The
@@ -102,6 +122,7 @@ function migrate(db: Database.Database, path: string, list: readonly Migration[]
       if (current >= migration.version) return;
       db.exec(migration.sql);
       db.pragma(`user_version = ${migration.version}`);
+      db.pragma(`application_id = ${DIANE_APPLICATION_ID}`);
     }).immediate();
   }
   return readSchemaVersion(db);

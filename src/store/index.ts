@@ -1,4 +1,4 @@
-export { openStore, type Store, type StoreOptions } from './database.js';
+export { DIANE_APPLICATION_ID, openStore, type Store, type StoreOptions } from './database.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { latestSchemaVersion, type Migration, migrations } from './migrations.js';
 export {

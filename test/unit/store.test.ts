@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import {
+  DIANE_APPLICATION_ID,
   latestSchemaVersion,
   migrations,
   type NewPairingRequest,
@@ -141,6 +142,30 @@ describe('openStore', () => {
       other.exec('ROLLBACK');
       other.close();
     }
+  });
+
+  it("refuses another program's SQLite file and leaves its bytes alone", () => {
+    const other = new Database(dbPath);
+    other.exec("CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup')");
+    other.close();
+    const before = readFileSync(dbPath);
+    const err = storeErrorFrom(() => open());
+    expect(err.code).toBe('foreign');
+    expect(err.message).toMatch(/another program/);
+    expect(readFileSync(dbPath).equals(before)).toBe(true);
+
+    const tagged = join(dir, 'tagged.db');
+    const app = new Database(tagged);
+    app.pragma('application_id = 1234');
+    app.pragma('user_version = 1');
+    app.exec('CREATE TABLE t (x)');
+    app.close();
+    expect(storeErrorFrom(() => openStore(tagged)).code).toBe('foreign');
+  });
+
+  it("marks a new database as Diane's", () => {
+    const store = open();
+    expect(store.db.pragma('application_id', { simple: true })).toBe(DIANE_APPLICATION_ID);
   });
 
   it('refuses a database from a newer Diane and leaves its bytes alone', () => {
