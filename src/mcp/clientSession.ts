@@ -37,12 +37,15 @@ export class ClientSession {
     client.onerror = (err) => {
       session.lastTransportError = err;
       opts.logger.debug({ err: err.message }, 'upstream transport error');
+      // HTTP transports report a dead server only through onerror; find out whether it is gone.
+      if (session.isOpen && isTransportFailure(err)) void session.checkAlive();
     };
     client.onclose = () => session.handleClose();
     client.setNotificationHandler('notifications/tools/list_changed', () => session.scheduleRefresh());
     try {
       await client.connect(transport, { timeout: opts.connectTimeoutMs });
       await session.refreshTools();
+      session.opened = true;
     } catch (err) {
       session.isClosed = true;
       await client.close().catch(() => {});
@@ -53,6 +56,35 @@ export class ClientSession {
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  private get isOpen(): boolean {
+    return !this.isClosed && this.opened;
+  }
+
+  private opened = false;
+  private checking?: Promise<boolean>;
+
+  /**
+   * Pings the upstream; a link that cannot answer is closed, which hands it to the owner's
+   * restart logic. Concurrent checks share one ping.
+   */
+  checkAlive(timeoutMs = this.opts.connectTimeoutMs): Promise<boolean> {
+    if (this.isClosed) return Promise.resolve(false);
+    this.checking ??= this.client
+      .ping({ timeout: timeoutMs })
+      .then(() => true)
+      .catch(async (err) => {
+        if (this.isClosed) return false;
+        this.lastTransportError = err as Error;
+        this.opts.logger.warn({ err: (err as Error).message }, 'upstream does not answer; closing the link');
+        await this.close().catch(() => {});
+        return false;
+      })
+      .finally(() => {
+        this.checking = undefined;
+      });
+    return this.checking;
   }
 
   tools(): readonly Tool[] {
@@ -122,6 +154,11 @@ export class ClientSession {
       if (this.isClosed || (err instanceof SdkError && err.code === SdkErrorCode.ConnectionClosed)) {
         throw new UpstreamUnavailableError(unavailableMessage);
       }
+      if (isTransportFailure(err)) {
+        // The request never reached the upstream: the link is broken, not the tool.
+        void this.checkAlive();
+        throw new UpstreamUnavailableError(unavailableMessage);
+      }
       throw err;
     }
   }
@@ -140,4 +177,16 @@ export class ClientSession {
     this.toolList = [];
     this.opts.onClosed(this.lastTransportError);
   }
+}
+
+/** Errors that mean the transport cannot carry messages (as opposed to an upstream's answer). */
+function isTransportFailure(err: unknown): boolean {
+  if (err instanceof SdkError)
+    return err.code === SdkErrorCode.SendFailed || err.code === SdkErrorCode.NotConnected;
+  if (err instanceof Error && /fetch failed|terminated|SSE stream disconnected|ECONNREFUSED/.test(err.message)) {
+    return true;
+  }
+  const code =
+    (err as { code?: unknown; cause?: { code?: unknown } })?.cause?.code ?? (err as { code?: unknown })?.code;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE';
 }

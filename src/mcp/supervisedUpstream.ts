@@ -17,6 +17,8 @@ export interface SupervisorSettings {
   backoffCapMs: number;
   /** A connection that lived this long resets the backoff. */
   stableAfterMs: number;
+  /** HTTP upstreams cannot signal that they died; they are pinged this often. */
+  httpPingIntervalMs: number;
 }
 
 export const DEFAULT_SUPERVISOR_SETTINGS: Omit<SupervisorSettings, 'clientVersion'> = {
@@ -26,6 +28,7 @@ export const DEFAULT_SUPERVISOR_SETTINGS: Omit<SupervisorSettings, 'clientVersio
   backoffBaseMs: 1000,
   backoffCapMs: 60_000,
   stableAfterMs: 60_000,
+  httpPingIntervalMs: 15_000,
 };
 
 const STDERR_TAIL_LINES = 20;
@@ -46,6 +49,7 @@ export class SupervisedUpstream implements Upstream {
   private nextRetryAt?: Date;
   private retryTimer?: NodeJS.Timeout;
   private stableTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
   private pid?: number;
   private stopping = false;
   private readonly stderrTail: string[] = [];
@@ -157,6 +161,10 @@ export class SupervisedUpstream implements Upstream {
     );
     this.stableTimer = setTimeout(() => this.backoff.reset(), this.settings.stableAfterMs);
     this.stableTimer.unref();
+    if (this.kind !== 'stdio') {
+      this.pingTimer = setInterval(() => void session.checkAlive(), this.settings.httpPingIntervalMs);
+      this.pingTimer.unref();
+    }
     this.setState('connected');
   }
 
@@ -164,6 +172,7 @@ export class SupervisedUpstream implements Upstream {
     if (!session || this.session !== session) return;
     this.session = undefined;
     clearTimeout(this.stableTimer);
+    clearInterval(this.pingTimer);
     if (this.stopping) return;
     this.fail(describeFailure(err ?? new Error('connection closed'), transport, this.stderrTail));
   }
@@ -186,6 +195,7 @@ export class SupervisedUpstream implements Upstream {
     this.stopping = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.stableTimer);
+    clearInterval(this.pingTimer);
     const session = this.session;
     this.session = undefined;
     this.setState('stopped');

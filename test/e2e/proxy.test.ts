@@ -4,8 +4,9 @@ import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
+import { startHttpEchoServer } from '../helpers/fixtures.js';
 import { fixturePath, makeHome, writeServersConfig } from '../helpers/home.js';
-import { connectHttp, connectStdioBridge } from '../helpers/mcpClient.js';
+import { connectHttp, connectStdioBridge, textOf } from '../helpers/mcpClient.js';
 import { descendantPids, isAlive, pidsFromEvents, readEvents } from '../helpers/procs.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -24,11 +25,6 @@ const echoServer = (
   env: { FIXTURE_EVENTS: events, ...env },
   ...extra,
 });
-
-function textOf(result: unknown): string {
-  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
-  return content.map((c) => c.text ?? '').join('');
-}
 
 afterAll(() => cleanupProcesses());
 
@@ -263,6 +259,13 @@ describe('reload, collisions and shutdown', () => {
       const all = JSON.parse((await runCli(home, ['tools', 'list', '--all', '--json'])).stdout);
       const exposed = all.tools.map((t: { name: string }) => t.name);
       expect(exposed).not.toContain(`alpha_${longName}`);
+      expect(exposed).not.toContain('alpha_dup');
+      expect(
+        all.rejected.filter((r: { exposedName: string; reason: string }) => r.exposedName === 'alpha_dup'),
+      ).toEqual([
+        expect.objectContaining({ reason: 'collision' }),
+        expect.objectContaining({ reason: 'collision' }),
+      ]);
       for (const name of exposed) expect(name.length).toBeLessThanOrEqual(64);
       expect(all.rejected).toEqual(
         expect.arrayContaining([
@@ -400,5 +403,50 @@ describe('front-end rules', () => {
     expect(bad.stderr).toMatch(/invalid duration "soon"/);
     const unknown = await runCli(home, ['frobnicate']);
     expect(unknown.code).toBe(2);
+  });
+});
+
+describe('HTTP upstreams', () => {
+  it('serves a Streamable HTTP upstream and reconnects when it comes back', async () => {
+    const home = makeHome('http-up');
+    const events = join(home, 'events.log');
+    let web = await startHttpEchoServer({ name: 'web', events });
+    const port = web.port;
+    writeServersConfig(home, { mcpServers: { web: { type: 'http', url: web.url } } });
+    const daemon = await startDaemon({ home });
+    try {
+      await waitFor(
+        async () => (await runCli(home, ['tools', 'list', '--json'])).stdout.includes('web_echo'),
+        {
+          what: 'web tools',
+        },
+      );
+      const client = await connectHttp(daemon.mcpUrl);
+      try {
+        expect(textOf(await client.callTool({ name: 'web_echo', arguments: { text: 'via http' } }))).toBe(
+          'via http',
+        );
+        await web.stop();
+        const down = await client.callTool({ name: 'web_echo', arguments: { text: 'anyone?' } });
+        expect(down.isError).toBe(true);
+        expect(textOf(down)).toMatch(/not available/);
+        await waitFor(async () => !(await client.listTools()).tools.some((t) => t.name === 'web_echo'), {
+          what: 'web tools removed while it is down',
+        });
+        web = await startHttpEchoServer({ name: 'web', events, port });
+        await waitFor(async () => (await client.listTools()).tools.some((t) => t.name === 'web_echo'), {
+          what: 'web tools back',
+          timeoutMs: 20_000,
+        });
+        expect(textOf(await client.callTool({ name: 'web_echo', arguments: { text: 'again' } }))).toBe(
+          'again',
+        );
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await daemon.stop();
+      await web.stop();
+    }
   });
 });
