@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -17,6 +17,7 @@ import { fixturePath, makeHome, writeServersConfig } from '../helpers/home.js';
 import { connectHttp, textOf } from '../helpers/mcpClient.js';
 import { readEvents } from '../helpers/procs.js';
 import { rawUpgrade } from '../helpers/rawUpgrade.js';
+import { trackPid } from '../helpers/registry.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_PAYLOAD = 2 * 1024 * 1024;
@@ -399,6 +400,71 @@ describe('cluster: one master, two slaves, real processes', () => {
       );
     } finally {
       await agent.close();
+    }
+  });
+});
+
+describe('slave lifecycle', () => {
+  it('a detached slave keeps trying while the master is down, connects when it is up, and stops on request', async () => {
+    const masterHome = makeHome('m-life');
+    let master = await startDaemon({ home: masterHome, args: FAST_HEARTBEAT });
+    const port = master.clusterPort!;
+    const slaveHome = makeHome('s-life');
+    writeServersConfig(slaveHome, { mcpServers: { echo: echoEntry(join(slaveHome, 'events.log'), 'life') } });
+    await pairSlave(master, slaveHome, 'nomad');
+    const second = makeHome('s-life2');
+    await pairSlave(master, second, 'drifter');
+    await master.stop();
+
+    const started = await runCli(slaveHome, ['slave', 'start', '--detach', ...FAST_HEARTBEAT]);
+    expect(started.code).toBe(0);
+    expect(started.stdout).toMatch(/Slave started in the background \(pid \d+\): backoff/);
+    const down = JSON.parse((await runCli(slaveHome, ['slave', 'status', '--json'])).stdout);
+    expect(down).toMatchObject({ running: true, state: expect.stringMatching(/backoff|connecting/) });
+    const again = await runCli(slaveHome, ['slave', 'start', '--detach']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/already running/);
+
+    master = await startDaemon({
+      home: masterHome,
+      args: [...FAST_HEARTBEAT, '--listen', `127.0.0.1:${port}`],
+    });
+    try {
+      await waitForSlaveStatus(master, 'nomad', 'connected', 70_000);
+      const status = JSON.parse((await runCli(slaveHome, ['slave', 'status', '--json'])).stdout);
+      expect(status).toMatchObject({ running: true, state: 'connected', host_id: 'nomad' });
+
+      const stop = await runCli(slaveHome, ['slave', 'stop']);
+      expect(stop.code).toBe(0);
+      const stopped = JSON.parse((await runCli(slaveHome, ['slave', 'status', '--json'])).stdout);
+      expect(stopped).toMatchObject({ running: false, state: 'stopped' });
+      await waitForSlaveStatus(master, 'nomad', 'disconnected');
+      const none = await runCli(slaveHome, ['slave', 'stop']);
+      expect(none.code).not.toBe(0);
+
+      const all = await runCli(masterHome, [
+        'slave',
+        'revoke',
+        '--all',
+        '--reason',
+        'rotation',
+        '--yes',
+        '--json',
+      ]);
+      expect(all.code).toBe(0);
+      expect(
+        JSON.parse(all.stdout)
+          .revoked.map((r: { host_id: string }) => r.host_id)
+          .sort(),
+      ).toEqual(['drifter', 'nomad']);
+      const list = await slavesOf(master);
+      expect(list.every((s) => !s.enabled)).toBe(true);
+    } finally {
+      // The detached slave is not a child of this test; never leave it behind.
+      const pidFile = join(slaveHome, 'slave.pid');
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (pid > 0) trackPid(pid);
+      await master.stop();
     }
   });
 });
