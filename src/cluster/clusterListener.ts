@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 import { DianeError } from '../errors.js';
 import { readJsonBody, sendJson } from '../http/json.js';
+import { listenOn } from '../http/listen.js';
 import type { Logger } from '../log.js';
 import type { PairingService } from '../pairing/index.js';
 import { PairingError } from '../pairing/index.js';
@@ -77,13 +78,7 @@ export class ClusterListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.opts.host, this.opts.port, '--listen');
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -183,7 +183,10 @@ export class ClientSession {
 function isTransportFailure(err: unknown): boolean {
   if (err instanceof SdkError)
     return err.code === SdkErrorCode.SendFailed || err.code === SdkErrorCode.NotConnected;
-  if (err instanceof Error && /fetch failed|terminated|SSE stream disconnected|ECONNREFUSED/.test(err.message)) {
+  if (
+    err instanceof Error &&
+    /fetch failed|terminated|SSE stream disconnected|ECONNREFUSED/.test(err.message)
+  ) {
     return true;
   }
   const code =

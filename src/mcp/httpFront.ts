@@ -19,6 +19,7 @@ import {
   type McpHttpHandler,
 } from '@modelcontextprotocol/server';
 import { readJsonBody, sendJson } from '../http/json.js';
+import { listenOn } from '../http/listen.js';
 import type { Logger } from '../log.js';
 import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
 import type { ToolSource } from './toolSource.js';
@@ -90,13 +91,7 @@ export class HttpFront {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(this.opts.port, this.opts.host, () => {
-        this.http.off('error', reject);
-        resolve(this.http.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.http, this.opts.host, this.opts.port, '--mcp-listen');
   }
 
   get sessionCount(): number {

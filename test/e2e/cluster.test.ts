@@ -208,6 +208,13 @@ describe('cluster: one master, two slaves, real processes', () => {
     const closeOf = (ws: WebSocket) =>
       new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
 
+    // A second link for the same host replaces the first, whose socket is closed.
+    const first = await open();
+    const firstClosed = closeOf(first);
+    const second = await open();
+    expect(await firstClosed).toBe(4409);
+    second.close();
+
     const garbage = await open();
     const garbageClosed = closeOf(garbage);
     garbage.send('this is not json-rpc');
@@ -424,6 +431,18 @@ describe('slave lifecycle', () => {
     const again = await runCli(slaveHome, ['slave', 'start', '--detach']);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/already running/);
+
+    // A slave whose certificate has expired gives up with its own message and exit code.
+    const expiredHome = makeHome('s-expired');
+    const creds = JSON.parse(readFileSync(join(second, 'slave-credentials.json'), 'utf8'));
+    writeFileSync(
+      join(expiredHome, 'slave-credentials.json'),
+      JSON.stringify({ ...creds, expires_at: new Date(Date.now() - 1000).toISOString() }),
+      { mode: 0o600 },
+    );
+    const expired = await runCli(expiredHome, ['slave', 'start']);
+    expect(expired.code).toBe(11);
+    expect(expired.stderr).toContain('Certificate expired. Please re-pair with master');
 
     master = await startDaemon({
       home: masterHome,

@@ -396,6 +396,32 @@ describe('front-end rules', () => {
     expect(readFileSync(db).equals(before)).toBe(true);
   });
 
+  it('says clearly when a port is taken', async () => {
+    const home = makeHome('busy');
+    const first = await startDaemon({ home });
+    try {
+      const other = makeHome('busy2');
+      const res = await runCli(
+        other,
+        ['serve', '--mcp-listen', `127.0.0.1:${first.port}`, '--listen', '127.0.0.1:0'],
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      expect(res.code).toBe(5);
+      expect(res.stderr).toMatch(
+        /cannot listen on 127\.0\.0\.1:\d+ \(--mcp-listen\): the address is already in use/,
+      );
+      const twice = await runCli(home, ['serve', '--mcp-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0'], {
+        timeoutMs: 15_000,
+      });
+      expect(twice.code).not.toBe(0);
+      expect(twice.stderr).toMatch(/another Diane daemon is already running/);
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('gives usage errors a clear message and exit code 2', async () => {
     const home = makeHome('usage');
     const bad = await runCli(home, ['serve', '--call-timeout', 'soon']);
