@@ -6,7 +6,7 @@ import { createLogger } from '../log.js';
 import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
 import { DEFAULT_PAIRING_SETTINGS } from '../pairing/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
-import { heartbeatOptions } from './heartbeatOptions.js';
+import { sharedDaemonOptions } from './sharedOptions.js';
 
 interface ServeOptions {
   mcpListen: string;
@@ -60,12 +60,6 @@ export function registerServeCommand(program: Command): void {
         .default(DEFAULT_PAIRING_SETTINGS.certValidityMs, '365d'),
     )
     .addOption(
-      new Option('--max-payload <bytes>', 'largest WebSocket message accepted from a slave')
-        .env('DIANE_MAX_PAYLOAD')
-        .argParser(positiveIntArg('--max-payload', 1024))
-        .default(16 * 1024 * 1024, '16 MiB'),
-    )
-    .addOption(
       new Option('--max-in-flight <n>', 'concurrent calls per slave; more wait in a bounded queue')
         .env('DIANE_MAX_IN_FLIGHT')
         .argParser(positiveIntArg('--max-in-flight', 1, 10_000))
@@ -78,24 +72,13 @@ export function registerServeCommand(program: Command): void {
         .default(DEFAULT_AGGREGATOR_SETTINGS.maxToolNameLength),
     )
     .addOption(
-      new Option('--call-timeout <duration>', 'default per-call timeout, restarted by progress')
-        .env('DIANE_CALL_TIMEOUT')
-        .argParser(durationArg('--call-timeout'))
-        .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutMs, '60s'),
-    )
-    .addOption(
       new Option('--call-timeout-cap <duration>', 'hard cap on any call, progress or not')
         .env('DIANE_CALL_TIMEOUT_CAP')
         .argParser(durationArg('--call-timeout-cap'))
         .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutCapMs, '10m'),
-    )
-    .addOption(
-      new Option('--log-level <level>', 'log level (logs go to stderr)')
-        .env('DIANE_LOG_LEVEL')
-        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
-        .default('info'),
     );
-  for (const option of heartbeatOptions()) serve.addOption(option);
+
+  for (const option of sharedDaemonOptions()) serve.addOption(option);
   serve.action(async (opts: ServeOptions, cmd: Command) => {
     const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
     const logger = createLogger(opts.logLevel);

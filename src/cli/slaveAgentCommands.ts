@@ -9,15 +9,8 @@ import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
 import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
 import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
-import {
-  durationArg,
-  type GlobalOptions,
-  homeFrom,
-  jsonOption,
-  positiveIntArg,
-  printJson,
-} from './common.js';
-import { heartbeatOptions } from './heartbeatOptions.js';
+import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
+import { sharedDaemonOptions } from './sharedOptions.js';
 
 interface StartOptions {
   detach?: boolean;
@@ -44,44 +37,25 @@ export function registerSlaveAgentCommands(slave: Command): void {
         'run in the background (log: slave.log in the home); stop with `diane slave stop`',
       ).env('DIANE_DETACH'),
     );
-  for (const option of heartbeatOptions()) start.addOption(option);
-  start
-    .addOption(
-      new Option('--max-payload <bytes>', 'largest WebSocket message accepted')
-        .env('DIANE_MAX_PAYLOAD')
-        .argParser(positiveIntArg('--max-payload', 1024))
-        .default(16 * 1024 * 1024, '16 MiB'),
-    )
-    .addOption(
-      new Option('--call-timeout <duration>', 'default per-call timeout for local servers')
-        .env('DIANE_CALL_TIMEOUT')
-        .argParser(durationArg('--call-timeout'))
-        .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutMs, '60s'),
-    )
-    .addOption(
-      new Option('--log-level <level>', 'log level (logs go to stderr)')
-        .env('DIANE_LOG_LEVEL')
-        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
-        .default('info'),
-    )
-    .action(async (opts: StartOptions, cmd: Command) => {
-      const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
-      // The slave's status, pid and log files are for its user only.
-      process.umask(0o077);
-      if (opts.detach) return detach(home);
-      const outcome = await runSlaveDaemon({
-        home,
-        logger: createLogger(opts.logLevel),
-        aggregator: { ...DEFAULT_AGGREGATOR_SETTINGS, callTimeoutMs: opts.callTimeout },
-        heartbeatIntervalMs: opts.heartbeatInterval,
-        heartbeatTimeoutMs: opts.heartbeatTimeout,
-        maxPayloadBytes: opts.maxPayload,
-      });
-      if (outcome !== 'stopped') {
-        const [message, code] = OUTCOME_MESSAGES[outcome];
-        throw new DianeError(message, code, outcome);
-      }
+  for (const option of sharedDaemonOptions()) start.addOption(option);
+  start.action(async (opts: StartOptions, cmd: Command) => {
+    const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
+    // The slave's status, pid and log files are for its user only.
+    process.umask(0o077);
+    if (opts.detach) return detach(home);
+    const outcome = await runSlaveDaemon({
+      home,
+      logger: createLogger(opts.logLevel),
+      aggregator: { ...DEFAULT_AGGREGATOR_SETTINGS, callTimeoutMs: opts.callTimeout },
+      heartbeatIntervalMs: opts.heartbeatInterval,
+      heartbeatTimeoutMs: opts.heartbeatTimeout,
+      maxPayloadBytes: opts.maxPayload,
     });
+    if (outcome !== 'stopped') {
+      const [message, code] = OUTCOME_MESSAGES[outcome];
+      throw new DianeError(message, code, outcome);
+    }
+  });
 
   slave
     .command('stop')
