@@ -374,6 +374,35 @@ describe('front-end rules', () => {
     }
   });
 
+  it('`diane mcp` survives a daemon restart', async () => {
+    const home = makeHome('bridge');
+    const events = join(home, 'events.log');
+    writeServersConfig(home, { mcpServers: { echo: echoServer(events) } });
+    let daemon = await startDaemon({ home });
+    const port = daemon.port;
+    await waitFor(
+      async () => (await runCli(home, ['tools', 'list', '--json'])).stdout.includes('echo_echo'),
+      {
+        what: 'echo tools',
+      },
+    );
+    const bridge = await connectStdioBridge(home);
+    try {
+      expect(textOf(await bridge.callTool({ name: 'echo_echo', arguments: { text: 'one' } }))).toBe('one');
+      await daemon.stop();
+      const away = await bridge.callTool({ name: 'echo_echo', arguments: { text: 'two' } });
+      expect(away.isError).toBe(true);
+      daemon = await startDaemon({ home, mcpPort: port });
+      await waitFor(
+        async () => !(await bridge.callTool({ name: 'echo_echo', arguments: { text: 'three' } })).isError,
+        { what: 'bridge calls work again', timeoutMs: 30_000 },
+      );
+    } finally {
+      await bridge.close();
+      await daemon.stop();
+    }
+  });
+
   it('`diane mcp` without a daemon says how to start one and exits non-zero', async () => {
     const home = makeHome('nodaemon');
     const res = await runCli(home, ['mcp'], { timeoutMs: 15_000 });
