@@ -54,7 +54,7 @@ export class SlaveHub {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const { hostId, serial } = verdict;
       const remoteAddress = req.socket.remoteAddress ?? 'unknown';
-      const stopHeartbeat = startHeartbeat(ws, {
+      startHeartbeat(ws, {
         intervalMs: this.opts.heartbeatIntervalMs,
         timeoutMs: this.opts.heartbeatTimeoutMs,
         onPong: (at) => this.opts.registry.recordHeartbeat(hostId, at),
@@ -63,7 +63,6 @@ export class SlaveHub {
           ws.terminate();
         },
       });
-      ws.once('close', stopHeartbeat);
       this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }).catch((err) => {
         this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
         ws.close(CloseCode.invalidFrame, 'MCP handshake failed');

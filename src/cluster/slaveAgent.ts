@@ -159,7 +159,6 @@ export class SlaveAgent {
       });
       ws.on('open', () => {
         openedAt = Date.now();
-        this.backoffAfterOpen();
         const transport = new WebSocketTransport(ws);
         const front = createFrontServer(this.opts.aggregator, this.opts.info);
         server = front;
@@ -178,7 +177,9 @@ export class SlaveAgent {
             ws.terminate();
           },
         });
+        // Attempts count from the last success, so `slave status` shows the current outage only.
         this.setStatus({
+          attempts: 0,
           state: 'connected',
           connected_at: new Date(openedAt).toISOString(),
           last_error: undefined,
@@ -195,11 +196,6 @@ export class SlaveAgent {
         });
       });
     });
-  }
-
-  /** Attempts count from the last success, so `slave status` shows the current outage only. */
-  private backoffAfterOpen(): void {
-    this.status.attempts = 0;
   }
 
   private sleep(ms: number): Promise<void> {
