@@ -41,8 +41,6 @@ interface Registration {
  */
 export class Aggregator implements ToolSource {
   private readonly registrations = new Map<string, Registration>();
-  /** Names of upstreams that exist but are not in the table, e.g. a paired slave that is offline. */
-  private readonly knownOffline = new Map<string, string>();
   private table: NameTable = EMPTY_NAME_TABLE;
   private readonly changeListeners = new Set<() => void>();
   private debounceTimer?: NodeJS.Timeout;
@@ -61,7 +59,6 @@ export class Aggregator implements ToolSource {
       if (event === 'tools') this.rebuild();
     });
     this.registrations.set(upstream.name, { upstream, timeoutMs: opts.timeoutMs, unsubscribe });
-    this.knownOffline.delete(upstream.name);
     this.rebuild();
   }
 
@@ -77,12 +74,6 @@ export class Aggregator implements ToolSource {
 
   get(name: string): Upstream | undefined {
     return this.registrations.get(name)?.upstream;
-  }
-
-  /** Marks a name as a known but absent upstream, so calls get a precise "not available" error. */
-  setKnownOffline(name: string, message: string | undefined): void {
-    if (message === undefined) this.knownOffline.delete(name);
-    else this.knownOffline.set(name, message);
   }
 
   upstreams(): Upstream[] {
@@ -134,9 +125,6 @@ export class Aggregator implements ToolSource {
   private unknownTool(name: string): CallToolResult {
     // Only for the error message: routing never parses names, but a person deserves to hear
     // that the host is offline rather than that the tool does not exist.
-    for (const [upstream, message] of this.knownOffline) {
-      if (name.startsWith(`${upstream}_`)) return toolError(message);
-    }
     for (const { upstream } of this.registrations.values()) {
       if (name.startsWith(`${upstream.name}_`) && upstream.status().state !== 'connected') {
         return toolError(upstream.unavailableMessage());
