@@ -107,9 +107,12 @@ export class Aggregator implements ToolSource {
     const reg = this.registrations.get(entry.upstream);
     if (!reg) return toolError(`Tool ${name} is not available`);
     try {
+      const forward = opts.onprogress;
       return await reg.upstream.callTool(entry.originalName, args, {
         signal: opts.signal,
-        onprogress: opts.onprogress,
+        // Always ask the upstream for progress: it is what keeps a long call from timing out,
+        // whether or not the agent wants to see it.
+        onprogress: (update) => forward?.(update),
         timeoutMs: Math.min(reg.timeoutMs ?? this.settings.callTimeoutMs, this.settings.callTimeoutCapMs),
         maxTotalMs: this.settings.callTimeoutCapMs,
       });

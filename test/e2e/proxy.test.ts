@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from '@modelcontextprotocol/client';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
@@ -165,6 +165,33 @@ describe('single-host proxy (real daemon, real upstreams)', () => {
     await waitFor(() => readEvents(events).filter((l) => l.startsWith('cancelled')).length > before, {
       what: 'timeout cancellation reaching the fixture',
     });
+  });
+
+  it('restarts the idle timeout on every progress notification, even when the agent asked for none', async () => {
+    const client = await connectHttp(daemon.mcpUrl);
+    clients.push(client);
+    // quick has a 700ms timeout; this call lasts 2.1s but reports progress every 300ms.
+    const result = await client.callTool({ name: 'quick_slow', arguments: { ms: 2100, steps: 7 } });
+    expect(result.isError).toBeFalsy();
+    expect(textOf(result)).toContain('slept 2100ms');
+  });
+
+  it('serves 2026-07-28 clients (per-request protocol) on the same endpoint', async () => {
+    const modern = new Client(
+      { name: 'modern-agent', version: '1' },
+      { versionNegotiation: { mode: 'auto' } },
+    );
+    await modern.connect(new StreamableHTTPClientTransport(new URL(daemon.mcpUrl)));
+    try {
+      expect(modern.getNegotiatedProtocolVersion()).toBe('2026-07-28');
+      const names = (await modern.listTools()).tools.map((t) => t.name);
+      expect(names).toContain('filesystem_search_files');
+      expect(textOf(await modern.callTool({ name: 'echo_echo', arguments: { text: 'modern' } }))).toBe(
+        'modern',
+      );
+    } finally {
+      await modern.close();
+    }
   });
 
   it('tells the agent when the tool list changes', async () => {
