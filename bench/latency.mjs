@@ -1,0 +1,816 @@
+#!/usr/bin/env node
+// Latency and throughput of `tools/call` through Diane, next to the same call without Diane.
+// Run with `npm run bench` (builds first). Prints a table and writes bench/results.json.
+// It measures; it asserts nothing.
+//
+// Paths (all on loopback, ports chosen at run time, every DIANE_HOME a fresh temp directory):
+//   direct   SDK Client + StdioClientTransport -> test/fixtures/echo-server.mjs
+//   bare     thin HTTP client -> bench/bare-http-server.mjs (bare SDK Streamable HTTP server)
+//   local    thin HTTP client -> diane serve -> stdio upstream (echo-server.mjs)
+//   routed   thin HTTP client -> diane serve -> diane slave start -> stdio upstream
+//
+// Environment:
+//   BENCH_SECONDS     seconds measured per (path, concurrency) cell (default 4)
+//   BENCH_WARMUP      warm-up calls before each cell (default 200)
+//   BENCH_BIG_CALLS   sequential 1 MiB calls per path (default 30; 0 skips them)
+//   BENCH_CONC        concurrency levels, comma separated (default 1,16,64)
+//   BENCH_PATHS       which paths, comma separated (default direct,bare,local,routed)
+//   BENCH_CPU_PROF    a directory: run master, slave and bare server under `node --cpu-prof` there
+//   BENCH_VERBOSE=1   echo the daemons' stderr
+//
+// Profiles: `BENCH_CPU_PROF=/tmp/prof BENCH_PATHS=local BENCH_CONC=64 BENCH_BIG_CALLS=0 node
+// bench/latency.mjs`, then `node bench/profile-summary.mjs /tmp/prof/*.cpuprofile`.
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dianeBin = join(root, 'bin', 'diane.js');
+const echoServer = join(root, 'test', 'fixtures', 'echo-server.mjs');
+const bareServer = join(root, 'bench', 'bare-http-server.mjs');
+const resultsFile = join(root, 'bench', 'results.json');
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+const BIG_CALLS = Number(process.env.BENCH_BIG_CALLS ?? 30);
+const CONCURRENCY = (process.env.BENCH_CONC ?? '1,16,64').split(',').map(Number);
+const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed').split(',').map((s) => s.trim());
+const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+const VERBOSE = process.env.BENCH_VERBOSE === '1';
+const BIG_BYTES = 1024 * 1024;
+const PROTOCOL = '2025-06-18';
+const ECHO_TEXT = 'bench 0123456789abcdef';
+
+const TARGETS = {
+  routedP50Ms: 1,
+  routedCallsPerSec: 2500,
+  localHopAddsUs: 150,
+  bigRoutedMs: 40,
+};
+
+const LABELS = {
+  direct: 'direct stdio',
+  bare: 'bare SDK HTTP',
+  local: 'master -> local upstream',
+  routed: 'master -> slave -> upstream',
+};
+
+// ---------------------------------------------------------------------------------------------
+// Processes and homes: everything started here is tracked and stopped on the way out.
+
+/** @type {Set<import('node:child_process').ChildProcess>} */
+const children = new Set();
+/** pid -> name of the processes started by startChild. */
+const childNames = new Map();
+const homes = [];
+
+function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** process.env without DIANE_* variables, plus `extra`. */
+function envWith(extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('DIANE_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+function makeHome(name) {
+  // Short: the admin socket lives in it and Unix socket paths are limited to ~100 bytes.
+  const base = os.tmpdir().length > 40 ? '/tmp' : os.tmpdir();
+  const home = mkdtempSync(join(base, `diane-bench-${name}-`));
+  homes.push(home);
+  const servers = { mcpServers: { echo: { command: process.execPath, args: [echoServer] } } };
+  writeFileSync(join(home, 'mcp-servers.json'), `${JSON.stringify(servers, null, 2)}\n`, { mode: 0o600 });
+  return home;
+}
+
+/** A long-running child; stderr is kept (last 16 KiB) for error messages. */
+function startChild(name, args, env) {
+  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  childNames.set(proc.pid, name);
+  let stderr = '';
+  let stdout = '';
+  proc.stderr.setEncoding('utf8').on('data', (c) => {
+    stderr = (stderr + c).slice(-16384);
+    if (VERBOSE) process.stderr.write(c.replace(/^(?=.)/gm, `[${name} ${proc.pid}] `));
+  });
+  proc.stdout.setEncoding('utf8').on('data', (c) => {
+    stdout = (stdout + c).slice(-16384);
+  });
+  const exited = new Promise((r) =>
+    proc.once('exit', (code, signal) => {
+      children.delete(proc);
+      r({ code, signal });
+    }),
+  );
+  return {
+    name,
+    proc,
+    exited,
+    stderr: () => stderr,
+    stdout: () => stdout,
+    running: () => proc.exitCode === null && proc.signalCode === null,
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. */
+async function stopChild(child, graceMs = 10_000) {
+  if (!child.running()) return child.exited;
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), graceMs);
+  const status = await child.exited;
+  clearTimeout(timer);
+  return status;
+}
+
+/** Runs one `diane` command to completion. */
+function cli(home, args, timeoutMs = 20_000) {
+  return new Promise((resolvePromise) => {
+    execFile(
+      process.execPath,
+      [dianeBin, ...args],
+      { cwd: root, env: envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }), timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        resolvePromise({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function waitFor(what, check, timeoutMs = 30_000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePromise(port));
+    });
+  });
+}
+
+function nodeArgs(script) {
+  if (!CPU_PROF) return [script];
+  mkdirSync(CPU_PROF, { recursive: true });
+  // A sampling interval that is no multiple of a round number keeps the samples from keeping
+  // step with a c=1 request loop (about one call per millisecond).
+  return ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, '--cpu-prof-interval=251', script];
+}
+
+let cleaning;
+let interrupted = false;
+function cleanup() {
+  cleaning ??= (async () => {
+    await Promise.all([...children].map((c) => stopChildProc(c)));
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+async function stopChildProc(proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+process.on('exit', () => {
+  for (const proc of children) proc.kill('SIGKILL');
+  for (const home of homes) rmSync(home, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    interrupted = true;
+    log(`${signal}: stopping`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thin Streamable HTTP client (2025-era sessions), on node:http with a keep-alive agent.
+
+function parseBody(contentType, text) {
+  if (contentType.includes('text/event-stream')) {
+    const messages = [];
+    let data = [];
+    for (const line of text.split('\n')) {
+      const l = line.endsWith('\r') ? line.slice(0, -1) : line;
+      if (l === '') {
+        if (data.length) messages.push(JSON.parse(data.join('\n')));
+        data = [];
+      } else if (l.startsWith('data:')) {
+        data.push(l.slice(l[5] === ' ' ? 6 : 5));
+      }
+    }
+    if (data.length) messages.push(JSON.parse(data.join('\n')));
+    return messages;
+  }
+  if (!text) return [];
+  const value = JSON.parse(text);
+  return Array.isArray(value) ? value : [value];
+}
+
+class HttpSession {
+  constructor(url, maxSockets) {
+    this.url = new URL(url);
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, noDelay: true });
+    this.nextId = 1;
+    this.sessionId = undefined;
+  }
+
+  post(payload) {
+    const body = Buffer.from(JSON.stringify(payload));
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'content-length': body.length,
+    };
+    if (this.sessionId) {
+      headers['mcp-session-id'] = this.sessionId;
+      headers['mcp-protocol-version'] = PROTOCOL;
+    }
+    return new Promise((resolvePromise, reject) => {
+      const req = http.request(
+        {
+          host: this.url.hostname,
+          port: this.url.port,
+          path: this.url.pathname,
+          method: 'POST',
+          headers,
+          agent: this.agent,
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () =>
+            resolvePromise({
+              status: res.statusCode,
+              headers: res.headers,
+              text: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  async initialize() {
+    const res = await this.post({
+      jsonrpc: '2.0',
+      id: this.nextId++,
+      method: 'initialize',
+      params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+    });
+    if (res.status !== 200) throw new Error(`initialize: HTTP ${res.status}: ${res.text}`);
+    this.sessionId = res.headers['mcp-session-id'];
+    if (!this.sessionId) throw new Error('initialize: no mcp-session-id header');
+    const note = await this.post({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    if (note.status !== 202 && note.status !== 200) throw new Error(`initialized: HTTP ${note.status}`);
+  }
+
+  /** tools/call; resolves with the first text content of the result. */
+  async callTool(name, args) {
+    const id = this.nextId++;
+    const res = await this.post({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: args },
+    });
+    if (res.status !== 200)
+      throw new Error(`tools/call ${name}: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+    const reply = parseBody(String(res.headers['content-type'] ?? ''), res.text).find((m) => m.id === id);
+    if (!reply) throw new Error(`tools/call ${name}: no response with id ${id}`);
+    if (reply.error) throw new Error(`tools/call ${name}: ${reply.error.message}`);
+    if (reply.result.isError)
+      throw new Error(`tools/call ${name}: tool error ${JSON.stringify(reply.result)}`);
+    return reply.result.content[0].text;
+  }
+
+  async close() {
+    if (this.sessionId) {
+      await new Promise((r) => {
+        const req = http.request(
+          {
+            host: this.url.hostname,
+            port: this.url.port,
+            path: this.url.pathname,
+            method: 'DELETE',
+            headers: { 'mcp-session-id': this.sessionId, 'mcp-protocol-version': PROTOCOL },
+            agent: this.agent,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', r);
+          },
+        );
+        req.on('error', r);
+        req.end();
+      });
+    }
+    this.agent.destroy();
+  }
+}
+
+/** The bench's view of one path: echo and big calls. */
+function httpTarget(url, prefix) {
+  const session = new HttpSession(url, Math.max(...CONCURRENCY, 1) + 4);
+  return {
+    async open() {
+      await session.initialize();
+    },
+    echo: (text) => session.callTool(`${prefix}echo`, { text }),
+    big: (bytes) => session.callTool(`${prefix}big`, { bytes }),
+    close: () => session.close(),
+  };
+}
+
+function stdioTarget() {
+  const client = new Client({ name: 'bench', version: '1' }, { capabilities: {} });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [echoServer],
+    cwd: root,
+    env: envWith({}),
+    stderr: 'ignore',
+  });
+  const text = (result) => {
+    if (result.isError) throw new Error(`tool error: ${JSON.stringify(result)}`);
+    return result.content[0].text;
+  };
+  return {
+    async open() {
+      await client.connect(transport);
+    },
+    echo: async (value) => text(await client.callTool({ name: 'echo', arguments: { text: value } })),
+    big: async (bytes) => text(await client.callTool({ name: 'big', arguments: { bytes } })),
+    close: () => client.close(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting (Linux /proc; silently absent elsewhere): CPU time of this process and of every
+// process it started (daemons, their upstreams), and of the whole machine, over a measured
+// window. It says where the time goes, and whether something else was using the CPUs.
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** [ppid, cpu ms] of a process from /proc/<pid>/stat, or undefined when it is gone. */
+function procStat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS };
+  } catch {
+    return undefined;
+  }
+}
+
+function procLabel(pid, parentLabel) {
+  const name = childNames.get(pid);
+  if (name) return name;
+  let script = String(pid);
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    script = (argv.find((a) => /\.m?js$/.test(a)) ?? argv[0]).split('/').pop();
+  } catch {}
+  return `${parentLabel}/${script}`;
+}
+
+/** CPU ms by label for this process and all its descendants, plus the machine's busy ms. */
+function cpuSnapshot() {
+  const snap = { labels: new Map(), machineBusyMs: Number.NaN };
+  const self = process.cpuUsage();
+  snap.labels.set('bench', (self.user + self.system) / 1000);
+  let pids;
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    snap.machineBusyMs = (cpu.reduce((a, b) => a + b, 0) - cpu[3] - cpu[4]) * TICK_MS;
+  } catch {
+    return snap;
+  }
+  const kids = new Map();
+  for (const d of pids) {
+    const st = procStat(d);
+    if (!st) continue;
+    if (!kids.has(st.ppid)) kids.set(st.ppid, []);
+    kids.get(st.ppid).push({ pid: Number(d), cpuMs: st.cpuMs });
+  }
+  const walk = (pid, label) => {
+    for (const k of kids.get(pid) ?? []) {
+      const name = procLabel(k.pid, label);
+      snap.labels.set(name, (snap.labels.get(name) ?? 0) + k.cpuMs);
+      walk(k.pid, name);
+    }
+  };
+  walk(process.pid, 'bench');
+  return snap;
+}
+
+/** CPU µs per call of each of our processes, and the share of the machine used by others. */
+function cpuDelta(before, after, calls, seconds) {
+  const perCallUs = {};
+  let ours = 0;
+  for (const [label, ms] of after.labels) {
+    const d = ms - (before.labels.get(label) ?? 0);
+    ours += d;
+    if (d > 0) perCallUs[label] = Math.round((d * 1000) / calls);
+  }
+  const capacityMs = os.cpus().length * seconds * 1000;
+  const busy = after.machineBusyMs - before.machineBusyMs;
+  return {
+    perCallUs,
+    machineBusyPct: Math.round((100 * busy) / capacityMs),
+    othersPct: Math.max(0, Math.round((100 * (busy - ours)) / capacityMs)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements.
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function summarize(samplesNs) {
+  const sorted = Float64Array.from(samplesNs).sort();
+  const ms = (ns) => ns / 1e6;
+  return {
+    count: sorted.length,
+    p50Ms: ms(percentile(sorted, 50)),
+    p90Ms: ms(percentile(sorted, 90)),
+    p99Ms: ms(percentile(sorted, 99)),
+    maxMs: ms(sorted[sorted.length - 1] ?? Number.NaN),
+  };
+}
+
+async function runEcho(target, concurrency, count) {
+  let left = count;
+  const worker = async () => {
+    while (left-- > 0) {
+      const got = await target.echo(ECHO_TEXT);
+      if (got !== ECHO_TEXT) throw new Error(`echo returned ${JSON.stringify(got).slice(0, 100)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** `concurrency` workers calling echo back to back for SECONDS; latency of each call. */
+async function measureEcho(target, concurrency) {
+  await runEcho(target, concurrency, WARMUP);
+  const samples = [];
+  const cpuBefore = cpuSnapshot();
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(SECONDS * 1e9));
+  const worker = async () => {
+    for (;;) {
+      const t0 = process.hrtime.bigint();
+      if (t0 >= deadline) return;
+      const got = await target.echo(ECHO_TEXT);
+      samples.push(Number(process.hrtime.bigint() - t0));
+      if (got !== ECHO_TEXT) throw new Error(`echo returned ${JSON.stringify(got).slice(0, 100)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsedS = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = cpuDelta(cpuBefore, cpuSnapshot(), samples.length, elapsedS);
+  return {
+    concurrency,
+    seconds: elapsedS,
+    callsPerSec: samples.length / elapsedS,
+    ...summarize(samples),
+    cpu,
+  };
+}
+
+/** Sequential 1 MiB results; the returned text must be exactly BIG_BYTES long. */
+async function measureBig(target) {
+  for (let i = 0; i < 3; i++) await target.big(BIG_BYTES);
+  const samples = [];
+  const cpuBefore = cpuSnapshot();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < BIG_CALLS; i++) {
+    const t0 = process.hrtime.bigint();
+    const text = await target.big(BIG_BYTES);
+    samples.push(Number(process.hrtime.bigint() - t0));
+    if (text.length !== BIG_BYTES)
+      throw new Error(`big returned ${text.length} characters, not ${BIG_BYTES}`);
+  }
+  const cpu = cpuDelta(cpuBefore, cpuSnapshot(), BIG_CALLS, Number(process.hrtime.bigint() - start) / 1e9);
+  return { bytes: BIG_BYTES, ...summarize(samples), cpu };
+}
+
+async function benchPath(key, target) {
+  const result = { path: key, label: LABELS[key], cells: [], big: undefined };
+  await target.open();
+  for (const c of CONCURRENCY) {
+    const cell = await measureEcho(target, c);
+    result.cells.push(cell);
+    log(
+      `${LABELS[key]} c=${c}: ${cell.callsPerSec.toFixed(0)} calls/s, p50 ${cell.p50Ms.toFixed(3)} ms, p99 ${cell.p99Ms.toFixed(3)} ms`,
+    );
+  }
+  if (BIG_CALLS > 0) result.big = await measureBig(target);
+  if (result.big)
+    log(`${LABELS[key]} 1 MiB: p50 ${result.big.p50Ms.toFixed(2)} ms, p99 ${result.big.p99Ms.toFixed(2)} ms`);
+  await target.close();
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diane setup.
+
+async function startMaster() {
+  const home = makeHome('m');
+  const mcpPort = await freePort();
+  const clusterPort = await freePort();
+  const child = startChild(
+    'master',
+    [
+      ...nodeArgs(dianeBin),
+      'serve',
+      '--mcp-listen',
+      `127.0.0.1:${mcpPort}`,
+      '--listen',
+      `127.0.0.1:${clusterPort}`,
+    ],
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+  );
+  const master = { home, mcpPort, clusterPort, child, url: `http://127.0.0.1:${mcpPort}/mcp` };
+  await waitFor('master /healthz', async () => {
+    if (!child.running()) throw new Error(`diane serve exited: ${child.stderr()}`);
+    const res = await fetch(`http://127.0.0.1:${mcpPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  }).catch((err) => {
+    throw new Error(`${err.message}\n--- master stderr ---\n${child.stderr()}`);
+  });
+  await waitForTool(master, 'echo_echo');
+  return master;
+}
+
+async function toolNames(master) {
+  const res = await cli(master.home, ['tools', 'list', '--json']);
+  if (res.code !== 0) return [];
+  return JSON.parse(res.stdout).tools.map((t) => t.name);
+}
+
+function waitForTool(master, name) {
+  return waitFor(
+    `tool ${name} on the master`,
+    async () => (await toolNames(master)).includes(name),
+    60_000,
+    200,
+  );
+}
+
+async function startSlave(master) {
+  const home = makeHome('s');
+  const info = await cli(master.home, ['info', '--json']);
+  if (info.code !== 0) throw new Error(`diane info failed: ${info.stderr}`);
+  const fingerprint = JSON.parse(info.stdout).ca_fingerprint;
+  const pair = startChild(
+    'pair',
+    [
+      dianeBin,
+      'slave',
+      'pair',
+      `--master=https://127.0.0.1:${master.clusterPort}`,
+      '--host-id=bench',
+      `--ca-fingerprint=${fingerprint}`,
+    ],
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+  );
+  const request = await waitFor('the pairing request on the master', async () => {
+    if (!pair.running()) throw new Error(`slave pair exited early: ${pair.stderr()}`);
+    const res = await cli(master.home, ['slave', 'pending', '--json']);
+    if (res.code !== 0) return undefined;
+    return JSON.parse(res.stdout).pending.find((p) => p.host_id === 'bench');
+  });
+  const approved = await cli(master.home, ['slave', 'approve', 'bench', request.pairing_code]);
+  if (approved.code !== 0) throw new Error(`slave approve failed: ${approved.stderr}`);
+  const paired = await pair.exited;
+  if (paired.code !== 0) throw new Error(`slave pair exited ${paired.code}: ${pair.stderr()}`);
+  const child = startChild(
+    'slave',
+    [...nodeArgs(dianeBin), 'slave', 'start'],
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+  );
+  await waitForTool(master, 'bench_echo_echo').catch((err) => {
+    throw new Error(`${err.message}\n--- slave stderr ---\n${child.stderr()}`);
+  });
+  return { home, child };
+}
+
+async function startBare() {
+  const child = startChild('bare', nodeArgs(bareServer), envWith({}));
+  const port = await waitFor('the bare SDK server', async () => {
+    if (!child.running()) throw new Error(`bare server exited: ${child.stderr()}`);
+    return Number(/listening (\d+)/.exec(child.stdout())?.[1]) || undefined;
+  });
+  return { child, url: `http://127.0.0.1:${port}/mcp` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+
+function report(results, meta) {
+  const by = Object.fromEntries(results.map((r) => [r.path, r]));
+  const cell = (key, c) => by[key]?.cells.find((x) => x.concurrency === c);
+  const lines = [];
+  lines.push('');
+  lines.push(
+    `Diane tools/call latency — ${meta.cpus} CPU(s) (${meta.cpuModel}), Node ${meta.node}, ${SECONDS} s per cell, ${WARMUP} warm-up calls`,
+  );
+  lines.push(
+    `load average (1 min) before the run (includes the build): ${meta.loadAvgAtStart[0].toFixed(2)}`,
+  );
+  lines.push('');
+  lines.push(
+    `${pad('path', 30)}${lpad('conc', 5)}${lpad('calls/s', 10)}${lpad('p50 ms', 9)}${lpad('p90 ms', 9)}${lpad('p99 ms', 9)}${lpad('max ms', 9)}`,
+  );
+  for (const r of results) {
+    for (const x of r.cells) {
+      lines.push(
+        `${pad(r.label, 30)}${lpad(x.concurrency, 5)}${lpad(x.callsPerSec.toFixed(0), 10)}${lpad(x.p50Ms.toFixed(3), 9)}${lpad(x.p90Ms.toFixed(3), 9)}${lpad(x.p99Ms.toFixed(3), 9)}${lpad(x.maxMs.toFixed(2), 9)}`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push('CPU time per call in µs (measured window; "others" = CPU share used by processes not ours)');
+  const cpuLine = (label, conc, cpu) => {
+    const parts = Object.entries(cpu.perCallUs)
+      .filter(([, us]) => us > 0)
+      .map(([name, us]) => `${name} ${us}`);
+    return `${pad(label, 30)}${lpad(conc, 5)}  ${parts.join(', ')}; others ${cpu.othersPct}%`;
+  };
+  for (const r of results) {
+    for (const x of r.cells) lines.push(cpuLine(r.label, x.concurrency, x.cpu));
+    if (r.big) lines.push(cpuLine(r.label, '1 MiB', r.big.cpu));
+  }
+  const noisy = results.flatMap((r) =>
+    [...r.cells, ...(r.big ? [{ ...r.big, concurrency: '1 MiB' }] : [])]
+      .filter((x) => x.cpu.othersPct > 10)
+      .map((x) => `${r.label} c=${x.concurrency} (${x.cpu.othersPct}%)`),
+  );
+  if (noisy.length) {
+    lines.push(`WARNING: other processes used more than 10% of the CPUs during: ${noisy.join(', ')}`);
+    lines.push('         those figures are distorted; rerun on a quiet machine.');
+  }
+  lines.push('');
+  const bigPart = results
+    .filter((r) => r.big)
+    .map((r) => `${r.label} ${r.big.p50Ms.toFixed(2)} ms (p99 ${r.big.p99Ms.toFixed(2)})`);
+  lines.push(`1 MiB result, ${BIG_CALLS} sequential calls, p50: ${bigPart.join(', ')}`);
+
+  const targets = [];
+  const local1 = cell('local', 1);
+  const bare1 = cell('bare', 1);
+  let hopUs;
+  if (local1 && bare1) {
+    hopUs = (local1.p50Ms - bare1.p50Ms) * 1000;
+    lines.push(
+      `master-local hop adds ${hopUs.toFixed(0)} µs p50 over bare SDK HTTP (c=1: ${local1.p50Ms.toFixed(3)} vs ${bare1.p50Ms.toFixed(3)} ms)`,
+    );
+  }
+  const routed1 = cell('routed', 1);
+  const routed64 = cell('routed', 64);
+  if (routed1) {
+    targets.push({
+      target: `routed p50 <= ${TARGETS.routedP50Ms} ms (c=1)`,
+      value: `${routed1.p50Ms.toFixed(3)} ms`,
+      pass: routed1.p50Ms <= TARGETS.routedP50Ms,
+      miss: `${(routed1.p50Ms / TARGETS.routedP50Ms).toFixed(2)}x the target`,
+    });
+  }
+  if (routed64) {
+    targets.push({
+      target: `routed >= ${TARGETS.routedCallsPerSec} calls/s (c=64)`,
+      value: `${routed64.callsPerSec.toFixed(0)} calls/s`,
+      pass: routed64.callsPerSec >= TARGETS.routedCallsPerSec,
+      miss: `${((100 * (TARGETS.routedCallsPerSec - routed64.callsPerSec)) / TARGETS.routedCallsPerSec).toFixed(0)}% short`,
+    });
+  }
+  if (hopUs !== undefined) {
+    targets.push({
+      target: `master-local hop adds <= ${TARGETS.localHopAddsUs} µs p50`,
+      value: `${hopUs.toFixed(0)} µs`,
+      pass: hopUs <= TARGETS.localHopAddsUs,
+      miss: `${(hopUs / TARGETS.localHopAddsUs).toFixed(1)}x the target`,
+    });
+  }
+  if (by.routed?.big) {
+    targets.push({
+      target: `1 MiB result routed <= ${TARGETS.bigRoutedMs} ms (p50)`,
+      value: `${by.routed.big.p50Ms.toFixed(2)} ms`,
+      pass: by.routed.big.p50Ms <= TARGETS.bigRoutedMs,
+      miss: `${(by.routed.big.p50Ms / TARGETS.bigRoutedMs).toFixed(2)}x the target`,
+    });
+  }
+  lines.push('');
+  // p50 is judged at c=1: at c=64 the p50 is bound to be about 64 / (calls/s) (Little's law),
+  // i.e. 25 ms at the throughput target, so "p50 <= 1 ms" can only mean the unloaded latency.
+  lines.push('targets (routed p50 at c=1; throughput at c=64):');
+  for (const t of targets) {
+    const by = t.pass ? '' : `  (${t.miss})`;
+    lines.push(`  ${verdict(t.pass)}  ${pad(t.target, 42)} measured ${t.value}${by}`);
+  }
+  lines.push('');
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return { targets, localHopAddsUs: hopUs };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.versions.node,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown',
+    platform: `${os.platform()} ${os.release()}`,
+    seconds: SECONDS,
+    warmup: WARMUP,
+    bigCalls: BIG_CALLS,
+    concurrency: CONCURRENCY,
+    echoText: ECHO_TEXT,
+    loadAvgAtStart: os.loadavg(),
+  };
+  const results = [];
+  const started = Date.now();
+
+  if (PATHS.includes('direct')) {
+    log('direct stdio: SDK Client -> echo-server.mjs');
+    results.push(await benchPath('direct', stdioTarget()));
+  }
+  if (PATHS.includes('bare')) {
+    const bare = await startBare();
+    log(`bare SDK HTTP: ${bare.url} (pid ${bare.child.proc.pid})`);
+    results.push(await benchPath('bare', httpTarget(bare.url, '')));
+    await stopChild(bare.child);
+  }
+  if (PATHS.includes('local') || PATHS.includes('routed')) {
+    const master = await startMaster();
+    log(`master: ${master.url} (pid ${master.child.proc.pid}), cluster port ${master.clusterPort}`);
+    let slave;
+    if (PATHS.includes('routed')) {
+      slave = await startSlave(master);
+      log(`slave paired and connected (pid ${slave.child.proc.pid})`);
+    }
+    // Both daemons run while either path is measured, so the two figures share conditions.
+    if (PATHS.includes('local')) results.push(await benchPath('local', httpTarget(master.url, 'echo_')));
+    if (slave) results.push(await benchPath('routed', httpTarget(master.url, 'bench_echo_')));
+    if (slave) await stopChild(slave.child);
+    await stopChild(master.child);
+  }
+
+  meta.wallSeconds = (Date.now() - started) / 1000;
+  meta.loadAvgAtEnd = os.loadavg();
+  const summary = report(results, meta);
+  writeFileSync(resultsFile, `${JSON.stringify({ meta, targets: TARGETS, results, ...summary }, null, 2)}\n`);
+  log(`raw numbers in ${resultsFile}; ${meta.wallSeconds.toFixed(0)} s in total`);
+  if (CPU_PROF) log(`CPU profiles in ${CPU_PROF}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  if (!interrupted) log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// Summarises V8 .cpuprofile files (from `node --cpu-prof`, e.g. `BENCH_CPU_PROF=/tmp/prof npm
+// run bench`): self time summed by function + script, and by package (the node_modules package,
+// `src` for Diane's own dist/ code, `node:` for Node internals).
+//
+//   node bench/profile-summary.mjs <file.cpuprofile>... [--top N]
+import { readFileSync } from 'node:fs';
+
+const args = process.argv.slice(2);
+let top = 30;
+const files = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--top') top = Number(args[++i]);
+  else files.push(args[i]);
+}
+if (files.length === 0) {
+  process.stderr.write('usage: node bench/profile-summary.mjs <file.cpuprofile>... [--top N]\n');
+  process.exit(2);
+}
+
+function packageOf(url) {
+  if (!url) return '(native/vm)';
+  if (url.startsWith('node:')) return 'node: internals';
+  const nm = url.lastIndexOf('/node_modules/');
+  if (nm >= 0) {
+    const rest = url.slice(nm + '/node_modules/'.length).split('/');
+    return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
+  }
+  if (url.includes('/dist/')) return 'diane dist/';
+  return url.replace(/^file:\/\//, '');
+}
+
+function shortUrl(url) {
+  if (!url) return '';
+  const nm = url.lastIndexOf('/node_modules/');
+  if (nm >= 0) return url.slice(nm + '/node_modules/'.length);
+  const dist = url.indexOf('/dist/');
+  if (dist >= 0) return url.slice(dist + 1);
+  return url.replace(/^file:\/\//, '');
+}
+
+function pct(part, whole) {
+  return `${((100 * part) / whole).toFixed(1).padStart(5)}%`;
+}
+
+for (const file of files) {
+  const profile = JSON.parse(readFileSync(file, 'utf8'));
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  // timeDeltas[i] is the time before samples[i]; attribute it to that sample's node.
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i];
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
+  const byFunction = new Map();
+  const byPackage = new Map();
+  let total = 0;
+  let idle = 0;
+  for (const [id, us] of self) {
+    const { callFrame } = byId.get(id);
+    total += us;
+    if (callFrame.functionName === '(idle)') {
+      idle += us;
+      continue;
+    }
+    const key = `${callFrame.functionName || '(anonymous)'}  ${shortUrl(callFrame.url)}${callFrame.url ? `:${callFrame.lineNumber + 1}` : ''}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+    const pkg = packageOf(callFrame.url);
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + us);
+  }
+  const busy = total - idle;
+  process.stdout.write(
+    `\n${file}\n  sampled ${(total / 1e6).toFixed(2)} s, busy ${(busy / 1e6).toFixed(2)} s (idle ${pct(idle, total)})\n`,
+  );
+  process.stdout.write('\n  self time by package (share of busy time)\n');
+  for (const [pkg, us] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+    process.stdout.write(`  ${pct(us, busy)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${pkg}\n`);
+  }
+  process.stdout.write(`\n  top ${top} functions by self time (share of busy time)\n`);
+  for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    process.stdout.write(`  ${pct(us, busy)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${key}\n`);
+  }
+}
