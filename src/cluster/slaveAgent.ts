@@ -141,6 +141,9 @@ export class SlaveAgent {
         maxPayload: this.opts.maxPayloadBytes,
         perMessageDeflate: false,
         handshakeTimeout: 15_000,
+        // Masking protects browsers' intermediaries from forged frames; this link is mutual TLS
+        // between two Dianes, and masking cost 2-4 ms per routed 1 MiB result.
+        generateMask: (mask) => mask.fill(0),
       });
       this.current = ws;
       ws.on('unexpected-response', (_req, res: IncomingMessage) => {

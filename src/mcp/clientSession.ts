@@ -1,5 +1,5 @@
 import type { CallToolResult, Tool, Transport } from '@modelcontextprotocol/client';
-import { Client, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
+import { Client, SdkError, SdkErrorCode, type StandardSchemaV1 } from '@modelcontextprotocol/client';
 import type { Logger } from '../log.js';
 import { type CallOptions, UpstreamTimeoutError, UpstreamUnavailableError } from './upstream.js';
 
@@ -13,6 +13,21 @@ export interface ClientSessionOptions {
   /** Called once when the connection is gone, whoever closed it. */
   onClosed: (error?: Error) => void;
 }
+
+/**
+ * Diane forwards tool results; the agent's own client validates them. Checking the whole result
+ * again on every hop cost about a tenth of the master's CPU per call, so only its shape is checked.
+ */
+const FORWARDED_RESULT: StandardSchemaV1<unknown, CallToolResult> = {
+  '~standard': {
+    version: 1,
+    vendor: 'diane',
+    validate: (value) =>
+      typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? { value: value as CallToolResult }
+        : { issues: [{ message: 'a tool result must be an object' }] },
+  },
+};
 
 /**
  * One live MCP client connection to an upstream, over any SDK transport: the initialize
@@ -136,8 +151,9 @@ export class ClientSession {
   ): Promise<CallToolResult> {
     if (this.isClosed) throw new UpstreamUnavailableError(unavailableMessage);
     try {
-      return (await this.client.request(
+      return await this.client.request(
         { method: 'tools/call', params: args === undefined ? { name } : { name, arguments: args } },
+        FORWARDED_RESULT,
         {
           signal: opts.signal,
           onprogress: opts.onprogress,
@@ -145,7 +161,7 @@ export class ClientSession {
           resetTimeoutOnProgress: true,
           maxTotalTimeout: opts.maxTotalMs,
         },
-      )) as CallToolResult;
+      );
     } catch (err) {
       if (opts.signal.aborted) throw err;
       if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {

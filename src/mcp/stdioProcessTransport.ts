@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/client';
+import { deserializeMessage, serializeMessage } from '@modelcontextprotocol/client';
+import { LineBuffer } from './lineBuffer.js';
 
 export interface StdioProcessOptions {
   command: string;
@@ -20,8 +21,8 @@ export interface ExitInfo {
 }
 
 /**
- * The MCP stdio transport for upstream servers. It speaks the SDK's framing (ReadBuffer and
- * serializeMessage), but owns the child process because supervision needs what the SDK's
+ * The MCP stdio transport for upstream servers. It speaks the SDK's framing (serializeMessage
+ * and deserializeMessage), but owns the child process because supervision needs what the SDK's
  * StdioClientTransport does not give: the child runs in its own process group so that closing
  * kills the whole tree (an `npx` wrapper and the server it started), stderr is read line by
  * line for diagnostics, and the exit code is reported.
@@ -32,12 +33,12 @@ export class StdioProcessTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private child?: ChildProcess;
-  private readonly readBuffer: ReadBuffer;
+  private readonly readBuffer: LineBuffer;
   private exitInfo?: ExitInfo;
   private closed = false;
 
   constructor(private readonly opts: StdioProcessOptions) {
-    this.readBuffer = new ReadBuffer({ maxBufferSize: opts.maxMessageBytes });
+    this.readBuffer = new LineBuffer(opts.maxMessageBytes);
   }
 
   get pid(): number | undefined {
@@ -75,8 +76,7 @@ export class StdioProcessTransport implements Transport {
       child.stdin?.on('error', (err) => this.onerror?.(err));
       child.stdout?.on('data', (chunk: Buffer) => {
         try {
-          this.readBuffer.append(chunk);
-          this.drain();
+          this.readBuffer.push(chunk, (line) => this.receive(line));
         } catch (err) {
           this.onerror?.(err as Error);
           void this.close();
@@ -93,18 +93,17 @@ export class StdioProcessTransport implements Transport {
     });
   }
 
-  private drain(): void {
-    for (;;) {
-      let message: JSONRPCMessage | null;
-      try {
-        message = this.readBuffer.readMessage();
-      } catch (err) {
-        this.onerror?.(err as Error);
-        continue;
-      }
-      if (message === null) return;
-      this.onmessage?.(message);
+  private receive(line: string): void {
+    if (!line.trim()) return;
+    let message: JSONRPCMessage;
+    try {
+      message = deserializeMessage(line);
+    } catch (err) {
+      // One bad line from a server is reported, not fatal: the next line may be fine.
+      this.onerror?.(err as Error);
+      return;
     }
+    this.onmessage?.(message);
   }
 
   send(message: JSONRPCMessage): Promise<void> {
