@@ -4,7 +4,13 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/index.js';
-import { checkSlaveCertificate, REFUSAL_STATUS, REFUSAL_TEXT, type Refusal } from './certificateCheck.js';
+import {
+  type CertificateVerdict,
+  checkSlaveCertificate,
+  REFUSAL_STATUS,
+  REFUSAL_TEXT,
+  type Refusal,
+} from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { SlaveRegistry } from './slaveRegistry.js';
 import { CloseCode } from './webSocketTransport.js';
@@ -37,13 +43,19 @@ export class SlaveHub {
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const tls = req.socket as TLSSocket;
-    const verdict = checkSlaveCertificate(
-      this.opts.store,
-      tls.getPeerCertificate?.(),
-      tls.authorized,
-      tls.authorizationError ? String(tls.authorizationError) : undefined,
-      (this.opts.now ?? (() => new Date()))(),
-    );
+    let verdict: CertificateVerdict;
+    try {
+      verdict = checkSlaveCertificate(
+        this.opts.store,
+        tls.getPeerCertificate?.(),
+        tls.authorized,
+        tls.authorizationError ? String(tls.authorizationError) : undefined,
+        (this.opts.now ?? (() => new Date()))(),
+      );
+    } catch (err) {
+      // A certificate we cannot even read is refused; it must never take the master down.
+      verdict = { ok: false, refusal: 'unknown-certificate', detail: (err as Error).message };
+    }
     if (!verdict.ok) {
       this.opts.logger.warn(
         { remote: req.socket.remoteAddress, refusal: verdict.refusal, detail: verdict.detail },
