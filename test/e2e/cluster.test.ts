@@ -13,7 +13,7 @@ import {
   waitForSlaveStatus,
 } from '../helpers/cluster.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
-import { fixturePath, makeHome, writeServersConfig } from '../helpers/home.js';
+import { echoServerEntry, filesystemServerEntry, makeHome, writeServersConfig } from '../helpers/home.js';
 import { connectHttp, textOf } from '../helpers/mcpClient.js';
 import { readEvents } from '../helpers/procs.js';
 import { rawUpgrade } from '../helpers/rawUpgrade.js';
@@ -34,11 +34,7 @@ function credsOf(home: string): SlaveCreds {
 }
 
 function echoEntry(events: string, name: string) {
-  return {
-    command: process.execPath,
-    args: [fixturePath('echo-server.mjs')],
-    env: { FIXTURE_EVENTS: events, FIXTURE_NAME: name },
-  };
+  return echoServerEntry({ events, name });
 }
 
 afterAll(() => cleanupProcesses());
@@ -78,13 +74,7 @@ describe('cluster: one master, two slaves, real processes', () => {
     wsEvents = join(homes.workstation, 'events.log');
     writeServersConfig(homes.workstation, {
       mcpServers: {
-        filesystem: {
-          command: process.execPath,
-          args: [
-            join(process.cwd(), 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'),
-            fsRoot,
-          ],
-        },
+        filesystem: filesystemServerEntry(fsRoot),
         echo: echoEntry(wsEvents, 'ws-echo'),
       },
     });

@@ -5,26 +5,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
 import { startHttpEchoServer } from '../helpers/fixtures.js';
-import { fixturePath, makeHome, writeServersConfig } from '../helpers/home.js';
+import { echoServerEntry, filesystemServerEntry, makeHome, writeServersConfig } from '../helpers/home.js';
 import { connectHttp, connectStdioBridge, textOf } from '../helpers/mcpClient.js';
 import { descendantPids, isAlive, pidsFromEvents, readEvents } from '../helpers/procs.js';
 import { waitFor } from '../helpers/wait.js';
 
-const filesystemServer = (root: string) => ({
-  command: process.execPath,
-  args: [join(process.cwd(), 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), root],
-});
-
-const echoServer = (
-  events: string,
-  env: Record<string, string> = {},
-  extra: Record<string, unknown> = {},
-) => ({
-  command: process.execPath,
-  args: [fixturePath('echo-server.mjs')],
-  env: { FIXTURE_EVENTS: events, ...env },
-  ...extra,
-});
+const echoServer = (events: string, env: Record<string, string> = {}, extra: Record<string, unknown> = {}) =>
+  echoServerEntry({ events, env, extra });
 
 afterAll(() => cleanupProcesses());
 
@@ -43,7 +30,7 @@ describe('single-host proxy (real daemon, real upstreams)', () => {
     writeFileSync(join(fsRoot, 'docs', 'proposal.md'), '# The proposal\n');
     writeServersConfig(home, {
       mcpServers: {
-        filesystem: filesystemServer(fsRoot),
+        filesystem: filesystemServerEntry(fsRoot),
         echo: echoServer(events),
         quick: echoServer(events, { FIXTURE_NAME: 'quick' }, { timeout: '700ms' }),
         'Bad Name': { command: 'nope' },

@@ -98,3 +98,12 @@ export function cleanEnv(): Record<string, string> {
   }
   return env;
 }
+
+/** An `mcpServers` stdio entry for `@modelcontextprotocol/server-filesystem` serving `root`. */
+export function filesystemServerEntry(root: string): StdioServerEntry {
+  return {
+    command: process.execPath,
+    args: [join(repoRoot, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), root],
+    env: {},
+  };
+}
