@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
 import { DianeError, ExitCode } from '../errors.js';
 import { certKeyFingerprint } from '../pki/index.js';
@@ -36,7 +37,7 @@ export function fetchMasterCa(
     const socket = connect({
       host: endpoint.host,
       port: endpoint.port,
-      servername: isIp(endpoint.host) ? undefined : endpoint.host,
+      servername: isIP(endpoint.host) ? undefined : endpoint.host,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
     });
@@ -74,8 +75,4 @@ function chainRoot(
     cert = issuer;
   }
   return undefined;
-}
-
-function isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
