@@ -8,7 +8,9 @@ import type {
   CallRequest,
   CallResponse,
   InfoResponse,
+  PromptsResponse,
   ReloadResponse,
+  ResourcesResponse,
   RevokedJson,
   ServersResponse,
   ToolsResponse,
@@ -50,6 +52,14 @@ export class AdminClient {
 
   tools(all: boolean): Promise<ToolsResponse> {
     return this.request('GET', `/api/tools${all ? '?all=1' : ''}`);
+  }
+
+  prompts(all: boolean): Promise<PromptsResponse> {
+    return this.request('GET', `/api/prompts${all ? '?all=1' : ''}`);
+  }
+
+  resources(all: boolean): Promise<ResourcesResponse> {
+    return this.request('GET', `/api/resources${all ? '?all=1' : ''}`);
   }
 
   callTool(call: CallRequest): Promise<CallResponse> {

@@ -1,9 +1,17 @@
 import { ProtocolError } from '@modelcontextprotocol/client';
 import { z } from 'zod';
-import type { Aggregator } from '../mcp/aggregator.js';
+import { ORIGINAL_URI_META_KEY, parseExposedUri } from '../mcp/resourceUris.js';
+import type { Router } from '../mcp/router.js';
 import type { UpstreamManager } from '../mcp/upstreamManager.js';
 import { AdminHttpError, type AdminServer, parseBody } from './adminServer.js';
-import type { InfoResponse, ServersResponse, ToolsResponse } from './types.js';
+import type {
+  InfoResponse,
+  PromptsResponse,
+  ResourcesResponse,
+  ResourceView,
+  ServersResponse,
+  ToolsResponse,
+} from './types.js';
 
 const CallBody = z.object({
   name: z.string().min(1).max(512),
@@ -12,20 +20,20 @@ const CallBody = z.object({
 
 export interface CoreRouteDeps {
   info: () => InfoResponse;
-  aggregator: Aggregator;
+  router: Router;
   manager: UpstreamManager;
   configPath: string;
 }
 
 /** Admin endpoints of the single-host proxy: daemon info, upstream servers, tools. */
 export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): void {
-  const { aggregator, manager } = deps;
+  const { router, manager } = deps;
   admin.handle('GET', '/api/info', () => deps.info());
   admin.handle(
     'GET',
     '/api/servers',
     (): ServersResponse => ({
-      servers: aggregator.statuses(),
+      servers: router.statuses(),
       disabled: manager.disabled(),
       configErrors: manager.configErrors(),
       configWarnings: manager.configWarnings(),
@@ -34,7 +42,7 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
   );
   admin.handle('POST', '/api/servers/reload', () => manager.reload());
   admin.handle('GET', '/api/tools', ({ query }): ToolsResponse => {
-    const table = aggregator.nameTable();
+    const table = router.toolTable();
     return {
       tools: table.exposed.map((t) => ({
         name: t.exposedName,
@@ -46,13 +54,54 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
       rejected: query.get('all') ? [...table.rejected] : [],
     };
   });
+  admin.handle('GET', '/api/prompts', ({ query }): PromptsResponse => {
+    const table = router.promptTable();
+    return {
+      prompts: table.exposed.map((p) => ({
+        name: p.exposedName,
+        upstream: p.upstream,
+        originalName: p.originalName,
+        description: p.definition.description,
+        definition: p.definition,
+      })),
+      rejected: query.get('all') ? [...table.rejected] : [],
+    };
+  });
+  admin.handle('GET', '/api/resources', ({ query }): ResourcesResponse => {
+    const listing = router.resourceListing();
+    const view = (
+      uri: string,
+      name: string,
+      mimeType: string | undefined,
+      template: boolean,
+      definition: ResourceView['definition'],
+    ): ResourceView => {
+      const original = (definition._meta as Record<string, unknown> | undefined)?.[ORIGINAL_URI_META_KEY];
+      return {
+        uri,
+        upstream: listing.owners.get(uri) ?? '',
+        originalUri: typeof original === 'string' ? original : (parseExposedUri(uri)?.originalUri ?? uri),
+        name,
+        mimeType,
+        template,
+        definition,
+      };
+    };
+    return {
+      resources: [
+        ...listing.resources.map((r) => view(r.uri, r.name, r.mimeType, false, r)),
+        ...listing.resourceTemplates.map((t) => view(t.uriTemplate, t.name, t.mimeType, true, t)),
+      ],
+      rejected: query.get('all') ? [...listing.rejected] : [],
+    };
+  });
   admin.handle('POST', '/api/tools/call', async ({ body, raw }) => {
     const call = parseBody(CallBody, body);
     const abort = new AbortController();
     // The CLI going away (Ctrl-C) cancels the call upstream.
     raw.socket.once('close', () => abort.abort());
     try {
-      return await aggregator.callTool(call.name, call.arguments, { signal: abort.signal });
+      return await router.callTool(call.name, call.arguments, abort.signal);
     } catch (err) {
       // The agent would get these as JSON-RPC errors; the CLI gets them as a plain refusal.
       if (err instanceof ProtocolError) throw new AdminHttpError(400, err.message, 'tool-call');

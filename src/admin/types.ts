@@ -1,5 +1,11 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
-import type { RejectedTool } from '../mcp/nameTable.js';
+import type {
+  CallToolResult,
+  Prompt,
+  Resource,
+  ResourceTemplateType,
+  Tool,
+} from '@modelcontextprotocol/client';
+import type { RejectedItem } from '../mcp/nameTable.js';
 import type { UpstreamStatus } from '../mcp/upstream.js';
 
 /** The shapes exchanged over the admin socket; the daemon answers with them, the CLI reads them. */
@@ -52,7 +58,36 @@ export interface ToolView {
 
 export interface ToolsResponse {
   tools: ToolView[];
-  rejected: RejectedTool[];
+  rejected: RejectedItem[];
+}
+
+export interface PromptView {
+  name: string;
+  upstream: string;
+  originalName: string;
+  description?: string;
+  definition: Prompt;
+}
+
+export interface PromptsResponse {
+  prompts: PromptView[];
+  rejected: RejectedItem[];
+}
+
+export interface ResourceView {
+  uri: string;
+  upstream: string;
+  originalUri: string;
+  name: string;
+  mimeType?: string;
+  template: boolean;
+  definition: Resource | ResourceTemplateType;
+}
+
+export interface ResourcesResponse {
+  resources: ResourceView[];
+  /** Resources whose URI could not be given a Diane address; `exposedName` is the URI. */
+  rejected: RejectedItem[];
 }
 
 export interface CallRequest {

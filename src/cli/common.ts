@@ -3,6 +3,7 @@ import { AdminClient } from '../admin/adminClient.js';
 import { parseDuration } from '../config/duration.js';
 import { homePaths, resolveHome } from '../config/paths.js';
 import { DianeError, ExitCode } from '../errors.js';
+import type { RejectedItem } from '../mcp/nameTable.js';
 
 /** Global options every command sees. */
 export interface GlobalOptions {
@@ -59,4 +60,25 @@ export function printTable(headers: string[], rows: string[][]): void {
       .trimEnd();
   process.stdout.write(`${line(headers)}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
+}
+
+/** `--all`: also list what is not exposed, with the reason. */
+export function allOption(what: string): Option {
+  return new Option('--all', `include ${what} that are not exposed, with the reason`).env('DIANE_ALL');
+}
+
+/** The "Not exposed" section of `tools list --all` and its siblings. */
+export function printRejected(column: string, rejected: readonly RejectedItem[]): void {
+  if (!rejected.length) return;
+  process.stdout.write('\nNot exposed:\n');
+  printTable(
+    [column, 'UPSTREAM', 'REASON'],
+    rejected.map((r) => [r.exposedName, `${r.upstream}:${r.originalName}`, `${r.reason}: ${r.detail}`]),
+  );
+}
+
+/** The first line of a description, cut to fit a table. */
+export function firstLine(text: string): string {
+  const line = text.split('\n')[0] ?? '';
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerCatalogCommands } from './catalogCommands.js';
 import { registerInfoCommand } from './infoCommand.js';
 import { registerMcpCommand } from './mcpCommand.js';
 import { registerServeCommand } from './serveCommand.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerInfoCommand(program);
   registerServersCommand(program);
   registerToolsCommand(program);
+  registerCatalogCommands(program);
   const slave = program
     .command('slave')
     .description('pairing and slaves: enroll this machine, or manage the slaves of this master');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { runStdioBridge } from '../mcp/stdioBridge.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { VERSION } from '../version.js';
@@ -26,7 +26,7 @@ export function registerMcpCommand(program: Command): void {
           clientVersion: VERSION,
           connectTimeoutMs: 10_000,
         },
-        callTimeoutCapMs: DEFAULT_AGGREGATOR_SETTINGS.callTimeoutCapMs + 30_000,
+        callTimeoutCapMs: DEFAULT_ROUTER_SETTINGS.callTimeoutCapMs + 30_000,
         logger,
       });
     });

@@ -3,7 +3,7 @@ import type { InfoResponse } from '../admin/types.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { parseListenAddress } from '../daemon/listenAddress.js';
 import { createLogger } from '../log.js';
-import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { DEFAULT_PAIRING_SETTINGS } from '../pairing/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
 import { sharedDaemonOptions } from './sharedOptions.js';
@@ -69,13 +69,13 @@ export function registerServeCommand(program: Command): void {
       new Option('--max-tool-name-length <n>', 'longest exposed tool name; longer ones are not exposed')
         .env('DIANE_MAX_TOOL_NAME_LENGTH')
         .argParser(positiveIntArg('--max-tool-name-length', 3, 1024))
-        .default(DEFAULT_AGGREGATOR_SETTINGS.maxToolNameLength),
+        .default(DEFAULT_ROUTER_SETTINGS.maxToolNameLength),
     )
     .addOption(
       new Option('--call-timeout-cap <duration>', 'hard cap on any call, progress or not')
         .env('DIANE_CALL_TIMEOUT_CAP')
         .argParser(durationArg('--call-timeout-cap'))
-        .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutCapMs, '10m'),
+        .default(DEFAULT_ROUTER_SETTINGS.callTimeoutCapMs, '10m'),
     );
 
   for (const option of sharedDaemonOptions()) serve.addOption(option);
@@ -95,8 +95,8 @@ export function registerServeCommand(program: Command): void {
         maxInFlightPerSlave: opts.maxInFlight,
         maxQueuedPerSlave: opts.maxInFlight * 16,
       },
-      aggregator: {
-        ...DEFAULT_AGGREGATOR_SETTINGS,
+      router: {
+        ...DEFAULT_ROUTER_SETTINGS,
         maxToolNameLength: opts.maxToolNameLength,
         callTimeoutMs: opts.callTimeout,
         callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),

@@ -1,9 +1,9 @@
 import { Option } from 'commander';
-import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { durationArg, positiveIntArg } from './common.js';
 
 /**
- * The flags `serve` and `slave start` share: both run an aggregator of local MCP servers and one
+ * The flags `serve` and `slave start` share: both run a router of local MCP servers and one
  * end of the master-slave link, so they are tuned with the same names and variables.
  */
 export function sharedDaemonOptions(): Option[] {
@@ -23,7 +23,7 @@ export function sharedDaemonOptions(): Option[] {
     new Option('--call-timeout <duration>', 'default per-call timeout, restarted by progress')
       .env('DIANE_CALL_TIMEOUT')
       .argParser(durationArg('--call-timeout'))
-      .default(DEFAULT_AGGREGATOR_SETTINGS.callTimeoutMs, '60s'),
+      .default(DEFAULT_ROUTER_SETTINGS.callTimeoutMs, '60s'),
     new Option('--log-level <level>', 'log level (logs go to stderr)')
       .env('DIANE_LOG_LEVEL')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])

@@ -8,7 +8,7 @@ import { isProcessAlive, readPid } from '../daemon/pidFile.js';
 import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
 import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
-import { DEFAULT_AGGREGATOR_SETTINGS } from '../mcp/aggregator.js';
+import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
 import { sharedDaemonOptions } from './sharedOptions.js';
 
@@ -46,7 +46,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
     const outcome = await runSlaveDaemon({
       home,
       logger: createLogger(opts.logLevel),
-      aggregator: { ...DEFAULT_AGGREGATOR_SETTINGS, callTimeoutMs: opts.callTimeout },
+      router: { ...DEFAULT_ROUTER_SETTINGS, callTimeoutMs: opts.callTimeout },
       heartbeatIntervalMs: opts.heartbeatInterval,
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       maxPayloadBytes: opts.maxPayload,

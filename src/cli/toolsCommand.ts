@@ -1,13 +1,22 @@
 import { type Command, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
-import { adminClientFor, type GlobalOptions, jsonOption, printJson, printTable } from './common.js';
+import {
+  adminClientFor,
+  allOption,
+  firstLine,
+  type GlobalOptions,
+  jsonOption,
+  printJson,
+  printRejected,
+  printTable,
+} from './common.js';
 
 export function registerToolsCommand(program: Command): void {
   const tools = program.command('tools').description('the tools agents see');
   tools
     .command('list')
     .description('exposed tools; --all also lists the ones refused (collisions, names too long)')
-    .addOption(new Option('--all', 'include tools that are not exposed, with the reason').env('DIANE_ALL'))
+    .addOption(allOption('tools'))
     .addOption(jsonOption())
     .action(async (opts: { all?: boolean; json?: boolean }, cmd: Command) => {
       const res = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).tools(Boolean(opts.all));
@@ -16,17 +25,7 @@ export function registerToolsCommand(program: Command): void {
         ['TOOL', 'UPSTREAM', 'DESCRIPTION'],
         res.tools.map((t) => [t.name, t.upstream, firstLine(t.description ?? '')]),
       );
-      if (opts.all && res.rejected.length) {
-        process.stdout.write('\nNot exposed:\n');
-        printTable(
-          ['TOOL', 'UPSTREAM', 'REASON'],
-          res.rejected.map((r) => [
-            r.exposedName,
-            `${r.upstream}:${r.originalName}`,
-            `${r.reason}: ${r.detail}`,
-          ]),
-        );
-      }
+      if (opts.all) printRejected('TOOL', res.rejected);
     });
   tools
     .command('call <name>')
@@ -61,9 +60,4 @@ function parseArgs(text: string): Record<string, unknown> {
     throw new DianeError('--args must be a JSON object, e.g. {"path": "/tmp"}', ExitCode.usage);
   }
   return value as Record<string, unknown>;
-}
-
-function firstLine(text: string): string {
-  const line = text.split('\n')[0] ?? '';
-  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }

@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Server } from '@modelcontextprotocol/server';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import type { Aggregator } from '../mcp/aggregator.js';
 import { Backoff } from '../mcp/backoff.js';
-import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
+import { createFrontServer, type FrontInfo, LiveServers } from '../mcp/frontServer.js';
+import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
@@ -24,7 +24,7 @@ export interface SlaveStatus {
 
 export interface SlaveAgentOptions {
   creds: SlaveCredentials;
-  aggregator: Aggregator;
+  router: Router;
   info: FrontInfo;
   logger: Logger;
   heartbeatIntervalMs: number;
@@ -163,11 +163,11 @@ export class SlaveAgent {
       ws.on('open', () => {
         openedAt = Date.now();
         const transport = new WebSocketTransport(ws);
-        const front = createFrontServer(this.opts.aggregator, this.opts.info);
+        const front = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
         server = front;
-        unsubscribe = this.opts.aggregator.onToolsChanged(() => {
-          front.sendToolListChanged().catch(() => {});
-        });
+        const live = new LiveServers();
+        live.add(front);
+        unsubscribe = this.opts.router.onListChanged((kind) => live.announceListChanged(kind));
         front.connect(transport).catch((err) => {
           this.opts.logger.warn({ err: (err as Error).message }, 'could not serve MCP on the link');
           ws.close(CloseCode.invalidFrame, 'MCP setup failed');

@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import type { Aggregator } from '../mcp/aggregator.js';
+import type { Router } from '../mcp/router.js';
 import type { Store } from '../store/index.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
 
@@ -23,7 +23,7 @@ export interface SlaveHealth {
 
 /**
  * The paired slaves known to this master and their live links. Every enabled, paired host is
- * an upstream of the aggregator (its tools appear while it is connected), so a call to an
+ * an upstream of the router (its tools appear while it is connected), so a call to an
  * offline host gets "Host <id> is not available" rather than "unknown tool".
  */
 export class SlaveRegistry {
@@ -32,7 +32,7 @@ export class SlaveRegistry {
 
   constructor(
     private readonly store: Store,
-    private readonly aggregator: Aggregator,
+    private readonly router: Router,
     private readonly limits: SlaveLimits,
     private readonly version: string,
     private readonly logger: Logger,
@@ -50,13 +50,13 @@ export class SlaveRegistry {
     let slave = this.slaves.get(hostId);
     if (slave) return slave;
     slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger);
-    if (this.aggregator.get(hostId)) {
+    if (this.router.get(hostId)) {
       this.logger.error(
         { host: hostId },
         'a configured MCP server has the name of this paired host; the host is not routed',
       );
     } else {
-      this.aggregator.add(slave);
+      this.router.add(slave);
     }
     this.slaves.set(hostId, slave);
     return slave;
@@ -66,7 +66,7 @@ export class SlaveRegistry {
     const slave = this.slaves.get(hostId);
     if (!slave) return;
     this.slaves.delete(hostId);
-    if (this.aggregator.get(hostId) === slave) this.aggregator.remove(hostId);
+    if (this.router.get(hostId) === slave) this.router.remove(hostId);
     await slave.detach(code, reason);
   }
 
@@ -103,7 +103,7 @@ export class SlaveRegistry {
         connected_at: link?.connectedAt.toISOString(),
         last_heartbeat: link?.lastHeartbeat?.toISOString(),
         last_seen: row.lastSeen?.toISOString(),
-        tool_count: slave?.tools().length ?? 0,
+        tool_count: slave?.catalog().tools.length ?? 0,
         version: link?.version,
         remote_address: link?.remoteAddress,
         cert_serial: row.certSerial,

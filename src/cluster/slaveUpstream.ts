@@ -1,9 +1,21 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type { ServerCapabilities } from '@modelcontextprotocol/client';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { ClientSession } from '../mcp/clientSession.js';
-import type { CallOptions, Upstream, UpstreamEvent, UpstreamStatus } from '../mcp/upstream.js';
-import { UpstreamUnavailableError } from '../mcp/upstream.js';
+import {
+  type AgentRequestHandler,
+  type CallOptions,
+  catalogCounts,
+  EMPTY_CATALOG,
+  type ForwardedMethod,
+  type JsonObject,
+  type Upstream,
+  type UpstreamCatalog,
+  type UpstreamEvent,
+  type UpstreamStatus,
+  UpstreamUnavailableError,
+} from '../mcp/upstream.js';
+import { UpstreamEvents } from '../mcp/upstreamEvents.js';
 import { ConcurrencyLimit } from './concurrencyLimit.js';
 import { WebSocketTransport } from './webSocketTransport.js';
 
@@ -32,7 +44,8 @@ export class SlaveUpstream implements Upstream {
   private lastError?: string;
   private connects = 0;
   private readonly limit: ConcurrencyLimit;
-  private readonly listeners = new Set<(event: UpstreamEvent) => void>();
+  private readonly events = new UpstreamEvents();
+  agentRequests?: AgentRequestHandler;
 
   constructor(
     readonly name: string,
@@ -54,7 +67,7 @@ export class SlaveUpstream implements Upstream {
       clientVersion: this.clientVersion,
       logger: this.logger.child({ host: this.name }),
       connectTimeoutMs: this.limits.connectTimeoutMs,
-      onToolsChanged: () => this.emit('tools'),
+      ...this.events.sessionHooks(() => this.agentRequests),
       onClosed: (err) => {
         if (session && this.session === session) this.onLinkLost(err);
       },
@@ -70,11 +83,11 @@ export class SlaveUpstream implements Upstream {
     this.lastError = undefined;
     this.connects++;
     this.logger.info(
-      { host: this.name, tools: session.tools().length, remote: info.remoteAddress },
+      { host: this.name, ...catalogCounts(session.catalog()), remote: info.remoteAddress },
       'slave connected',
     );
-    this.emit('state');
-    this.emit('tools');
+    this.events.emit({ type: 'state' });
+    this.events.emitWholeCatalog();
   }
 
   private onLinkLost(err?: Error): void {
@@ -83,8 +96,8 @@ export class SlaveUpstream implements Upstream {
     this.link = undefined;
     this.lastError = err?.message;
     this.logger.info({ host: this.name }, 'slave disconnected');
-    this.emit('state');
-    this.emit('tools');
+    this.events.emit({ type: 'state' });
+    this.events.emitWholeCatalog();
   }
 
   /** Closes the live link, if any, with a WebSocket close code the slave understands. */
@@ -97,8 +110,8 @@ export class SlaveUpstream implements Upstream {
     this.link = undefined;
     await transport.close(code, why);
     await session?.close();
-    this.emit('state');
-    this.emit('tools');
+    this.events.emit({ type: 'state' });
+    this.events.emitWholeCatalog();
   }
 
   heartbeat(at: Date): void {
@@ -119,31 +132,35 @@ export class SlaveUpstream implements Upstream {
       name: this.name,
       kind: 'slave',
       state: this.connected ? 'connected' : 'offline',
-      toolCount: this.tools().length,
+      ...catalogCounts(this.catalog()),
       restarts: Math.max(0, this.connects - 1),
       lastError: this.lastError,
       connectedAt: this.link?.connectedAt.toISOString(),
     };
   }
 
-  tools(): readonly Tool[] {
-    return this.connected ? (this.session?.tools() ?? []) : [];
+  catalog(): UpstreamCatalog {
+    return this.connected ? (this.session?.catalog() ?? EMPTY_CATALOG) : EMPTY_CATALOG;
+  }
+
+  serverCapabilities(): ServerCapabilities | undefined {
+    return this.connected ? this.session?.serverCapabilities() : undefined;
+  }
+
+  notifyRootsChanged(): void {
+    this.session?.notifyRootsChanged();
   }
 
   unavailableMessage(): string {
     return `Host ${this.name} is not available`;
   }
 
-  callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    opts: CallOptions,
-  ): Promise<CallToolResult> {
+  request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
     return this.limit.run(
       () => {
         const session = this.session;
         if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
-        return session.callTool(name, args, opts, this.unavailableMessage());
+        return session.request(method, params, opts, this.unavailableMessage());
       },
       () =>
         new UpstreamUnavailableError(`Host ${this.name} is busy: too many calls in flight, try again later`),
@@ -151,12 +168,7 @@ export class SlaveUpstream implements Upstream {
   }
 
   subscribe(listener: (event: UpstreamEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(event: UpstreamEvent): void {
-    for (const l of this.listeners) l(event);
+    return this.events.subscribe(listener);
   }
 
   async stop(): Promise<void> {

@@ -10,8 +10,8 @@ import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
-import { Aggregator, type AggregatorSettings } from '../mcp/aggregator.js';
 import { HttpFront, isLoopbackHost } from '../mcp/httpFront.js';
+import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { PairingService, type PairingSettings } from '../pairing/index.js';
@@ -29,7 +29,7 @@ export interface DaemonOptions {
   publicHosts: string[];
   pairing: PairingSettings;
   link: LinkSettings;
-  aggregator: AggregatorSettings;
+  router: RouterSettings;
   logger: Logger;
 }
 
@@ -67,7 +67,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let hub: SlaveHub | undefined;
   let registry: SlaveRegistry | undefined;
   let manager: UpstreamManager | undefined;
-  const aggregator = new Aggregator(opts.aggregator, logger);
+  const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
     const tokenRequired = !isLoopbackHost(opts.mcpListen.host);
@@ -82,7 +82,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (serverCert.reissued) logger.info({ hosts: opts.publicHosts }, 'issued the TLS server certificate');
     manager = new UpstreamManager(
       paths.mcpServers,
-      aggregator,
+      router,
       { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
       logger,
       (name) =>
@@ -104,7 +104,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     pairing.start();
     const slaves = new SlaveRegistry(
       store,
-      aggregator,
+      router,
       {
         maxInFlight: opts.link.maxInFlightPerSlave,
         maxQueued: opts.link.maxQueuedPerSlave,
@@ -143,7 +143,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const clusterUrl = `https://${formatHostPort(clusterHost, clusterBound.port)}`;
     let mcpAddress = formatHostPort(opts.mcpListen.host, opts.mcpListen.port);
     front = new HttpFront({
-      source: aggregator,
+      router,
       info: { name: 'diane', version: VERSION },
       host: opts.mcpListen.host,
       port: opts.mcpListen.port,
@@ -151,7 +151,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       logger,
       maxRequestBytes: 16 * 1024 * 1024,
       maxSessions: 1000,
-      health: () => ({ version: VERSION, upstreams: aggregator.upstreams().length }),
+      health: () => ({ version: VERSION, upstreams: router.upstreams().length }),
     });
     const bound = await front.listen();
     mcpAddress = formatHostPort(bound.address, bound.port);
@@ -172,10 +172,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       cluster: { listen: clusterAddress, url: clusterUrl },
       ca_fingerprint: ca.fingerprint,
       pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}`,
-      upstreams: aggregator.upstreams().length,
-      tools: aggregator.nameTable().exposed.length,
+      upstreams: router.upstreams().length,
+      tools: router.toolTable().exposed.length,
     });
-    registerCoreRoutes(admin, { info, aggregator, manager, configPath: paths.mcpServers });
+    registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
     registerPairingRoutes(admin, pairing);
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
     await manager.reload();
@@ -192,7 +192,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         await front?.close();
         await admin.close();
         await manager?.stopAll();
-        aggregator.close();
+        router.close();
         store?.close();
       },
     };

@@ -3,7 +3,7 @@ import { loadSlaveCredentials } from '../cluster/slaveCredentials.js';
 import { writeFileAtomic } from '../config/files.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
-import { Aggregator, type AggregatorSettings } from '../mcp/aggregator.js';
+import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { VERSION } from '../version.js';
@@ -12,7 +12,7 @@ import { claimPidFile } from './pidFile.js';
 export interface SlaveDaemonOptions {
   home: string;
   logger: Logger;
-  aggregator: AggregatorSettings;
+  router: RouterSettings;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   maxPayloadBytes: number;
@@ -20,7 +20,7 @@ export interface SlaveDaemonOptions {
 
 /**
  * The composition root of `diane slave start`: this machine's own MCP servers (the same
- * aggregator as the master) and the link that offers them to the master.
+ * router as the master) and the link that offers them to the master.
  */
 export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOutcome> {
   const { logger } = opts;
@@ -28,10 +28,10 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   ensureHome(paths.home);
   const creds = loadSlaveCredentials(paths.slaveCredentials);
   const releasePid = claimPidFile(paths.slavePid, 'a Diane slave for this DIANE_HOME');
-  const aggregator = new Aggregator(opts.aggregator, logger);
+  const router = new Router(opts.router, logger);
   const manager = new UpstreamManager(
     paths.mcpServers,
-    aggregator,
+    router,
     { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
     logger,
   );
@@ -48,7 +48,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   };
   const agent = new SlaveAgent({
     creds,
-    aggregator,
+    router,
     info: { name: `diane-slave-${creds.host_id}`, version: VERSION },
     logger,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
@@ -76,7 +76,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     process.off('SIGINT', stop);
     process.off('SIGHUP', reload);
     await manager.stopAll();
-    aggregator.close();
+    router.close();
     releasePid();
   }
 }

@@ -1,45 +1,90 @@
-import type { CallToolResult, Tool, Transport } from '@modelcontextprotocol/client';
-import { Client, SdkError, SdkErrorCode, type StandardSchemaV1 } from '@modelcontextprotocol/client';
+import type {
+  LoggingMessageNotificationParams,
+  ServerCapabilities,
+  Transport,
+} from '@modelcontextprotocol/client';
+import {
+  Client,
+  ProtocolError,
+  ProtocolErrorCode,
+  SdkError,
+  SdkErrorCode,
+  type StandardSchemaV1,
+} from '@modelcontextprotocol/client';
 import type { Logger } from '../log.js';
-import { type CallOptions, UpstreamTimeoutError, UpstreamUnavailableError } from './upstream.js';
+import { withOrderedDelivery } from './orderedDelivery.js';
+import {
+  type AgentRequestHandler,
+  type AgentRequestMethod,
+  CATALOG_KINDS,
+  type CallOptions,
+  type CatalogKind,
+  EMPTY_CATALOG,
+  type ForwardedMethod,
+  type JsonObject,
+  type UpstreamCatalog,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from './upstream.js';
 
 export interface ClientSessionOptions {
   clientName: string;
   clientVersion: string;
   logger: Logger;
   connectTimeoutMs: number;
-  /** Called after the tool list was re-read because the upstream announced a change. */
-  onToolsChanged: () => void;
+  /** Called after a list was re-read because the upstream announced a change. */
+  onCatalogChanged: (kind: CatalogKind) => void;
   /** Called once when the connection is gone, whoever closed it. */
   onClosed: (error?: Error) => void;
+  onLog?: (params: LoggingMessageNotificationParams) => void;
+  onResourceUpdated?: (uri: string) => void;
+  /** Where the upstream's sampling, elicitation and roots requests go. */
+  onAgentRequest?: AgentRequestHandler;
 }
 
 /**
- * Diane forwards tool results; the agent's own client validates them. Checking the whole result
+ * Diane forwards results; the agent's own client validates them. Checking the whole result
  * again on every hop cost about a tenth of the master's CPU per call, so only its shape is checked.
  */
-const FORWARDED_RESULT: StandardSchemaV1<unknown, CallToolResult> = {
+const FORWARDED_RESULT: StandardSchemaV1<unknown, JsonObject> = {
   '~standard': {
     version: 1,
     vendor: 'diane',
     validate: (value) =>
       typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? { value: value as CallToolResult }
-        : { issues: [{ message: 'a tool result must be an object' }] },
+        ? { value: value as JsonObject }
+        : { issues: [{ message: 'a result must be an object' }] },
   },
 };
 
 /**
+ * What Diane tells every upstream it can do: it relays these requests to the agent whose call
+ * caused them (see router.ts), so servers that check for them show their whole feature set.
+ */
+export const DIANE_CLIENT_CAPABILITIES = {
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+  roots: { listChanged: true },
+} as const;
+
+const AGENT_REQUEST_METHODS: readonly AgentRequestMethod[] = [
+  'sampling/createMessage',
+  'elicitation/create',
+  'roots/list',
+];
+
+/**
  * One live MCP client connection to an upstream, over any SDK transport: the initialize
- * handshake, the tool list (re-read on `tools/list_changed`), and call forwarding with
- * timeout, progress and cancellation. Reconnecting is the owner's job.
+ * handshake, the catalog (re-read on each `list_changed`), request forwarding with timeout,
+ * progress and cancellation, and the upstream's notifications and requests handed to the owner.
+ * Reconnecting is the owner's job.
  */
 export class ClientSession {
-  private toolList: readonly Tool[] = [];
+  private catalogNow: UpstreamCatalog = EMPTY_CATALOG;
   private isClosed = false;
   private lastTransportError?: Error;
-  private refreshing?: Promise<void>;
-  private refreshAgain = false;
+  private readonly refreshing = new Map<CatalogKind, Promise<void>>();
+  private readonly refreshAgain = new Set<CatalogKind>();
 
   private constructor(
     private readonly client: Client,
@@ -47,7 +92,10 @@ export class ClientSession {
   ) {}
 
   static async open(transport: Transport, opts: ClientSessionOptions): Promise<ClientSession> {
-    const client = new Client({ name: opts.clientName, version: opts.clientVersion }, { capabilities: {} });
+    const client = new Client(
+      { name: opts.clientName, version: opts.clientVersion },
+      { capabilities: { ...DIANE_CLIENT_CAPABILITIES } },
+    );
     const session = new ClientSession(client, opts);
     client.onerror = (err) => {
       session.lastTransportError = err;
@@ -56,10 +104,30 @@ export class ClientSession {
       if (session.isOpen && isTransportFailure(err)) void session.checkAlive();
     };
     client.onclose = () => session.handleClose();
-    client.setNotificationHandler('notifications/tools/list_changed', () => session.scheduleRefresh());
+    client.setNotificationHandler('notifications/tools/list_changed', () => session.scheduleRefresh('tools'));
+    client.setNotificationHandler('notifications/prompts/list_changed', () =>
+      session.scheduleRefresh('prompts'),
+    );
+    client.setNotificationHandler('notifications/resources/list_changed', () =>
+      session.scheduleRefresh('resources'),
+    );
+    client.setNotificationHandler('notifications/message', (n) => opts.onLog?.(n.params));
+    client.setNotificationHandler('notifications/resources/updated', (n) =>
+      opts.onResourceUpdated?.(n.params.uri),
+    );
+    for (const method of AGENT_REQUEST_METHODS) {
+      client.setRequestHandler(method, async (request, ctx) => {
+        if (!opts.onAgentRequest) {
+          throw new ProtocolError(ProtocolErrorCode.MethodNotFound, `${method} is not relayed here`);
+        }
+        const params = (request.params ?? {}) as JsonObject;
+        // biome-ignore lint/suspicious/noExplicitAny: the agent's answer is relayed as it came.
+        return (await opts.onAgentRequest({ method, params }, ctx.mcpReq.signal)) as any;
+      });
+    }
     try {
-      await client.connect(transport, { timeout: opts.connectTimeoutMs });
-      await session.refreshTools();
+      await client.connect(withOrderedDelivery(transport), { timeout: opts.connectTimeoutMs });
+      session.catalogNow = await session.readCatalog();
       session.opened = true;
     } catch (err) {
       session.isClosed = true;
@@ -102,66 +170,85 @@ export class ClientSession {
     return this.checking;
   }
 
-  tools(): readonly Tool[] {
-    return this.toolList;
+  catalog(): UpstreamCatalog {
+    return this.catalogNow;
+  }
+
+  serverCapabilities(): ServerCapabilities | undefined {
+    return this.isClosed ? undefined : this.client.getServerCapabilities();
   }
 
   serverVersion(): string | undefined {
     return this.client.getServerVersion()?.version;
   }
 
-  private async refreshTools(): Promise<void> {
-    const capabilities = this.client.getServerCapabilities();
-    if (!capabilities?.tools) {
-      this.toolList = [];
-      return;
-    }
-    const result = await this.client.listTools(undefined, {
-      cacheMode: 'bypass',
-      timeout: this.opts.connectTimeoutMs,
-    });
-    this.toolList = result.tools;
+  private async readCatalog(): Promise<UpstreamCatalog> {
+    const [tools, prompts, resources] = await Promise.all(CATALOG_KINDS.map((kind) => this.readList(kind)));
+    return { ...(tools as object), ...(prompts as object), ...(resources as object) } as UpstreamCatalog;
   }
 
-  /** Coalesces bursts of list_changed into at most one refresh in flight plus one queued. */
-  private scheduleRefresh(): void {
-    if (this.refreshing) {
-      this.refreshAgain = true;
+  /** Reads one list, every page of it; a capability the upstream lacks reads as empty. */
+  private async readList(kind: CatalogKind): Promise<Partial<UpstreamCatalog>> {
+    const capabilities = this.client.getServerCapabilities();
+    const options = { cacheMode: 'bypass' as const, timeout: this.opts.connectTimeoutMs };
+    switch (kind) {
+      case 'tools':
+        return { tools: capabilities?.tools ? (await this.client.listTools(undefined, options)).tools : [] };
+      case 'prompts':
+        return {
+          prompts: capabilities?.prompts ? (await this.client.listPrompts(undefined, options)).prompts : [],
+        };
+      case 'resources': {
+        if (!capabilities?.resources) return { resources: [], resourceTemplates: [] };
+        const [resources, templates] = await Promise.all([
+          this.client.listResources(undefined, options),
+          this.client.listResourceTemplates(undefined, options),
+        ]);
+        return { resources: resources.resources, resourceTemplates: templates.resourceTemplates };
+      }
+    }
+  }
+
+  /** Coalesces bursts of list_changed into at most one refresh in flight plus one queued, per list. */
+  private scheduleRefresh(kind: CatalogKind): void {
+    if (this.refreshing.has(kind)) {
+      this.refreshAgain.add(kind);
       return;
     }
-    this.refreshing = this.refreshTools()
-      .then(() => this.opts.onToolsChanged())
+    const run = this.readList(kind)
+      .then((part) => {
+        if (this.isClosed) return;
+        this.catalogNow = { ...this.catalogNow, ...part };
+        this.opts.onCatalogChanged(kind);
+      })
       .catch((err) =>
-        this.opts.logger.warn({ err: (err as Error).message }, 'could not re-read the tool list'),
+        this.opts.logger.warn({ err: (err as Error).message, list: kind }, 'could not re-read a list'),
       )
       .finally(() => {
-        this.refreshing = undefined;
-        if (this.refreshAgain && !this.isClosed) {
-          this.refreshAgain = false;
-          this.scheduleRefresh();
-        }
+        this.refreshing.delete(kind);
+        if (this.refreshAgain.delete(kind) && !this.isClosed) this.scheduleRefresh(kind);
       });
+    this.refreshing.set(kind, run);
   }
 
-  async callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
+  async request(
+    method: ForwardedMethod,
+    params: JsonObject,
     opts: CallOptions,
     unavailableMessage: string,
-  ): Promise<CallToolResult> {
+  ): Promise<JsonObject> {
     if (this.isClosed) throw new UpstreamUnavailableError(unavailableMessage);
+    const sent = opts.meta
+      ? { ...params, _meta: { ...(params._meta as JsonObject | undefined), ...opts.meta } }
+      : params;
     try {
-      return await this.client.request(
-        { method: 'tools/call', params: args === undefined ? { name } : { name, arguments: args } },
-        FORWARDED_RESULT,
-        {
-          signal: opts.signal,
-          onprogress: opts.onprogress,
-          timeout: opts.timeoutMs,
-          resetTimeoutOnProgress: true,
-          maxTotalTimeout: opts.maxTotalMs,
-        },
-      );
+      return await this.client.request({ method, params: sent } as never, FORWARDED_RESULT, {
+        signal: opts.signal,
+        onprogress: opts.onprogress,
+        timeout: opts.timeoutMs,
+        resetTimeoutOnProgress: true,
+        maxTotalTimeout: opts.maxTotalMs,
+      });
     } catch (err) {
       if (opts.signal.aborted) throw err;
       if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {
@@ -179,6 +266,11 @@ export class ClientSession {
     }
   }
 
+  /** Tells the upstream that the agents' roots changed. */
+  notifyRootsChanged(): void {
+    if (this.isOpen) this.client.sendRootsListChanged().catch(() => {});
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     await this.client.close();
@@ -190,7 +282,7 @@ export class ClientSession {
       return;
     }
     this.isClosed = true;
-    this.toolList = [];
+    this.catalogNow = EMPTY_CATALOG;
     this.opts.onClosed(this.lastTransportError);
   }
 }

@@ -1,6 +1,7 @@
-import { Server } from '@modelcontextprotocol/server';
-import type { ToolSource } from './toolSource.js';
-import type { ProgressUpdate } from './upstream.js';
+import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
+import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
+import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
+import type { CatalogKind, JsonObject, ProgressUpdate } from './upstream.js';
 
 export interface FrontInfo {
   name: string;
@@ -8,44 +9,152 @@ export interface FrontInfo {
 }
 
 /**
- * An MCP server instance (low-level SDK `Server`) that serves a ToolSource: lists its tools and
- * forwards calls, relaying the agent's progress token and cancellation to the source.
- * One instance per agent session or per request, as the SDK's serving entries want.
+ * What every Diane front offers an agent. Tasks and anything else Diane does not serve are not
+ * advertised.
  */
-export function createFrontServer(source: ToolSource, info: FrontInfo): Server {
+const FRONT_CAPABILITIES = {
+  tools: { listChanged: true },
+  prompts: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  completions: {},
+  logging: {},
+};
+
+/** An upstream may ask several questions in one call (sampling, then elicitation, …). */
+const MAX_INPUT_ROUNDS = 64;
+
+const LIST_RESULT_KEY: Record<ListKind, string> = {
+  tools: 'tools',
+  prompts: 'prompts',
+  resources: 'resources',
+  resourceTemplates: 'resourceTemplates',
+};
+
+/**
+ * An MCP server instance (low-level SDK `Server`) in front of the router: lists, calls, reads,
+ * completion, logging and subscriptions, with the agent's progress token and cancellation
+ * relayed. One instance per agent session (`persistent`) or per request, as the SDK's serving
+ * entries want.
+ */
+export function createFrontServer(router: Router, info: FrontInfo, opts: { persistent: boolean }): Server {
   const server = new Server(
     { name: info.name, version: info.version },
-    { capabilities: { tools: { listChanged: true } } },
+    { capabilities: FRONT_CAPABILITIES, inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
   );
-  server.setRequestHandler('tools/list', async () => ({ tools: await source.listTools() }));
-  server.setRequestHandler('tools/call', async (request, ctx) => {
-    const { name, arguments: args, _meta } = request.params;
-    const progressToken = _meta?.progressToken;
-    // Progress notifications are written in order, and the result only after the last of them:
-    // an agent that read the result first would drop the progress that trails it.
-    let progressSent: Promise<void> = Promise.resolve();
-    const onprogress =
-      progressToken === undefined
-        ? undefined
-        : (update: ProgressUpdate) => {
-            progressSent = progressSent.then(() =>
-              ctx.mcpReq
-                .notify({ method: 'notifications/progress', params: { ...update, progressToken } })
-                .catch(() => {
-                  // The agent went away; its cancellation reaches the upstream through the signal.
-                }),
-            );
-          };
-    const result = await source.callTool(name, args, { signal: ctx.mcpReq.signal, onprogress });
-    await progressSent;
+  // Created on first use: most agents never set a level or subscribe.
+  let session: AgentSession | undefined;
+  const agentSession = (): AgentSession => {
+    session ??= router.openSession({
+      notify: (method, params) => {
+        server.notification({ method, params } as never).catch(() => {
+          // A session that is closing cannot be told.
+        });
+      },
+    });
+    return session;
+  };
+  server.onclose = () => {
+    if (session) router.closeSession(session);
+  };
+  // A connection that stays open receives log messages from the start; a per-request instance
+  // (2026-07-28) only has a session if the agent sets a level or subscribes.
+  if (opts.persistent) agentSession();
+
+  const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
+    const page = router.list(kind, request.params?.cursor);
+    // biome-ignore lint/suspicious/noExplicitAny: each list has its own item type; the router built them.
+    const result: any = { [LIST_RESULT_KEY[kind]]: page.items };
+    if (page.nextCursor) result.nextCursor = page.nextCursor;
     return result;
+  };
+  server.setRequestHandler('tools/list', list('tools'));
+  server.setRequestHandler('prompts/list', list('prompts'));
+  server.setRequestHandler('resources/list', list('resources'));
+  server.setRequestHandler('resources/templates/list', list('resourceTemplates'));
+
+  const call = (method: RoutedMethod) => (request: { params?: unknown }, ctx: ServerContext) =>
+    // biome-ignore lint/suspicious/noExplicitAny: results are relayed as the upstream sent them.
+    serveCall(router, server, method, (request.params ?? {}) as JsonObject, ctx) as Promise<any>;
+  server.setRequestHandler('tools/call', call('tools/call'));
+  server.setRequestHandler('prompts/get', call('prompts/get'));
+  server.setRequestHandler('resources/read', call('resources/read'));
+
+  server.setRequestHandler('completion/complete', async (request, ctx) => {
+    // biome-ignore lint/suspicious/noExplicitAny: relayed as the upstream sent it.
+    return (await router.complete(request.params as unknown as JsonObject, ctx.mcpReq.signal)) as any;
   });
+  server.setRequestHandler('logging/setLevel', async (request) => {
+    router.setLogLevel(agentSession(), request.params.level as LoggingLevel);
+    return {};
+  });
+  server.setRequestHandler('resources/subscribe', async (request, ctx) => {
+    await router.subscribeResource(agentSession(), request.params.uri, ctx.mcpReq.signal);
+    return {};
+  });
+  server.setRequestHandler('resources/unsubscribe', async (request) => {
+    await router.unsubscribeResource(agentSession(), request.params.uri);
+    return {};
+  });
+  server.setNotificationHandler('notifications/roots/list_changed', () => router.rootsChanged());
   return server;
 }
 
 /**
+ * A tool call, prompt or read. When the upstream asks the agent something on the way (sampling,
+ * elicitation, roots), the call is returned as `input_required` with its id as `requestState`;
+ * the agent (2026-07-28) or the SDK's shim (2025 sessions) comes back with the answers and the
+ * same handler resumes the call.
+ */
+async function serveCall(
+  router: Router,
+  server: Server,
+  method: RoutedMethod,
+  params: JsonObject,
+  ctx: ServerContext,
+): Promise<unknown> {
+  const progressToken = (params._meta as JsonObject | undefined)?.progressToken;
+  // Progress notifications are written in order, and the result only after the last of them:
+  // an agent that read the result first would drop the progress that trails it.
+  let progressSent: Promise<void> = Promise.resolve();
+  const onprogress =
+    progressToken === undefined
+      ? undefined
+      : (update: ProgressUpdate) => {
+          progressSent = progressSent.then(() =>
+            ctx.mcpReq
+              .notify({ method: 'notifications/progress', params: { ...update, progressToken } } as never)
+              .catch(() => {
+                // The agent went away; its cancellation reaches the upstream through the signal.
+              }),
+          );
+        };
+  const state = ctx.mcpReq.requestState();
+  let routed: ReturnType<Router['startCall']>;
+  if (typeof state === 'string') {
+    const resumed = router.resumeCall(state);
+    if (!resumed) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid or expired requestState');
+    routed = resumed;
+    routed.bind(ctx.mcpReq.signal, onprogress);
+    routed.answer(ctx.mcpReq.inputResponses);
+  } else {
+    routed = router.startCall(method, params, {
+      signal: ctx.mcpReq.signal,
+      onprogress,
+      capabilities: server.getClientCapabilities(),
+    });
+  }
+  // 2025-era rounds stay inside one agent request, whose cancellation keeps applying; a
+  // 2026-07-28 request ends with the input_required answer, and the next one takes over.
+  const step = await router.step(routed, { keepSignal: ctx.mcpReq.envelope === undefined });
+  await progressSent;
+  if (step.kind === 'result') return step.result;
+  if (step.kind === 'error') throw step.error;
+  return inputRequired({ inputRequests: step.requests as never, requestState: routed.id });
+}
+
+/**
  * The live instances that keep a connection open (legacy HTTP sessions, a stdio connection),
- * so a change in the tool set can be announced on each of them.
+ * so a change in a list can be announced on each of them.
  */
 export class LiveServers {
   private readonly servers = new Set<Server>();
@@ -62,11 +171,26 @@ export class LiveServers {
     return this.servers.size;
   }
 
-  announceToolsChanged(): void {
+  announceListChanged(kind: CatalogKind): void {
     for (const server of this.servers) {
-      server.sendToolListChanged().catch(() => {
+      const sent =
+        kind === 'tools'
+          ? server.sendToolListChanged()
+          : kind === 'prompts'
+            ? server.sendPromptListChanged()
+            : server.sendResourceListChanged();
+      sent.catch(() => {
         // A session that is closing cannot be told; it will re-list when it reconnects.
       });
     }
   }
+}
+
+/** Chains a close handler onto a server without dropping the one the front set. */
+export function onServerClose(server: Server, handler: () => void): void {
+  const previous = server.onclose;
+  server.onclose = () => {
+    previous?.();
+    handler();
+  };
 }

@@ -22,10 +22,10 @@ import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
 import type { Logger } from '../log.js';
 import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
-import type { ToolSource } from './toolSource.js';
+import type { Router } from './router.js';
 
 export interface HttpFrontOptions {
-  source: ToolSource;
+  router: Router;
   info: FrontInfo;
   host: string;
   port: number;
@@ -65,7 +65,7 @@ export class HttpFront {
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: HttpFrontOptions) {
-    this.modern = createMcpHandler(() => createFrontServer(opts.source, opts.info), {
+    this.modern = createMcpHandler(() => createFrontServer(opts.router, opts.info, { persistent: false }), {
       legacy: 'reject',
       maxRequestBodySize: opts.maxRequestBytes,
       onerror: (err) => opts.logger.debug({ err: err.message }, 'mcp handler error'),
@@ -76,9 +76,11 @@ export class HttpFront {
     if (isLoopbackHost(opts.host))
       this.validateHost = hostHeaderValidation(['localhost', '127.0.0.1', '[::1]']);
     if (opts.token) this.tokenBytes = Buffer.from(opts.token, 'utf8');
-    this.unsubscribe = opts.source.onToolsChanged(() => {
-      this.live.announceToolsChanged();
-      this.modern.notify.toolsChanged();
+    this.unsubscribe = opts.router.onListChanged((kind) => {
+      this.live.announceListChanged(kind);
+      if (kind === 'tools') this.modern.notify.toolsChanged();
+      else if (kind === 'prompts') this.modern.notify.promptsChanged();
+      else this.modern.notify.resourcesChanged();
     });
     this.http = createServer((req, res) => {
       this.route(req, res).catch((err) => {
@@ -135,7 +137,7 @@ export class HttpFront {
 
   private async openLegacySession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     if (this.sessions.size >= this.opts.maxSessions) this.evictOldestSession();
-    const server = createFrontServer(this.opts.source, this.opts.info);
+    const server = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {

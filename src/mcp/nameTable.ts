@@ -1,22 +1,25 @@
-import type { Tool } from '@modelcontextprotocol/client';
-
-/** One upstream's contribution to the table, in a stable order. */
-export interface UpstreamTools {
-  upstream: string;
-  tools: readonly Tool[];
+/** Anything exposed under a name: a tool or a prompt. */
+export interface Named {
+  name: string;
 }
 
-export interface ExposedTool {
+/** One upstream's contribution to a table, in a stable order. */
+export interface UpstreamItems<T extends Named> {
+  upstream: string;
+  items: readonly T[];
+}
+
+export interface ExposedItem<T extends Named> {
   exposedName: string;
   upstream: string;
   originalName: string;
-  /** The definition as agents see it: the upstream's tool under its exposed name. */
-  definition: Tool;
+  /** The definition as agents see it: the upstream's item under its exposed name. */
+  definition: T;
 }
 
-export type RejectionReason = 'collision' | 'too-long';
+export type RejectionReason = 'collision' | 'too-long' | 'not-a-uri';
 
-export interface RejectedTool {
+export interface RejectedItem {
   exposedName: string;
   upstream: string;
   originalName: string;
@@ -24,35 +27,41 @@ export interface RejectedTool {
   detail: string;
 }
 
-export interface NameTable {
-  readonly byName: ReadonlyMap<string, ExposedTool>;
-  readonly exposed: readonly ExposedTool[];
-  readonly rejected: readonly RejectedTool[];
+export interface NameTable<T extends Named> {
+  readonly byName: ReadonlyMap<string, ExposedItem<T>>;
+  readonly exposed: readonly ExposedItem<T>[];
+  readonly rejected: readonly RejectedItem[];
 }
 
-export const EMPTY_NAME_TABLE: NameTable = { byName: new Map(), exposed: [], rejected: [] };
-
-export function exposedNameOf(upstream: string, tool: string): string {
-  return `${upstream}_${tool}`;
+export function emptyNameTable<T extends Named>(): NameTable<T> {
+  return { byName: new Map(), exposed: [], rejected: [] };
 }
+
+export type ExposeName = (upstream: string, name: string) => string;
+
+export const prefixedName: ExposeName = (upstream, name) => `${upstream}_${name}`;
 
 /**
  * Builds `exposed name → (upstream, original name)`. Routing reads this table; nothing ever
  * splits a name on `_`. Every claimant of a colliding name is refused, so the outcome never
  * depends on which upstream happened to start first, and names over the limit are refused
- * rather than truncated (a truncated name could silently point at another tool later).
+ * rather than truncated (a truncated name could silently point at another item later).
  */
-export function buildNameTable(sources: readonly UpstreamTools[], maxNameLength: number): NameTable {
-  const claims = new Map<string, ExposedTool[]>();
-  const rejected: RejectedTool[] = [];
-  for (const { upstream, tools } of sources) {
-    for (const tool of tools) {
-      const exposedName = exposedNameOf(upstream, tool.name);
-      const entry: ExposedTool = {
+export function buildNameTable<T extends Named>(
+  sources: readonly UpstreamItems<T>[],
+  maxNameLength: number,
+  expose: ExposeName = prefixedName,
+): NameTable<T> {
+  const claims = new Map<string, ExposedItem<T>[]>();
+  const rejected: RejectedItem[] = [];
+  for (const { upstream, items } of sources) {
+    for (const item of items) {
+      const exposedName = expose(upstream, item.name);
+      const entry: ExposedItem<T> = {
         exposedName,
         upstream,
-        originalName: tool.name,
-        definition: { ...tool, name: exposedName },
+        originalName: item.name,
+        definition: { ...item, name: exposedName },
       };
       if (exposedName.length > maxNameLength) {
         rejected.push({
@@ -67,8 +76,8 @@ export function buildNameTable(sources: readonly UpstreamTools[], maxNameLength:
       else claims.set(exposedName, [entry]);
     }
   }
-  const byName = new Map<string, ExposedTool>();
-  const exposed: ExposedTool[] = [];
+  const byName = new Map<string, ExposedItem<T>>();
+  const exposed: ExposedItem<T>[] = [];
   for (const [name, entries] of claims) {
     if (entries.length === 1) {
       byName.set(name, entries[0]!);
@@ -83,16 +92,16 @@ export function buildNameTable(sources: readonly UpstreamTools[], maxNameLength:
   return { byName, exposed, rejected };
 }
 
-function withoutDefinition(e: ExposedTool): Omit<ExposedTool, 'definition'> {
+function withoutDefinition<T extends Named>(e: ExposedItem<T>): Omit<ExposedItem<T>, 'definition'> {
   return { exposedName: e.exposedName, upstream: e.upstream, originalName: e.originalName };
 }
 
 /** True when two tables would look the same to an agent (names and definitions). */
-export function sameExposedTools(a: NameTable, b: NameTable): boolean {
+export function sameExposed<T extends Named>(a: NameTable<T>, b: NameTable<T>): boolean {
   if (a.exposed.length !== b.exposed.length) return false;
-  for (const tool of a.exposed) {
-    const other = b.byName.get(tool.exposedName);
-    if (!other || JSON.stringify(other.definition) !== JSON.stringify(tool.definition)) return false;
+  for (const item of a.exposed) {
+    const other = b.byName.get(item.exposedName);
+    if (!other || JSON.stringify(other.definition) !== JSON.stringify(item.definition)) return false;
   }
   return true;
 }

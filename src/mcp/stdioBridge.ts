@@ -1,64 +1,27 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
 import type { Server } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { DianeError, ExitCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
+import { createFrontServer, type FrontInfo, LiveServers, onServerClose } from './frontServer.js';
+import { DEFAULT_ROUTER_SETTINGS, Router } from './router.js';
 import { SupervisedUpstream, type SupervisorSettings } from './supervisedUpstream.js';
-import type { ToolCallRequestOptions, ToolSource } from './toolSource.js';
-import { toolError, type Upstream, UpstreamTimeoutError, UpstreamUnavailableError } from './upstream.js';
 
 export interface BridgeOptions {
   mcpUrl: string;
   token?: string;
   info: FrontInfo;
   supervisor: SupervisorSettings;
-  /** The daemon enforces per-call timeouts; the bridge only guards against a daemon that hangs. */
+  /** The longest a call may take; the daemon applies the real per-call timeouts. */
   callTimeoutCapMs: number;
   logger: Logger;
 }
 
-/** The daemon's aggregated tools, as the daemon names them (no second prefix). */
-class DaemonToolSource implements ToolSource {
-  constructor(
-    private readonly daemon: Upstream,
-    private readonly capMs: number,
-  ) {}
-
-  async listTools(): Promise<Tool[]> {
-    return [...this.daemon.tools()];
-  }
-
-  async callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    opts: ToolCallRequestOptions,
-  ): Promise<CallToolResult> {
-    try {
-      return await this.daemon.callTool(name, args, {
-        signal: opts.signal,
-        onprogress: opts.onprogress,
-        timeoutMs: this.capMs,
-        maxTotalMs: this.capMs,
-      });
-    } catch (err) {
-      if (err instanceof UpstreamUnavailableError || err instanceof UpstreamTimeoutError)
-        return toolError(err.message);
-      throw err;
-    }
-  }
-
-  onToolsChanged(listener: () => void): () => void {
-    return this.daemon.subscribe((event) => {
-      if (event === 'tools') listener();
-    });
-  }
-}
-
 /**
  * `diane mcp`: an MCP server on stdin/stdout for agents that spawn a command, serving the
- * running daemon's tools. The link to the daemon is a supervised upstream, so a daemon restart
- * is survived: calls fail cleanly while it is away and the tool list comes back with it.
+ * running daemon. The daemon is the one upstream of a transparent router (names and URIs pass
+ * unchanged), so everything the daemon serves passes through, requests to the agent included.
+ * The link to the daemon is a supervised upstream, so a daemon restart is survived: calls fail
+ * cleanly while it is away and the lists come back with it.
  */
 export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
   const daemon = new SupervisedUpstream(
@@ -72,9 +35,19 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
     opts.supervisor,
     opts.logger,
   );
-  const source = new DaemonToolSource(daemon, opts.callTimeoutCapMs);
+  // The daemon enforces per-call timeouts; the bridge only guards against a daemon that hangs.
+  const router = new Router(
+    {
+      ...DEFAULT_ROUTER_SETTINGS,
+      naming: 'transparent',
+      callTimeoutMs: opts.callTimeoutCapMs,
+      callTimeoutCapMs: opts.callTimeoutCapMs,
+    },
+    opts.logger,
+  );
+  router.add(daemon);
   const live = new LiveServers();
-  source.onToolsChanged(() => live.announceToolsChanged());
+  router.onListChanged((kind) => live.announceListChanged(kind));
   try {
     await waitForFirstConnection(daemon, opts.supervisor.connectTimeoutMs);
   } catch (err) {
@@ -85,12 +58,12 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     const handle = serveStdio(
       () => {
-        const server: Server = createFrontServer(source, opts.info);
+        const server: Server = createFrontServer(router, opts.info, { persistent: true });
         live.add(server);
-        server.onclose = () => {
+        onServerClose(server, () => {
           live.delete(server);
           resolve();
-        };
+        });
         return server;
       },
       { onerror: (err) => opts.logger.debug({ err: err.message }, 'stdio error') },
@@ -99,6 +72,7 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
       void handle.close().finally(resolve);
     });
   });
+  router.close();
   await daemon.stop();
 }
 

@@ -1,11 +1,24 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type { ServerCapabilities } from '@modelcontextprotocol/client';
 import type { UpstreamServerConfig } from '../config/mcpServers.js';
 import type { Logger } from '../log.js';
 import { Backoff } from './backoff.js';
 import { ClientSession } from './clientSession.js';
 import { StdioProcessTransport } from './stdioProcessTransport.js';
-import type { CallOptions, Upstream, UpstreamEvent, UpstreamState, UpstreamStatus } from './upstream.js';
-import { UpstreamUnavailableError } from './upstream.js';
+import {
+  type AgentRequestHandler,
+  type CallOptions,
+  catalogCounts,
+  EMPTY_CATALOG,
+  type ForwardedMethod,
+  type JsonObject,
+  type Upstream,
+  type UpstreamCatalog,
+  type UpstreamEvent,
+  type UpstreamState,
+  type UpstreamStatus,
+  UpstreamUnavailableError,
+} from './upstream.js';
+import { UpstreamEvents } from './upstreamEvents.js';
 import { createUpstreamTransport } from './upstreamTransports.js';
 
 export interface SupervisorSettings {
@@ -53,7 +66,8 @@ export class SupervisedUpstream implements Upstream {
   private pid?: number;
   private stopping = false;
   private readonly stderrTail: string[] = [];
-  private readonly listeners = new Set<(event: UpstreamEvent) => void>();
+  private readonly events = new UpstreamEvents();
+  agentRequests?: AgentRequestHandler;
 
   constructor(
     readonly config: UpstreamServerConfig,
@@ -74,7 +88,7 @@ export class SupervisedUpstream implements Upstream {
       name: this.name,
       kind: this.kind,
       state: this.state,
-      toolCount: this.tools().length,
+      ...catalogCounts(this.catalog()),
       restarts: this.restarts,
       lastError: this.lastError,
       connectedAt: this.connectedAt?.toISOString(),
@@ -83,41 +97,41 @@ export class SupervisedUpstream implements Upstream {
     };
   }
 
-  tools(): readonly Tool[] {
-    return this.state === 'connected' && this.session ? this.session.tools() : [];
+  catalog(): UpstreamCatalog {
+    return this.state === 'connected' && this.session ? this.session.catalog() : EMPTY_CATALOG;
+  }
+
+  serverCapabilities(): ServerCapabilities | undefined {
+    return this.state === 'connected' ? this.session?.serverCapabilities() : undefined;
+  }
+
+  /** Tells the upstream that the agents' roots changed. */
+  notifyRootsChanged(): void {
+    this.session?.notifyRootsChanged();
   }
 
   unavailableMessage(): string {
     return `Server ${this.name} is not available${this.lastError ? ` (${this.lastError})` : ''}`;
   }
 
-  callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    opts: CallOptions,
-  ): Promise<CallToolResult> {
+  request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
     const session = this.session;
     if (this.state !== 'connected' || !session) {
       return Promise.reject(new UpstreamUnavailableError(this.unavailableMessage()));
     }
-    return session.callTool(name, args, opts, this.unavailableMessage());
+    return session.request(method, params, opts, this.unavailableMessage());
   }
 
   subscribe(listener: (event: UpstreamEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(event: UpstreamEvent): void {
-    for (const l of this.listeners) l(event);
+    return this.events.subscribe(listener);
   }
 
   private setState(state: UpstreamState): void {
     const wasServing = this.state === 'connected';
     this.state = state;
-    this.emit('state');
-    // Leaving or entering `connected` changes the tools agents see.
-    if (wasServing || state === 'connected') this.emit('tools');
+    this.events.emit({ type: 'state' });
+    // Leaving or entering `connected` changes what agents see.
+    if (wasServing || state === 'connected') this.events.emitWholeCatalog();
   }
 
   private async connect(): Promise<void> {
@@ -139,7 +153,7 @@ export class SupervisedUpstream implements Upstream {
         clientVersion: this.settings.clientVersion,
         logger: this.logger.child({ upstream: this.name }),
         connectTimeoutMs: this.settings.connectTimeoutMs,
-        onToolsChanged: () => this.emit('tools'),
+        ...this.events.sessionHooks(() => this.agentRequests),
         onClosed: (err) => this.onSessionClosed(session, transport, err),
       });
     } catch (err) {
@@ -156,7 +170,7 @@ export class SupervisedUpstream implements Upstream {
     this.connectedAt = new Date();
     this.lastError = undefined;
     this.logger.info(
-      { upstream: this.name, tools: session.tools().length, pid: this.pid },
+      { upstream: this.name, ...catalogCounts(session.catalog()), pid: this.pid },
       'upstream connected',
     );
     this.stableTimer = setTimeout(() => this.backoff.reset(), this.settings.stableAfterMs);

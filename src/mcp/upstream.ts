@@ -1,4 +1,12 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type {
+  CallToolResult,
+  LoggingMessageNotificationParams,
+  Prompt,
+  Resource,
+  ResourceTemplateType as ResourceTemplate,
+  ServerCapabilities,
+  Tool,
+} from '@modelcontextprotocol/client';
 
 export type UpstreamKind = 'stdio' | 'http' | 'sse' | 'slave';
 
@@ -17,12 +25,40 @@ export interface UpstreamStatus {
   kind: UpstreamKind;
   state: UpstreamState;
   toolCount: number;
+  promptCount: number;
+  resourceCount: number;
   restarts: number;
   lastError?: string;
   connectedAt?: string;
   nextRetryAt?: string;
   pid?: number;
 }
+
+/** Everything an upstream offers under names, as the upstream names it. */
+export interface UpstreamCatalog {
+  tools: readonly Tool[];
+  prompts: readonly Prompt[];
+  resources: readonly Resource[];
+  resourceTemplates: readonly ResourceTemplate[];
+}
+
+export const EMPTY_CATALOG: UpstreamCatalog = {
+  tools: [],
+  prompts: [],
+  resources: [],
+  resourceTemplates: [],
+};
+
+/** The lists an upstream can announce a change of; `resources` covers the templates too. */
+export type CatalogKind = 'tools' | 'prompts' | 'resources';
+
+export const CATALOG_KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources'];
+
+export type UpstreamEvent =
+  | { type: 'catalog'; kind: CatalogKind }
+  | { type: 'state' }
+  | { type: 'log'; params: LoggingMessageNotificationParams }
+  | { type: 'resource-updated'; uri: string };
 
 export interface ProgressUpdate {
   progress: number;
@@ -37,25 +73,57 @@ export interface CallOptions {
   timeoutMs: number;
   /** Hard cap on the whole call, progress or not. */
   maxTotalMs: number;
+  /** Extra `_meta` sent with the request (the call's correlation id towards another Diane). */
+  meta?: Record<string, unknown>;
 }
 
-export type UpstreamEvent = 'tools' | 'state';
+/** The requests Diane forwards to an upstream on an agent's behalf. */
+export type ForwardedMethod =
+  | 'tools/call'
+  | 'prompts/get'
+  | 'resources/read'
+  | 'completion/complete'
+  | 'resources/subscribe'
+  | 'resources/unsubscribe'
+  | 'logging/setLevel';
+
+/** The requests an upstream may send to its client, which Diane relays to an agent. */
+export type AgentRequestMethod = 'sampling/createMessage' | 'elicitation/create' | 'roots/list';
+
+export interface AgentRequest {
+  method: AgentRequestMethod;
+  params: Record<string, unknown>;
+}
 
 /**
- * Anything the aggregator can route calls to: a configured MCP server, or (handed over by the
- * cluster hub) a connected slave. The aggregator only sees this interface.
+ * Relays a request an upstream made to an agent and resolves with the agent's answer.
+ * Throws a ProtocolError the upstream should receive when no agent can answer.
+ */
+export type AgentRequestHandler = (
+  request: AgentRequest,
+  signal: AbortSignal,
+) => Promise<Record<string, unknown>>;
+
+export type JsonObject = Record<string, unknown>;
+
+/**
+ * Anything the router can route requests to: a configured MCP server, or (handed over by the
+ * cluster hub) a connected slave. The router only sees this interface.
  */
 export interface Upstream {
   readonly name: string;
   readonly kind: UpstreamKind;
   status(): UpstreamStatus;
-  /** The tools as the upstream names them; empty while not connected. */
-  tools(): readonly Tool[];
-  callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    opts: CallOptions,
-  ): Promise<CallToolResult>;
+  /** What the upstream offers, as it names it; empty while not connected. */
+  catalog(): UpstreamCatalog;
+  /** The capabilities the upstream declared; undefined while not connected. */
+  serverCapabilities(): ServerCapabilities | undefined;
+  /** Forwards one request; the result is passed back as the upstream sent it. */
+  request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject>;
+  /** Set by the router: where the upstream's own requests (sampling, elicitation, roots) go. */
+  agentRequests?: AgentRequestHandler;
+  /** Tells the upstream that the agents' roots changed. */
+  notifyRootsChanged?(): void;
   /** What an agent is told when a call cannot reach this upstream. */
   unavailableMessage(): string;
   subscribe(listener: (event: UpstreamEvent) => void): () => void;
@@ -80,4 +148,15 @@ export class UpstreamTimeoutError extends Error {
 
 export function toolError(text: string): CallToolResult {
   return { content: [{ type: 'text', text }], isError: true };
+}
+
+/** Counts for `UpstreamStatus`, from a catalog. */
+export function catalogCounts(
+  catalog: UpstreamCatalog,
+): Pick<UpstreamStatus, 'toolCount' | 'promptCount' | 'resourceCount'> {
+  return {
+    toolCount: catalog.tools.length,
+    promptCount: catalog.prompts.length,
+    resourceCount: catalog.resources.length + catalog.resourceTemplates.length,
+  };
 }

@@ -5,7 +5,7 @@ import {
   type UpstreamServerConfig,
 } from '../config/mcpServers.js';
 import type { Logger } from '../log.js';
-import type { Aggregator } from './aggregator.js';
+import type { Router } from './router.js';
 import { SupervisedUpstream, type SupervisorSettings } from './supervisedUpstream.js';
 
 export interface ApplyResult {
@@ -34,7 +34,7 @@ export class UpstreamManager {
 
   constructor(
     private readonly configPath: string,
-    private readonly aggregator: Aggregator,
+    private readonly router: Router,
     private readonly settings: SupervisorSettings,
     private readonly logger: Logger,
     /** Names the servers may not take (reserved words, paired slave hosts). */
@@ -92,7 +92,7 @@ export class UpstreamManager {
         wanted.delete(name);
         continue;
       }
-      this.aggregator.remove(name);
+      this.router.remove(name);
       this.running.delete(name);
       stopping.push(run.upstream.stop());
       if (next) result.restarted.push(name);
@@ -102,7 +102,7 @@ export class UpstreamManager {
     for (const [name, config] of wanted) {
       const upstream = new SupervisedUpstream(config, this.settings, this.logger);
       this.running.set(name, { upstream, fingerprint: configFingerprint(config) });
-      this.aggregator.add(upstream, { timeoutMs: config.timeoutMs });
+      this.router.add(upstream, { timeoutMs: config.timeoutMs });
       upstream.start();
       if (!result.restarted.includes(name)) result.added.push(name);
     }
@@ -135,7 +135,7 @@ export class UpstreamManager {
   async stopAll(): Promise<void> {
     const all = [...this.running.values()];
     this.running.clear();
-    for (const run of all) this.aggregator.remove(run.upstream.name);
+    for (const run of all) this.router.remove(run.upstream.name);
     await Promise.all(all.map((r) => r.upstream.stop()));
   }
 }

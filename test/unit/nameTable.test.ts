@@ -1,6 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
-import { buildNameTable, sameExposedTools } from '../../src/mcp/nameTable.js';
+import { buildNameTable, sameExposed } from '../../src/mcp/nameTable.js';
 
 const tool = (name: string, description = ''): Tool => ({
   name,
@@ -12,8 +12,8 @@ describe('buildNameTable', () => {
   it('exposes <upstream>_<tool> and maps back to the original name', () => {
     const table = buildNameTable(
       [
-        { upstream: 'filesystem', tools: [tool('search_files'), tool('read_file')] },
-        { upstream: 'github', tools: [tool('search_files')] },
+        { upstream: 'filesystem', items: [tool('search_files'), tool('read_file')] },
+        { upstream: 'github', items: [tool('search_files')] },
       ],
       64,
     );
@@ -31,7 +31,7 @@ describe('buildNameTable', () => {
   it('routes through the table, never by splitting on underscores', () => {
     // "a-b" + "c_d" and an upstream "a" with tool "b_c_d" give different names; the table keeps
     // the original tool name even when it contains underscores.
-    const table = buildNameTable([{ upstream: 'work-station', tools: [tool('fs_search_files')] }], 64);
+    const table = buildNameTable([{ upstream: 'work-station', items: [tool('fs_search_files')] }], 64);
     expect(table.byName.get('work-station_fs_search_files')).toMatchObject({
       upstream: 'work-station',
       originalName: 'fs_search_files',
@@ -39,18 +39,18 @@ describe('buildNameTable', () => {
   });
 
   it('refuses every claimant of a colliding name, whatever the order', () => {
-    const a = { upstream: 'srv', tools: [tool('dup', 'first'), tool('dup', 'second'), tool('ok')] };
+    const a = { upstream: 'srv', items: [tool('dup', 'first'), tool('dup', 'second'), tool('ok')] };
     const table = buildNameTable([a], 64);
     expect(table.byName.has('srv_dup')).toBe(false);
     expect(table.byName.has('srv_ok')).toBe(true);
     expect(table.rejected.filter((r) => r.reason === 'collision')).toHaveLength(2);
-    const reversed = buildNameTable([{ upstream: 'srv', tools: [...a.tools].reverse() }], 64);
+    const reversed = buildNameTable([{ upstream: 'srv', items: [...a.items].reverse() }], 64);
     expect(reversed.exposed.map((t) => t.exposedName)).toEqual(['srv_ok']);
   });
 
   it('refuses a name over the limit instead of truncating it', () => {
     const long = 'x'.repeat(61); // srv_ + 61 = 65 characters
-    const table = buildNameTable([{ upstream: 'srv', tools: [tool(long), tool('short')] }], 64);
+    const table = buildNameTable([{ upstream: 'srv', items: [tool(long), tool('short')] }], 64);
     expect(table.exposed.map((t) => t.exposedName)).toEqual(['srv_short']);
     expect(table.rejected).toEqual([
       expect.objectContaining({
@@ -60,19 +60,19 @@ describe('buildNameTable', () => {
       }),
     ]);
     for (const t of table.exposed) expect(t.exposedName.length).toBeLessThanOrEqual(64);
-    const exact = buildNameTable([{ upstream: 'srv', tools: [tool('y'.repeat(60))] }], 64);
+    const exact = buildNameTable([{ upstream: 'srv', items: [tool('y'.repeat(60))] }], 64);
     expect(exact.byName.has(`srv_${'y'.repeat(60)}`)).toBe(true);
-    const wider = buildNameTable([{ upstream: 'srv', tools: [tool(long)] }], 128);
+    const wider = buildNameTable([{ upstream: 'srv', items: [tool(long)] }], 128);
     expect(wider.byName.has(`srv_${long}`)).toBe(true);
   });
 
   it('tells whether agents would see a difference', () => {
-    const one = buildNameTable([{ upstream: 's', tools: [tool('a', 'x')] }], 64);
-    const same = buildNameTable([{ upstream: 's', tools: [tool('a', 'x')] }], 64);
-    const changed = buildNameTable([{ upstream: 's', tools: [tool('a', 'y')] }], 64);
-    const more = buildNameTable([{ upstream: 's', tools: [tool('a', 'x'), tool('b')] }], 64);
-    expect(sameExposedTools(one, same)).toBe(true);
-    expect(sameExposedTools(one, changed)).toBe(false);
-    expect(sameExposedTools(one, more)).toBe(false);
+    const one = buildNameTable([{ upstream: 's', items: [tool('a', 'x')] }], 64);
+    const same = buildNameTable([{ upstream: 's', items: [tool('a', 'x')] }], 64);
+    const changed = buildNameTable([{ upstream: 's', items: [tool('a', 'y')] }], 64);
+    const more = buildNameTable([{ upstream: 's', items: [tool('a', 'x'), tool('b')] }], 64);
+    expect(sameExposed(one, same)).toBe(true);
+    expect(sameExposed(one, changed)).toBe(false);
+    expect(sameExposed(one, more)).toBe(false);
   });
 });

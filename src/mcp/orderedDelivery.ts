@@ -1,0 +1,75 @@
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
+
+type Extra = Parameters<NonNullable<Transport['onmessage']>>[1];
+
+/**
+ * Hands received messages to an SDK protocol so that a response never overtakes the
+ * notifications before it. The SDK runs notification handlers a microtask later but settles a
+ * response at once, dropping the request's progress handler; a `notifications/progress` that
+ * arrived in the same read as the result was lost (about one call in five on a stdio upstream).
+ * A response that follows a notification delivered in the same turn therefore waits for the
+ * next macrotask, and everything after it keeps its place in the queue.
+ */
+export class OrderedDelivery {
+  private readonly queue: [JSONRPCMessage, Extra][] = [];
+  private notifiedThisTurn = false;
+  private flushScheduled = false;
+
+  constructor(private readonly deliver: (message: JSONRPCMessage, extra: Extra) => void) {}
+
+  push(message: JSONRPCMessage, extra?: Extra): void {
+    const isResponse = 'id' in message && !('method' in message);
+    if (this.queue.length > 0 || (isResponse && this.notifiedThisTurn)) {
+      this.queue.push([message, extra]);
+      this.scheduleFlush();
+      return;
+    }
+    this.deliver(message, extra);
+    // After delivery, so that the flag outlives the SDK's handler microtask.
+    if (!('id' in message)) this.markNotified();
+  }
+
+  private markNotified(): void {
+    if (this.notifiedThisTurn) return;
+    this.notifiedThisTurn = true;
+    queueMicrotask(() => {
+      this.notifiedThisTurn = false;
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.notifiedThisTurn = false;
+      for (const [message, extra] of this.queue.splice(0)) {
+        // A later message may again follow a notification from this same batch.
+        if (this.queue.length > 0) this.queue.push([message, extra]);
+        else this.push(message, extra);
+      }
+    });
+  }
+}
+
+/**
+ * The same transport, with its received messages passed through OrderedDelivery. Everything
+ * else (start, send, session ids, protocol version) is the transport's own.
+ */
+export function withOrderedDelivery<T extends Transport>(transport: T): T {
+  let handler: Transport['onmessage'];
+  const delivery = new OrderedDelivery((message, extra) => handler?.(message, extra));
+  return new Proxy(transport, {
+    set(target, prop, value) {
+      if (prop !== 'onmessage') return Reflect.set(target, prop, value);
+      handler = value;
+      target.onmessage = value ? (message, extra) => delivery.push(message, extra) : undefined;
+      return true;
+    },
+    get(target, prop) {
+      if (prop === 'onmessage') return handler;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
