@@ -6,22 +6,17 @@ import { createLogger } from '../log.js';
 import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { DEFAULT_PAIRING_SETTINGS } from '../pairing/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
-import { sharedDaemonOptions } from './sharedOptions.js';
+import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
 
-interface ServeOptions {
+interface ServeOptions extends SharedDaemonOptions {
   mcpListen: string;
   listen: string;
   publicHost: string[];
   pairingTtl: number;
   certValidity: number;
-  heartbeatInterval: number;
-  heartbeatTimeout: number;
-  maxPayload: number;
   maxInFlight: number;
   maxToolNameLength: number;
-  callTimeout: number;
   callTimeoutCap: number;
-  logLevel: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -96,9 +91,8 @@ export function registerServeCommand(program: Command): void {
         maxQueuedPerSlave: opts.maxInFlight * 16,
       },
       router: {
-        ...DEFAULT_ROUTER_SETTINGS,
+        ...routerSettingsFrom(opts),
         maxToolNameLength: opts.maxToolNameLength,
-        callTimeoutMs: opts.callTimeout,
         callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),
       },
       logger,

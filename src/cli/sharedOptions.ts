@@ -1,11 +1,31 @@
 import { Option } from 'commander';
-import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
+import { DEFAULT_ROUTER_SETTINGS, type RouterSettings } from '../mcp/router.js';
 import { durationArg, positiveIntArg } from './common.js';
 
 /**
  * The flags `serve` and `slave start` share: both run a router of local MCP servers and one
  * end of the master-slave link, so they are tuned with the same names and variables.
  */
+export interface SharedDaemonOptions {
+  heartbeatInterval: number;
+  heartbeatTimeout: number;
+  maxPayload: number;
+  callTimeout: number;
+  listPageSize: number;
+  inputTimeout: number;
+  logLevel: string;
+}
+
+/** The router settings the shared flags choose. */
+export function routerSettingsFrom(opts: SharedDaemonOptions): RouterSettings {
+  return {
+    ...DEFAULT_ROUTER_SETTINGS,
+    callTimeoutMs: opts.callTimeout,
+    listPageSize: opts.listPageSize,
+    inputTimeoutMs: opts.inputTimeout,
+  };
+}
+
 export function sharedDaemonOptions(): Option[] {
   return [
     new Option('--heartbeat-interval <duration>', 'WebSocket ping interval on the master-slave link')
@@ -24,6 +44,17 @@ export function sharedDaemonOptions(): Option[] {
       .env('DIANE_CALL_TIMEOUT')
       .argParser(durationArg('--call-timeout'))
       .default(DEFAULT_ROUTER_SETTINGS.callTimeoutMs, '60s'),
+    new Option('--list-page-size <n>', "entries per page of Diane's tool, prompt and resource lists")
+      .env('DIANE_LIST_PAGE_SIZE')
+      .argParser(positiveIntArg('--list-page-size', 1, 100_000))
+      .default(DEFAULT_ROUTER_SETTINGS.listPageSize),
+    new Option(
+      '--input-timeout <duration>',
+      'how long a call waits for the agent to answer an upstream request (sampling, elicitation, roots)',
+    )
+      .env('DIANE_INPUT_TIMEOUT')
+      .argParser(durationArg('--input-timeout'))
+      .default(DEFAULT_ROUTER_SETTINGS.inputTimeoutMs, '10m'),
     new Option('--log-level <level>', 'log level (logs go to stderr)')
       .env('DIANE_LOG_LEVEL')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])

@@ -8,17 +8,11 @@ import { isProcessAlive, readPid } from '../daemon/pidFile.js';
 import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
 import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
-import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
-import { sharedDaemonOptions } from './sharedOptions.js';
+import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
 
-interface StartOptions {
+interface StartOptions extends SharedDaemonOptions {
   detach?: boolean;
-  heartbeatInterval: number;
-  heartbeatTimeout: number;
-  maxPayload: number;
-  callTimeout: number;
-  logLevel: string;
 }
 
 const OUTCOME_MESSAGES = {
@@ -46,7 +40,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
     const outcome = await runSlaveDaemon({
       home,
       logger: createLogger(opts.logLevel),
-      router: { ...DEFAULT_ROUTER_SETTINGS, callTimeoutMs: opts.callTimeout },
+      router: routerSettingsFrom(opts),
       heartbeatIntervalMs: opts.heartbeatInterval,
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       maxPayloadBytes: opts.maxPayload,

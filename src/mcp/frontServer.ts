@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
 import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
 import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
@@ -36,7 +37,19 @@ const LIST_RESULT_KEY: Record<ListKind, string> = {
  * relayed. One instance per agent session (`persistent`) or per request, as the SDK's serving
  * entries want.
  */
-export function createFrontServer(router: Router, info: FrontInfo, opts: { persistent: boolean }): Server {
+export interface FrontOptions {
+  /** One instance per agent session, rather than per request. */
+  persistent: boolean;
+  /**
+   * A pause between the last progress notification and the result. The SDK client handles a
+   * response at once but notifications a microtask later, so a progress notification read in
+   * the same chunk as the result is dropped by the agent; over a pipe (`diane mcp`) both often
+   * arrive in one read. The pause lets the agent read them apart. Zero elsewhere.
+   */
+  progressSettleMs?: number;
+}
+
+export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOptions): Server {
   const server = new Server(
     { name: info.name, version: info.version },
     { capabilities: FRONT_CAPABILITIES, inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
@@ -72,9 +85,12 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: { persi
   server.setRequestHandler('resources/list', list('resources'));
   server.setRequestHandler('resources/templates/list', list('resourceTemplates'));
 
-  const call = (method: RoutedMethod) => (request: { params?: unknown }, ctx: ServerContext) =>
+  const settleMs = opts.progressSettleMs ?? 0;
+  const call = (method: RoutedMethod) => (request: { params?: unknown }, ctx: ServerContext) => {
+    const params = (request.params ?? {}) as JsonObject;
     // biome-ignore lint/suspicious/noExplicitAny: results are relayed as the upstream sent them.
-    serveCall(router, server, method, (request.params ?? {}) as JsonObject, ctx) as Promise<any>;
+    return serveCall(router, server, method, params, ctx, settleMs) as Promise<any>;
+  };
   server.setRequestHandler('tools/call', call('tools/call'));
   server.setRequestHandler('prompts/get', call('prompts/get'));
   server.setRequestHandler('resources/read', call('resources/read'));
@@ -111,15 +127,18 @@ async function serveCall(
   method: RoutedMethod,
   params: JsonObject,
   ctx: ServerContext,
+  progressSettleMs: number,
 ): Promise<unknown> {
   const progressToken = (params._meta as JsonObject | undefined)?.progressToken;
   // Progress notifications are written in order, and the result only after the last of them:
   // an agent that read the result first would drop the progress that trails it.
   let progressSent: Promise<void> = Promise.resolve();
+  let anyProgress = false;
   const onprogress =
     progressToken === undefined
       ? undefined
       : (update: ProgressUpdate) => {
+          anyProgress = true;
           progressSent = progressSent.then(() =>
             ctx.mcpReq
               .notify({ method: 'notifications/progress', params: { ...update, progressToken } } as never)
@@ -147,6 +166,7 @@ async function serveCall(
   // 2026-07-28 request ends with the input_required answer, and the next one takes over.
   const step = await router.step(routed, { keepSignal: ctx.mcpReq.envelope === undefined });
   await progressSent;
+  if (anyProgress && progressSettleMs > 0) await sleep(progressSettleMs);
   if (step.kind === 'result') return step.result;
   if (step.kind === 'error') throw step.error;
   return inputRequired({ inputRequests: step.requests as never, requestState: routed.id });

@@ -58,7 +58,10 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     const handle = serveStdio(
       () => {
-        const server: Server = createFrontServer(router, opts.info, { persistent: true });
+        const server: Server = createFrontServer(router, opts.info, {
+          persistent: true,
+          progressSettleMs: 20,
+        });
         live.add(server);
         onServerClose(server, () => {
           live.delete(server);
