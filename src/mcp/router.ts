@@ -594,12 +594,16 @@ export class Router {
    * applied here, so one agent's `debug` never floods another.
    */
   private applyUpstreamLogLevel(): void {
-    let level: LoggingLevel | undefined;
+    // Until some agent asks for a level, upstreams keep their own default.
+    const anyAsked = [...this.sessions].some((s) => s.logLevel !== undefined);
+    if (!anyAsked && this.upstreamLogLevel === undefined) return;
+    let level: LoggingLevel = DEFAULT_AGENT_LOG_LEVEL;
+    let first = true;
     for (const s of this.sessions) {
-      if (s.logLevel && (level === undefined || LOG_SEVERITY[s.logLevel] < LOG_SEVERITY[level]))
-        level = s.logLevel;
+      const wanted = s.logLevel ?? DEFAULT_AGENT_LOG_LEVEL;
+      if (first || LOG_SEVERITY[wanted] < LOG_SEVERITY[level]) level = wanted;
+      first = false;
     }
-    if (level === undefined && this.upstreamLogLevel !== undefined) level = DEFAULT_AGENT_LOG_LEVEL;
     if (level === this.upstreamLogLevel) return;
     this.upstreamLogLevel = level;
     for (const name of this.registrations.keys()) this.sendLogLevel(name);
