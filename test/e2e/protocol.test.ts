@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -255,10 +256,17 @@ function surfaceTests(ctx: () => { url: string; home: string; names: string; uri
 
 describe('the whole MCP surface through a master-local upstream', () => {
   let home: string;
+  let events: string;
   let daemon: DaemonHandle;
   beforeAll(async () => {
     home = makeHome('protocol');
-    writeServersConfig(home, { mcpServers: { everything: everythingEntry(), fx: catalogFixture('fx') } });
+    events = join(home, 'fx-events.log');
+    writeServersConfig(home, {
+      mcpServers: {
+        everything: everythingEntry(),
+        fx: { ...catalogFixture('fx'), env: { FIXTURE_NAME: 'fx', FIXTURE_CATALOG: '1', FIXTURE_EVENTS: events } },
+      },
+    });
     daemon = await startDaemon({ home, args: ['--list-page-size', '5'] });
     await waitFor(
       async () => {
@@ -275,6 +283,18 @@ describe('the whole MCP surface through a master-local upstream', () => {
   });
 
   surfaceTests(() => ({ url: daemon.mcpUrl, home, names: '', uris: '', fx: 'fx' }));
+
+  it("passes an agent's notifications/roots/list_changed on to the upstreams", async () => {
+    const a = await connectAgent(daemon.mcpUrl, { name: 'rooted' });
+    try {
+      await a.sendRootsListChanged();
+      await waitFor(() => existsSync(events) && readFileSync(events, 'utf8').includes('roots-changed fx'), {
+        what: 'roots-changed at the fixture',
+      });
+    } finally {
+      await a.close();
+    }
+  });
 
   it('lists prompts and resources on the CLI, with --json and --all', async () => {
     const prompts = JSON.parse((await runCli(home, ['prompts', 'list', '--json'])).stdout);
