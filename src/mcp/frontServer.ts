@@ -10,16 +10,19 @@ export interface FrontInfo {
 }
 
 /**
- * What every Diane front offers an agent. Tasks and anything else Diane does not serve are not
- * advertised.
+ * What a Diane front offers an agent. Tasks and anything else Diane does not serve are not
+ * advertised. Log levels and resource subscriptions belong to a session, so a per-request
+ * instance (2026-07-28) does not offer them.
  */
-const FRONT_CAPABILITIES = {
-  tools: { listChanged: true },
-  prompts: { listChanged: true },
-  resources: { subscribe: true, listChanged: true },
-  completions: {},
-  logging: {},
-};
+function frontCapabilities(persistent: boolean) {
+  return {
+    tools: { listChanged: true },
+    prompts: { listChanged: true },
+    resources: persistent ? { subscribe: true, listChanged: true } : { listChanged: true },
+    completions: {},
+    ...(persistent ? { logging: {} } : {}),
+  };
+}
 
 /** An upstream may ask several questions in one call (sampling, then elicitation, …). */
 const MAX_INPUT_ROUNDS = 64;
@@ -52,26 +55,11 @@ export interface FrontOptions {
 export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOptions): Server {
   const server = new Server(
     { name: info.name, version: info.version },
-    { capabilities: FRONT_CAPABILITIES, inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
+    { capabilities: frontCapabilities(opts.persistent), inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
   );
-  // Created on first use: most agents never set a level or subscribe.
-  let session: AgentSession | undefined;
-  const agentSession = (): AgentSession => {
-    session ??= router.openSession({
-      notify: (method, params) => {
-        server.notification({ method, params } as never).catch(() => {
-          // A session that is closing cannot be told.
-        });
-      },
-    });
-    return session;
-  };
-  server.onclose = () => {
-    if (session) router.closeSession(session);
-  };
-  // A connection that stays open receives log messages from the start; a per-request instance
-  // (2026-07-28) only has a session if the agent sets a level or subscribes.
-  if (opts.persistent) agentSession();
+  // A connection that stays open has a session in the router from the start: log messages and
+  // resource updates reach it.
+  const session = opts.persistent ? openSession(router, server) : undefined;
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
     const page = router.list(kind, request.params?.cursor);
@@ -99,20 +87,34 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
     // biome-ignore lint/suspicious/noExplicitAny: relayed as the upstream sent it.
     return (await router.complete(request.params as unknown as JsonObject, ctx.mcpReq.signal)) as any;
   });
-  server.setRequestHandler('logging/setLevel', async (request) => {
-    router.setLogLevel(agentSession(), request.params.level as LoggingLevel);
-    return {};
-  });
-  server.setRequestHandler('resources/subscribe', async (request, ctx) => {
-    await router.subscribeResource(agentSession(), request.params.uri, ctx.mcpReq.signal);
-    return {};
-  });
-  server.setRequestHandler('resources/unsubscribe', async (request) => {
-    await router.unsubscribeResource(agentSession(), request.params.uri);
-    return {};
-  });
+  if (session) {
+    server.setRequestHandler('logging/setLevel', async (request) => {
+      router.setLogLevel(session, request.params.level as LoggingLevel);
+      return {};
+    });
+    server.setRequestHandler('resources/subscribe', async (request, ctx) => {
+      await router.subscribeResource(session, request.params.uri, ctx.mcpReq.signal);
+      return {};
+    });
+    server.setRequestHandler('resources/unsubscribe', async (request) => {
+      await router.unsubscribeResource(session, request.params.uri);
+      return {};
+    });
+  }
   server.setNotificationHandler('notifications/roots/list_changed', () => router.rootsChanged());
   return server;
+}
+
+function openSession(router: Router, server: Server): AgentSession {
+  const session = router.openSession({
+    notify: (method, params) => {
+      server.notification({ method, params } as never).catch(() => {
+        // A session that is closing cannot be told.
+      });
+    },
+  });
+  onServerClose(server, () => router.closeSession(session));
+  return session;
 }
 
 /**

@@ -53,23 +53,21 @@ export class OrderedDelivery {
 }
 
 /**
- * The same transport, with its received messages passed through OrderedDelivery. Everything
- * else (start, send, session ids, protocol version) is the transport's own.
+ * The same transport, with its received messages passed through OrderedDelivery. Only the
+ * `onmessage` property is replaced (an accessor on the instance), so sending and everything else
+ * stay the transport's own, at no cost per message.
  */
 export function withOrderedDelivery<T extends Transport>(transport: T): T {
   let handler: Transport['onmessage'];
   const delivery = new OrderedDelivery((message, extra) => handler?.(message, extra));
-  return new Proxy(transport, {
-    set(target, prop, value) {
-      if (prop !== 'onmessage') return Reflect.set(target, prop, value);
+  const ordered: NonNullable<Transport['onmessage']> = (message, extra) => delivery.push(message, extra);
+  Object.defineProperty(transport, 'onmessage', {
+    configurable: true,
+    enumerable: true,
+    get: () => (handler ? ordered : undefined),
+    set: (value: Transport['onmessage']) => {
       handler = value;
-      target.onmessage = value ? (message, extra) => delivery.push(message, extra) : undefined;
-      return true;
-    },
-    get(target, prop) {
-      if (prop === 'onmessage') return handler;
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+  return transport;
 }

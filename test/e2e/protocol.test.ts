@@ -264,7 +264,10 @@ describe('the whole MCP surface through a master-local upstream', () => {
     writeServersConfig(home, {
       mcpServers: {
         everything: everythingEntry(),
-        fx: { ...catalogFixture('fx'), env: { FIXTURE_NAME: 'fx', FIXTURE_CATALOG: '1', FIXTURE_EVENTS: events } },
+        fx: {
+          ...catalogFixture('fx'),
+          env: { FIXTURE_NAME: 'fx', FIXTURE_CATALOG: '1', FIXTURE_EVENTS: events },
+        },
       },
     });
     daemon = await startDaemon({ home, args: ['--list-page-size', '5'] });

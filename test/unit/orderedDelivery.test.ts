@@ -71,8 +71,11 @@ describe('withOrderedDelivery', () => {
   it('keeps the transport itself: its own fields and methods', () => {
     const inner = new BurstTransport(1);
     const wrapped = withOrderedDelivery(inner);
-    (wrapped as { sessionId?: string }).sessionId = 'abc';
-    expect((inner as { sessionId?: string }).sessionId).toBe('abc');
-    expect(wrapped.start).toBeTypeOf('function');
+    expect(wrapped).toBe(inner);
+    expect(wrapped.onmessage).toBeUndefined();
+    const got: unknown[] = [];
+    wrapped.onmessage = (m) => got.push(m);
+    inner.onmessage?.({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    expect(got).toHaveLength(1);
   });
 });
