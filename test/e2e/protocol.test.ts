@@ -333,6 +333,23 @@ describe('the whole MCP surface through a master-local upstream', () => {
       // server-everything keeps the roots it got first; the fixture asks on every call.
       const roots = await a.callTool({ name: 'fx_roots', arguments: {} });
       expect(textOf(roots)).toBe('file:///work/bridged');
+      const elicited = await a.callTool({ name: 'everything_trigger-elicitation-request', arguments: {} });
+      expect(JSON.stringify(elicited.content)).toContain('bridged');
+      await a.setLoggingLevel('debug');
+      // A resource no other agent of this file subscribed to, so that the server sees (and logs) it.
+      const target = (await a.listResources()).resources
+        .filter((r) => r.uri.startsWith('diane://everything/'))
+        .at(-1)!;
+      await a.subscribeResource({ uri: target.uri });
+      await waitFor(() => a.record.logs.some((l) => l.logger === 'everything'), {
+        what: `a log over the bridge (got ${JSON.stringify(a.record.logs)})`,
+      });
+      await a.callTool({ name: 'everything_toggle-subscriber-updates', arguments: {} });
+      await waitFor(() => a.record.updated.includes(target.uri), {
+        what: 'a resource update over the bridge',
+        timeoutMs: 15_000,
+      });
+      await a.callTool({ name: 'everything_toggle-subscriber-updates', arguments: {} });
       const completion = await a.complete({
         ref: { type: 'ref/prompt', name: 'fx_greet' },
         argument: { name: 'who', value: 'c' },
@@ -365,6 +382,18 @@ describe('the whole MCP surface through a master-local upstream', () => {
       expect(JSON.stringify(sampled.content)).toContain('sampled by modern');
       const roots = await a.callTool({ name: 'fx_roots', arguments: {} });
       expect(textOf(roots)).toBe('file:///roots/modern');
+      const elicited = await a.callTool({ name: 'everything_trigger-elicitation-request', arguments: {} });
+      expect(JSON.stringify(elicited.content)).toContain('modern');
+      const prompt = await a.getPrompt({ name: 'fx_greet', arguments: { who: 'dan' } });
+      expect(prompt.messages[0]?.content).toMatchObject({ text: 'fx greets dan' });
+      const completion = await a.complete({
+        ref: { type: 'ref/resource', uri: 'diane://fx/fixture://echo/{word}' },
+        argument: { name: 'word', value: 'b' },
+      });
+      expect(completion.completion.values).toEqual(['beta']);
+      const linked = await a.callTool({ name: 'fx_link', arguments: {} });
+      const link = (linked.content as { uri?: string }[])[0]!;
+      expect((await a.readResource({ uri: link.uri! })).contents[0]).toMatchObject({ text: 'I am fx' });
     } finally {
       await a.close();
     }
