@@ -8,6 +8,7 @@
 //   bare     thin HTTP client -> bench/bare-http-server.mjs (bare SDK Streamable HTTP server)
 //   local    thin HTTP client -> diane serve -> stdio upstream (echo-server.mjs)
 //   routed   thin HTTP client -> diane serve -> diane slave start -> stdio upstream
+// The thin client sends the master's bearer token (its DIANE_HOME/agent-token), as agents must.
 //
 // Environment:
 //   BENCH_SECONDS     seconds measured per (path, concurrency) cell (default 4)
@@ -235,8 +236,10 @@ function parseBody(contentType, text) {
 }
 
 class HttpSession {
-  constructor(url, maxSockets) {
+  /** `token`: the bearer token Diane requires of agents (undefined for the bare server). */
+  constructor(url, maxSockets, token) {
     this.url = new URL(url);
+    this.auth = token ? { authorization: `Bearer ${token}` } : {};
     this.agent = new http.Agent({ keepAlive: true, maxSockets, noDelay: true });
     this.nextId = 1;
     this.sessionId = undefined;
@@ -248,6 +251,7 @@ class HttpSession {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       'content-length': body.length,
+      ...this.auth,
     };
     if (this.sessionId) {
       headers['mcp-session-id'] = this.sessionId;
@@ -323,7 +327,7 @@ class HttpSession {
             port: this.url.port,
             path: this.url.pathname,
             method: 'DELETE',
-            headers: { 'mcp-session-id': this.sessionId, 'mcp-protocol-version': PROTOCOL },
+            headers: { 'mcp-session-id': this.sessionId, 'mcp-protocol-version': PROTOCOL, ...this.auth },
             agent: this.agent,
           },
           (res) => {
@@ -340,8 +344,8 @@ class HttpSession {
 }
 
 /** The bench's view of one path: echo and big calls. */
-function httpTarget(url, prefix) {
-  const session = new HttpSession(url, Math.max(...CONCURRENCY, 1) + 4);
+function httpTarget(url, prefix, token) {
+  const session = new HttpSession(url, Math.max(...CONCURRENCY, 1) + 4, token);
   return {
     async open() {
       await session.initialize();
@@ -575,6 +579,8 @@ async function startMaster() {
   }).catch((err) => {
     throw new Error(`${err.message}\n--- master stderr ---\n${child.stderr()}`);
   });
+  // Written before the endpoint listens, so it is there once /healthz answers.
+  master.token = readFileSync(join(home, 'agent-token'), 'utf8').trim();
   await waitForTool(master, 'echo_echo');
   return master;
 }
@@ -792,8 +798,9 @@ async function main() {
       log(`slave paired and connected (pid ${slave.child.proc.pid})`);
     }
     // Both daemons run while either path is measured, so the two figures share conditions.
-    if (PATHS.includes('local')) results.push(await benchPath('local', httpTarget(master.url, 'echo_')));
-    if (slave) results.push(await benchPath('routed', httpTarget(master.url, 'bench_echo_')));
+    if (PATHS.includes('local'))
+      results.push(await benchPath('local', httpTarget(master.url, 'echo_', master.token)));
+    if (slave) results.push(await benchPath('routed', httpTarget(master.url, 'bench_echo_', master.token)));
     if (slave) await stopChild(slave.child);
     await stopChild(master.child);
   }

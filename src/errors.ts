@@ -19,6 +19,7 @@ export const ExitCode = {
   usage: 2,
   noDaemon: 3,
   store: 4,
+  /** Bad configuration, including a home Diane refuses to trust (config/homeTrust.ts). */
   config: 5,
   pki: 6,
   /** `diane slave start` gives up because the master revoked this slave's certificate. */

@@ -90,11 +90,15 @@ export class AdminClient {
     return this.request('POST', '/api/slave/revoke', { ...target, ...(reason ? { reason } : {}) });
   }
 
-  /** Streams server-sent events from `path` until the daemon goes away or `signal` aborts. */
+  /**
+   * Streams server-sent events from `path` until the daemon goes away or `signal` aborts.
+   * `onOpen` runs once the daemon accepted the stream: from then on no event is missed.
+   */
   streamEvents(
     path: string,
     onEvent: (type: string, data: unknown) => void,
     signal?: AbortSignal,
+    onOpen?: () => void,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       const req = httpRequest({ socketPath: this.socketPath, path, method: 'GET' }, (res) => {
@@ -103,6 +107,7 @@ export class AdminClient {
           reject(new DianeError(`the daemon refused the event stream (HTTP ${res.statusCode})`));
           return;
         }
+        onOpen?.();
         res.setEncoding('utf8');
         let buffer = '';
         res.on('data', (text: string) => {

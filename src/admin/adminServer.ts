@@ -3,7 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createConnection } from 'node:net';
 import type { z } from 'zod';
 import { DianeError, ExitCode } from '../errors.js';
+import { logAcceptErrors } from '../http/connectionGuard.js';
 import { readJsonBody, sendJson } from '../http/json.js';
+import { ThrottledLog } from '../http/throttledLog.js';
 import type { Logger } from '../log.js';
 
 /** Unix socket paths are limited to 107 bytes on Linux (sun_path). */
@@ -49,16 +51,27 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
 export class AdminServer {
   private readonly routes = new Map<string, AdminHandler>();
   private readonly http: Server;
+  /**
+   * The daemon listens before it has built the services the routes need (the socket is how a
+   * second daemon on the same home is detected), so until then every request is told to wait.
+   */
+  private isReady = false;
 
   constructor(
     private readonly socketPath: string,
     private readonly logger: Logger,
   ) {
     this.http = createServer((req, res) => void this.dispatch(req, res));
+    logAcceptErrors(this.http, new ThrottledLog(logger, 'error', 'admin socket: cannot accept connections'));
   }
 
   handle(method: 'GET' | 'POST' | 'DELETE', path: string, handler: AdminHandler): void {
     this.routes.set(`${method} ${path}`, handler);
+  }
+
+  /** Called once every route is registered: from now on requests are routed, not answered 503. */
+  ready(): void {
+    this.isReady = true;
   }
 
   async listen(): Promise<void> {
@@ -95,6 +108,10 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const handler = this.routes.get(`${req.method} ${url.pathname}`);
     try {
+      if (!this.isReady) {
+        res.setHeader('retry-after', '1');
+        throw new AdminHttpError(503, 'the daemon is starting; try again in a moment', 'starting');
+      }
       if (!handler)
         throw new AdminHttpError(404, `no such admin endpoint: ${req.method} ${url.pathname}`, 'not-found');
       const body = req.method === 'POST' ? await readBody(req) : undefined;

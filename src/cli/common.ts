@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { AdminClient } from '../admin/adminClient.js';
 import { parseDuration } from '../config/duration.js';
+import { assertHomeTrusted } from '../config/homeTrust.js';
 import { homePaths, resolveHome } from '../config/paths.js';
 import { DianeError, ExitCode } from '../errors.js';
 import type { RejectedItem } from '../mcp/nameTable.js';
@@ -16,7 +17,10 @@ export function homeFrom(opts: GlobalOptions): string {
 
 export function adminClientFor(opts: GlobalOptions): AdminClient {
   const home = homeFrom(opts);
-  return new AdminClient(homePaths(home).socket, home);
+  const paths = homePaths(home);
+  // The socket, and the token the daemon hands out through it, are only as safe as the home.
+  assertHomeTrusted(paths);
+  return new AdminClient(paths.socket, home);
 }
 
 export function jsonOption(): Option {

@@ -16,14 +16,34 @@ export function registerInfoCommand(program: Command): void {
         `MCP endpoint:  ${info.mcp.url}  (listening on ${info.mcp.listen})`,
         info.mcp.tokenRequired
           ? `Bearer token:  ${info.mcp.token}`
-          : 'Bearer token:  not required (loopback only)',
+          : 'Agent auth:    NONE (--agent-auth none): any local user or process can call every tool',
         `Upstreams:     ${info.upstreams}, tools exposed: ${info.tools}`,
         `Cluster:       ${info.cluster.url}  (listening on ${info.cluster.listen})`,
         `CA fingerprint: ${info.ca_fingerprint}`,
+        '',
+        ...agentConfigs(info.mcp.url, info.mcp.tokenRequired ? info.mcp.token : undefined),
         '',
         'Pair a machine with this master by running on it:',
         `  ${info.pair_command}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+/** Ready-to-paste agent configurations; they carry the token, so they are secrets too. */
+export function agentConfigs(url: string, token: string | undefined): string[] {
+  const header = token ? `Bearer ${token}` : undefined;
+  const claude = `claude mcp add --transport http diane ${url}${header ? ` --header "Authorization: ${header}"` : ''}`;
+  const cursor = JSON.stringify({
+    mcpServers: { diane: { url, ...(header ? { headers: { Authorization: header } } : {}) } },
+  });
+  return [
+    'Connect an agent:',
+    '  Claude Code:',
+    `    ${claude}`,
+    '  Cursor (~/.cursor/mcp.json) and other agents that take an MCP URL with headers:',
+    `    ${cursor}`,
+    '  Agents that spawn a command (it reads the token itself):',
+    '    command "diane", args ["mcp"]',
+  ];
 }

@@ -9,6 +9,7 @@ import { registerServersCommand } from './serversCommand.js';
 import { registerSlaveAdminCommands, registerSlaveManagementCommands } from './slaveAdminCommands.js';
 import { registerSlaveAgentCommands } from './slaveAgentCommands.js';
 import { registerSlavePairCommand } from './slavePairCommand.js';
+import { guardTerminalOutput } from './terminalText.js';
 import { registerToolsCommand } from './toolsCommand.js';
 
 export function buildProgram(): Command {
@@ -18,7 +19,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--home <dir>', 'Diane home directory (default ~/.diane)').env('DIANE_HOME'))
     .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .hook('preAction', (_program, action) => {
+      // stdout of `diane mcp` is the MCP channel and must stay byte-exact.
+      if (action.name() === 'mcp') return;
+      guardTerminalOutput(process.stdout);
+      guardTerminalOutput(process.stderr);
+    });
   registerServeCommand(program);
   registerMcpCommand(program);
   registerInfoCommand(program);

@@ -1,18 +1,24 @@
 import { type Command, Option } from 'commander';
 import type { InfoResponse } from '../admin/types.js';
+import { AGENT_AUTH_MODES, type AgentAuth } from '../daemon/agentToken.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { parseListenAddress } from '../daemon/listenAddress.js';
 import { createLogger } from '../log.js';
+import { DEFAULT_SESSION_LIMITS } from '../mcp/httpFront.js';
 import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
-import { DEFAULT_PAIRING_SETTINGS } from '../pairing/index.js';
+import { DEFAULT_PAIRING_SETTINGS, redactJoinToken } from '../pairing/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
 import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
 
 interface ServeOptions extends SharedDaemonOptions {
   mcpListen: string;
+  agentAuth: AgentAuth;
+  allowOrigin: string[];
+  maxSessionsPerToken: number;
   listen: string;
   publicHost: string[];
   pairingTtl: number;
+  pairingToken: 'off' | 'required';
   certValidity: number;
   maxInFlight: number;
   maxToolNameLength: number;
@@ -27,6 +33,30 @@ export function registerServeCommand(program: Command): void {
       new Option('--mcp-listen <host:port>', 'agent MCP endpoint (Streamable HTTP at /mcp)')
         .env('DIANE_MCP_LISTEN')
         .default('127.0.0.1:8764'),
+    )
+    .addOption(
+      new Option('--agent-auth <mode>', 'how agents authenticate: the bearer token, or none (loopback only)')
+        .env('DIANE_AGENT_AUTH')
+        .choices(AGENT_AUTH_MODES)
+        .default('token'),
+    )
+    .addOption(
+      new Option(
+        '--allow-origin <host>',
+        'a browser Origin hostname allowed on /mcp besides loopback (repeatable)',
+      )
+        .env('DIANE_ALLOW_ORIGIN')
+        .argParser((value: string, previous: string[] = []) => [
+          ...previous,
+          ...value.split(',').filter(Boolean),
+        ])
+        .default([]),
+    )
+    .addOption(
+      new Option('--max-sessions-per-token <n>', 'open 2025-era agent sessions per credential')
+        .env('DIANE_MAX_SESSIONS_PER_TOKEN')
+        .argParser(positiveIntArg('--max-sessions-per-token', 1, 100_000))
+        .default(DEFAULT_SESSION_LIMITS.maxPerCredential),
     )
     .addOption(
       new Option('--listen <host:port>', 'cluster listener for slaves (HTTPS + WSS, mutual TLS)')
@@ -47,6 +77,15 @@ export function registerServeCommand(program: Command): void {
         .env('DIANE_PAIRING_TTL')
         .argParser(durationArg('--pairing-ttl'))
         .default(DEFAULT_PAIRING_SETTINGS.ttlMs, '10m'),
+    )
+    .addOption(
+      new Option(
+        '--pairing-token <mode>',
+        'required: only slaves with the join token (see `diane info`) may request pairing',
+      )
+        .env('DIANE_PAIRING_TOKEN')
+        .choices(['off', 'required'])
+        .default(DEFAULT_PAIRING_SETTINGS.requireJoinToken ? 'required' : 'off'),
     )
     .addOption(
       new Option('--cert-validity <duration>', 'validity of the slave certificates this master signs')
@@ -80,9 +119,17 @@ export function registerServeCommand(program: Command): void {
     const daemon = await startDaemon({
       home,
       mcpListen: parseListenAddress(opts.mcpListen, '--mcp-listen'),
+      agentAuth: opts.agentAuth,
+      allowedOrigins: opts.allowOrigin,
+      agentSessions: { ...DEFAULT_SESSION_LIMITS, maxPerCredential: opts.maxSessionsPerToken },
       clusterListen: parseListenAddress(opts.listen, '--listen'),
       publicHosts: opts.publicHost,
-      pairing: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: opts.pairingTtl, certValidityMs: opts.certValidity },
+      pairing: {
+        ...DEFAULT_PAIRING_SETTINGS,
+        ttlMs: opts.pairingTtl,
+        certValidityMs: opts.certValidity,
+        requireJoinToken: opts.pairingToken === 'required',
+      },
       link: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         heartbeatTimeoutMs: opts.heartbeatTimeout,
@@ -131,12 +178,16 @@ function banner(info: InfoResponse): string {
     `Diane is running. Home: ${info.home}`,
     '',
     '  Connect an agent:',
-    `    over HTTP:   ${url}${tokenRequired ? '   (bearer token: see `diane info`)' : ''}`,
+    `    over HTTP:   ${url}${tokenRequired ? '   (bearer token required)' : ''}`,
     '    over stdio:  command "diane", args ["mcp"]   (Claude Desktop, Cursor: see README)',
-    `    Claude Code: claude mcp add --transport http diane ${url}`,
+    '    `diane info` prints ready-to-paste configs for Claude Code and Cursor, token included.',
+    ...(tokenRequired
+      ? []
+      : ['', '  WARNING: --agent-auth none: any local user or process can call every tool as this user.']),
     '',
     '  Pair a slave: on the other machine run',
-    `    ${info.pair_command}`,
+    // The banner often ends up in a log; the token is for `diane info` only.
+    `    ${redactJoinToken(info.pair_command)}`,
     '  then approve it here with `diane slave pending` and `diane slave approve <host> <code>`.',
     '',
     '  MCP servers: edit mcp-servers.json in the home, then `diane servers reload`.',

@@ -13,6 +13,8 @@ export interface SharedDaemonOptions {
   callTimeout: number;
   listPageSize: number;
   inputTimeout: number;
+  maxUpstreamEntries: number;
+  maxUpstreamBytes: number;
   logLevel: string;
 }
 
@@ -23,6 +25,7 @@ export function routerSettingsFrom(opts: SharedDaemonOptions): RouterSettings {
     callTimeoutMs: opts.callTimeout,
     listPageSize: opts.listPageSize,
     inputTimeoutMs: opts.inputTimeout,
+    upstreamLimits: { maxEntries: opts.maxUpstreamEntries, maxBytes: opts.maxUpstreamBytes },
   };
 }
 
@@ -48,6 +51,17 @@ export function sharedDaemonOptions(): Option[] {
       .env('DIANE_LIST_PAGE_SIZE')
       .argParser(positiveIntArg('--list-page-size', 1, 100_000))
       .default(DEFAULT_ROUTER_SETTINGS.listPageSize),
+    new Option(
+      '--max-upstream-entries <n>',
+      'most tools, prompts or resources one upstream (a server, a slave host) may put in each list',
+    )
+      .env('DIANE_MAX_UPSTREAM_ENTRIES')
+      .argParser(positiveIntArg('--max-upstream-entries', 1, 1_000_000))
+      .default(DEFAULT_ROUTER_SETTINGS.upstreamLimits.maxEntries),
+    new Option('--max-upstream-bytes <bytes>', 'most definition bytes one upstream may put in each list')
+      .env('DIANE_MAX_UPSTREAM_BYTES')
+      .argParser(positiveIntArg('--max-upstream-bytes', 1024))
+      .default(DEFAULT_ROUTER_SETTINGS.upstreamLimits.maxBytes, '4 MiB'),
     new Option(
       '--input-timeout <duration>',
       'how long a call waits for the agent to answer an upstream request (sampling, elicitation, roots)',

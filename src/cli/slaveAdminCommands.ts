@@ -21,7 +21,6 @@ export function registerSlaveAdminCommands(slave: Command): void {
       if (opts.json) for (const p of pending) printJson({ type: 'pending', ...p });
       else printPending(pending);
       if (!opts.watch) return;
-      if (!opts.json) process.stderr.write('\nWatching for pairing events (Ctrl-C to stop)...\n');
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       process.once('SIGTERM', () => abort.abort());
@@ -36,6 +35,8 @@ export function registerSlaveAdminCommands(slave: Command): void {
           );
         },
         abort.signal,
+        // Only once the daemon holds the stream, so that a script may start acting on this line.
+        () => process.stderr.write('\nWatching for pairing events (Ctrl-C to stop)...\n'),
       );
     });
   slave

@@ -3,6 +3,7 @@ import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { SlaveStatus } from '../cluster/slaveAgent.js';
+import { assertHomeTrusted } from '../config/homeTrust.js';
 import { homePaths } from '../config/paths.js';
 import { isProcessAlive, readPid } from '../daemon/pidFile.js';
 import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
@@ -17,6 +18,10 @@ interface StartOptions extends SharedDaemonOptions {
 
 const OUTCOME_MESSAGES = {
   revoked: ['Credentials revoked. Please re-pair with master', ExitCode.revoked],
+  superseded: [
+    'Credentials revoked: superseded, this host paired again with another key. Please re-pair with master',
+    ExitCode.revoked,
+  ],
   expired: ['Certificate expired. Please re-pair with master', ExitCode.certExpired],
 } as const;
 
@@ -56,6 +61,8 @@ export function registerSlaveAgentCommands(slave: Command): void {
     .description('stop the slave started with --detach (gracefully: SIGTERM, then wait)')
     .action(async (_opts: unknown, cmd: Command) => {
       const paths = homePaths(homeFrom(cmd.optsWithGlobals<GlobalOptions>()));
+      // The pid file decides which process gets the signal.
+      assertHomeTrusted(paths);
       const pid = readPid(paths.slavePid);
       if (pid === undefined || !isProcessAlive(pid))
         throw new DianeError('no Diane slave is running for this home');
@@ -111,8 +118,13 @@ function readStatus(path: string): (SlaveStatus & { pid?: number }) | undefined 
   }
 }
 
+/** The states in which the slave gave up for good; `slave status` keeps showing them. */
+function isFinal(state: SlaveStatus['state'] | undefined): boolean {
+  return state === 'revoked' || state === 'superseded' || state === 'expired';
+}
+
 function stoppedState(status: SlaveStatus | undefined): Partial<SlaveStatus> {
-  if (!status || status.state === 'revoked' || status.state === 'expired') return {};
+  if (!status || isFinal(status.state)) return {};
   return { state: 'stopped' };
 }
 
@@ -136,7 +148,7 @@ async function detach(home: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
     const read = readStatus(paths.slaveStatus);
     const status = read?.pid === child.pid ? read : undefined;
-    if (child.exitCode !== null || status?.state === 'revoked' || status?.state === 'expired') {
+    if (child.exitCode !== null || isFinal(status?.state)) {
       const why = status ? (status.last_error ?? status.state) : `see ${join(paths.home, 'slave.log')}`;
       throw new DianeError(`the slave exited: ${why}`);
     }

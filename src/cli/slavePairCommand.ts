@@ -2,9 +2,10 @@ import { type Command, Option } from 'commander';
 import { pairWithMaster } from '../cluster/pairingClient.js';
 import { saveSlaveCredentials } from '../cluster/slaveCredentials.js';
 import { formatDuration } from '../config/duration.js';
+import { assertHomeTrusted } from '../config/homeTrust.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import { DianeError, ExitCode } from '../errors.js';
-import { checkHostId } from '../pairing/index.js';
+import { checkHostId, isJoinTokenShaped } from '../pairing/index.js';
 import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
 import { confirm, isInteractive } from './prompt.js';
 
@@ -12,6 +13,7 @@ interface PairOptions {
   master: string;
   hostId: string;
   caFingerprint?: string;
+  joinToken?: string;
   json?: boolean;
 }
 
@@ -35,6 +37,12 @@ export function registerSlavePairCommand(slave: Command): void {
         "the master's CA fingerprint from `diane info` on the master",
       ).env('DIANE_CA_FINGERPRINT'),
     )
+    .addOption(
+      new Option(
+        '--join-token <token>',
+        "the master's join token, when it requires one (in the pair command of `diane info`)",
+      ).env('DIANE_JOIN_TOKEN'),
+    )
     .addOption(jsonOption())
     .action(async (opts: PairOptions, cmd: Command) => {
       try {
@@ -48,6 +56,13 @@ export function registerSlavePairCommand(slave: Command): void {
           ExitCode.usage,
         );
       }
+      // Never echo the value: a mistyped token is still most of a secret.
+      if (opts.joinToken !== undefined && !isJoinTokenShaped(opts.joinToken)) {
+        throw new DianeError(
+          'invalid --join-token: expected the token from `diane info` on the master (letters, digits, - and _)',
+          ExitCode.usage,
+        );
+      }
       if (opts.caFingerprint === undefined && !isInteractive()) {
         throw new DianeError(
           '--ca-fingerprint is required when not on a terminal (read it with `diane info` on the master)',
@@ -56,6 +71,8 @@ export function registerSlavePairCommand(slave: Command): void {
       }
       const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
       const paths = homePaths(home);
+      // Before pairing, so that an untrusted home does not cost an approval.
+      assertHomeTrusted(paths);
       const tty = process.stderr.isTTY && !opts.json;
       let countdown: NodeJS.Timeout | undefined;
       try {
@@ -63,6 +80,7 @@ export function registerSlavePairCommand(slave: Command): void {
           masterUrl: opts.master,
           hostId: opts.hostId,
           caFingerprint: opts.caFingerprint,
+          ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
           confirmCa: async (fp) => {
             process.stderr.write(
               `The master's CA fingerprint is\n  ${fp}\nCompare it with \`diane info\` on the master.\n`,

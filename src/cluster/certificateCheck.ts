@@ -1,6 +1,6 @@
 import type { PeerCertificate } from 'node:tls';
 import { keyHashOfPeerCertificate, normalizeSerial } from '../pki/index.js';
-import type { Store } from '../store/index.js';
+import type { RevokedCredentialsRepo, SlaveServersRepo } from '../store/index.js';
 
 export type Refusal =
   | 'no-certificate'
@@ -33,31 +33,48 @@ export type CertificateVerdict =
   | { ok: true; hostId: string; serial: string; keyFingerprint: string }
   | { ok: false; refusal: Refusal; detail?: string };
 
+/** The three lookups the check needs; the hub passes the store, unit tests a table of rows. */
+export interface CertificateCheckStore {
+  readonly revokedCredentials: Pick<RevokedCredentialsRepo, 'getBySerial' | 'isKeyRevoked'>;
+  readonly slaveServers: Pick<SlaveServersRepo, 'getByCertSerial'>;
+}
+
+/** The only TLS verification error after which the chain is still known to be ours. */
+const EXPIRED_TLS_ERROR = 'CERT_HAS_EXPIRED';
+
 /**
  * Decides whether a presented client certificate may open a slave link. Identity comes from
  * the store row found by the certificate's serial and key, never from anything the slave says.
  * Runs on every upgrade, so a revocation applies to resumed TLS sessions as well.
+ *
+ * The chain is judged before the revocation list: a serial is only meaningful inside our CA, so
+ * a foreign or self-signed certificate that copies a revoked serial is "unknown", and a stranger
+ * cannot learn which serials were revoked. OpenSSL reports an expiry only after the chain and
+ * its signatures verified, so an expired certificate of ours still gets its revocation answer.
  */
 export function checkSlaveCertificate(
-  store: Store,
+  store: CertificateCheckStore,
   peer: PeerCertificate | undefined,
   tlsAuthorized: boolean,
   tlsError: string | undefined,
   now: Date,
 ): CertificateVerdict {
-  if (!peer?.raw || Object.keys(peer).length === 0) return { ok: false, refusal: 'no-certificate' };
+  // getPeerCertificate() returns {} when the client sent no certificate.
+  if (!peer?.raw) return { ok: false, refusal: 'no-certificate' };
+  if (!tlsAuthorized && tlsError !== EXPIRED_TLS_ERROR) {
+    return { ok: false, refusal: 'unknown-certificate', detail: tlsError };
+  }
   const serial = normalizeSerial(peer.serialNumber);
   const keyFingerprint = keyHashOfPeerCertificate(peer);
   const revoked = store.revokedCredentials.getBySerial(serial);
   if (revoked) return { ok: false, refusal: revoked.reason === 'superseded' ? 'superseded' : 'revoked' };
   if (store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
-  if (!tlsAuthorized) {
-    if (tlsError === 'CERT_HAS_EXPIRED') return { ok: false, refusal: 'expired' };
-    return { ok: false, refusal: 'unknown-certificate', detail: tlsError };
-  }
+  if (!tlsAuthorized) return { ok: false, refusal: 'expired' };
   const row = store.slaveServers.getByCertSerial(serial);
   if (!row || row.keyFingerprint !== keyFingerprint) return { ok: false, refusal: 'unknown-certificate' };
   if (!row.enabled) return { ok: false, refusal: 'disabled' };
+  // The store's date is the one the admin sees; the certificate's own is checked in case the two
+  // ever disagree (TLS has already checked it, with the clock of the moment of the handshake).
   if (row.expiresAt.getTime() <= now.getTime() || new Date(peer.valid_to).getTime() <= now.getTime()) {
     return { ok: false, refusal: 'expired' };
   }

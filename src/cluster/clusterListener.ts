@@ -1,25 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { z } from 'zod';
 import { DianeError } from '../errors.js';
+import { ConnectionGuard, serverTimeouts } from '../http/connectionGuard.js';
 import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
+import { DEFAULT_CLUSTER_LISTENER_LIMITS, type ListenerLimits } from '../http/listenerLimits.js';
+import { ThrottledLog } from '../http/throttledLog.js';
 import type { Logger } from '../log.js';
 import type { PairingService } from '../pairing/index.js';
 import { PairingError } from '../pairing/index.js';
-
-const MAX_PAIR_BODY_BYTES = 32 * 1024;
-
-const PairBody = z
-  .object({
-    host_id: z.string().min(1).max(64),
-    csr: z.string().min(1).max(MAX_PAIR_BODY_BYTES),
-  })
-  .strict();
-
-/** 16 random bytes in base64url. */
-const REQUEST_ID = /^[A-Za-z0-9_-]{22}$/;
+import { MAX_PAIR_BODY_BYTES, PAIR_PATH, PairBody, REQUEST_ID } from './pairingWire.js';
 
 export interface ClusterListenerOptions {
   host: string;
@@ -29,6 +20,7 @@ export interface ClusterListenerOptions {
   caPem: string;
   pairing: PairingService;
   logger: Logger;
+  limits?: ListenerLimits;
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
@@ -40,11 +32,14 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer
  */
 export class ClusterListener {
   readonly server: HttpsServer;
+  readonly guard: ConnectionGuard;
   private upgradeHandler?: UpgradeHandler;
 
   constructor(private readonly opts: ClusterListenerOptions) {
+    const limits = opts.limits ?? DEFAULT_CLUSTER_LISTENER_LIMITS;
     this.server = createServer(
       {
+        ...serverTimeouts(limits),
         // The chain includes the CA so a pairing slave can read and pin its fingerprint.
         cert: `${opts.certPem.trim()}\n${opts.caPem.trim()}\n`,
         key: opts.keyPem,
@@ -61,16 +56,15 @@ export class ClusterListener {
         });
       },
     );
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 30_000;
+    this.guard = new ConnectionGuard(this.server, limits, opts.logger, 'cluster listener');
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
       if (path === '/slave/connect' && this.upgradeHandler) return this.upgradeHandler(req, socket, head);
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
-    this.server.on('tlsClientError', (err) =>
-      opts.logger.debug({ err: err.message }, 'TLS handshake failed'),
-    );
+    // Every silent connection ends here (handshake timeout): a flood must not flood the log.
+    const handshakeFailures = new ThrottledLog(opts.logger, 'debug', 'TLS handshake failed');
+    this.server.on('tlsClientError', (err) => handshakeFailures.note({ err: err.message }));
   }
 
   onUpgrade(handler: UpgradeHandler): void {
@@ -83,14 +77,16 @@ export class ClusterListener {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (path === '/api/slave/pair') {
+    if (path === PAIR_PATH) {
       if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
       return this.pair(req, res);
     }
-    const statusMatch = /^\/api\/slave\/pair\/([^/]+)$/.exec(path);
+    const statusMatch = path.startsWith(`${PAIR_PATH}/`)
+      ? /^[^/]+$/.exec(path.slice(PAIR_PATH.length + 1))
+      : null;
     if (statusMatch) {
       if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' });
-      return this.pairStatus(req, res, statusMatch[1]!);
+      return this.pairStatus(req, res, statusMatch[0]);
     }
     if (path === '/slave/connect') {
       return sendJson(res, 426, { error: 'upgrade required: /slave/connect is a WebSocket endpoint' });
@@ -113,6 +109,7 @@ export class ClusterListener {
         hostId: parsed.data.host_id,
         csrPem: parsed.data.csr,
         sourceAddress: req.socket.remoteAddress ?? 'unknown',
+        ...(parsed.data.join_token === undefined ? {} : { joinToken: parsed.data.join_token }),
       });
       this.opts.logger.info(
         { host: parsed.data.host_id, source: req.socket.remoteAddress, code: result.pairingCode },

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/index.js';
 import {
+  type CertificateCheckStore,
   type CertificateVerdict,
   checkSlaveCertificate,
   REFUSAL_STATUS,
@@ -16,7 +16,7 @@ import type { SlaveRegistry } from './slaveRegistry.js';
 import { CloseCode } from './webSocketTransport.js';
 
 export interface HubOptions {
-  store: Store;
+  store: CertificateCheckStore;
   registry: SlaveRegistry;
   logger: Logger;
   maxPayloadBytes: number;
@@ -53,8 +53,13 @@ export class SlaveHub {
         (this.opts.now ?? (() => new Date()))(),
       );
     } catch (err) {
-      // A certificate we cannot even read is refused; it must never take the master down.
-      verdict = { ok: false, refusal: 'unknown-certificate', detail: (err as Error).message };
+      // A crash is not a verdict: answered as one, a locked database or a bug would tell a good
+      // slave "unknown certificate" and hide the fault from the admin. 500 makes the slave retry.
+      this.opts.logger.error(
+        { remote: req.socket.remoteAddress, err },
+        'could not check a slave certificate; answered 500',
+      );
+      return fail(socket);
     }
     if (!verdict.ok) {
       this.opts.logger.warn(
@@ -89,12 +94,21 @@ export class SlaveHub {
 }
 
 function refuse(socket: Socket, refusal: Refusal): void {
-  const status = REFUSAL_STATUS[refusal];
   const body = JSON.stringify({ error: REFUSAL_TEXT[refusal], reason: refusal });
+  answer(socket, `${REFUSAL_STATUS[refusal]} ${REFUSAL_TEXT[refusal]}`, body, refusal);
+}
+
+/** No X-Diane-Refusal: the slave must not take a fault of the master for a verdict on itself. */
+function fail(socket: Socket): void {
+  const body = JSON.stringify({ error: 'the master could not check the certificate; try again later' });
+  answer(socket, '500 Internal Server Error', body);
+}
+
+function answer(socket: Socket, statusLine: string, body: string, refusal?: Refusal): void {
   socket.end(
-    `HTTP/1.1 ${status} ${REFUSAL_TEXT[refusal]}\r\n` +
+    `HTTP/1.1 ${statusLine}\r\n` +
       'Content-Type: application/json\r\n' +
-      `X-Diane-Refusal: ${refusal}\r\n` +
+      (refusal ? `X-Diane-Refusal: ${refusal}\r\n` : '') +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Connection: close\r\n\r\n' +
       body,

@@ -2,6 +2,7 @@ import { DianeError, ExitCode } from '../errors.js';
 import { makeCsr } from '../pki/index.js';
 import { pinnedJsonRequest } from './httpsJson.js';
 import { fetchMasterCa, parseMasterUrl } from './masterCa.js';
+import { PAIR_PATH, type PairBody } from './pairingWire.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 
 export interface PairingProgress {
@@ -15,6 +16,8 @@ export interface PairOptions {
   hostId: string;
   /** The CA fingerprint the admin read from `diane info`; without it, `confirmCa` decides. */
   caFingerprint?: string;
+  /** The master's join token, from the pair command `diane info` prints there. */
+  joinToken?: string;
   confirmCa: (fingerprint: string) => Promise<boolean>;
   onPending: (progress: PairingProgress) => void;
   onWaiting?: (remainingMs: number) => void;
@@ -43,12 +46,9 @@ export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredential
   }
 
   const { csrPem, keyPem } = await makeCsr(opts.hostId);
-  const submitted = await pinnedJsonRequest({
-    url: new URL('/api/slave/pair', master),
-    method: 'POST',
-    body: { host_id: opts.hostId, csr: csrPem },
-    caPem,
-  });
+  const body: PairBody = { host_id: opts.hostId, csr: csrPem };
+  if (opts.joinToken !== undefined) body.join_token = opts.joinToken;
+  const submitted = await pinnedJsonRequest({ url: new URL(PAIR_PATH, master), method: 'POST', body, caPem });
   if (submitted.status !== 201) {
     throw new DianeError(
       `the master refused the pairing request: ${String(submitted.body.error ?? submitted.status)}`,
@@ -63,7 +63,7 @@ export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredential
   });
 
   const now = opts.now ?? Date.now;
-  const statusUrl = new URL(`/api/slave/pair/${requestId}`, master);
+  const statusUrl = new URL(`${PAIR_PATH}/${requestId}`, master);
   for (;;) {
     await sleep(opts.pollIntervalMs ?? 1000);
     opts.onWaiting?.(Math.max(0, expiresAt.getTime() - now()));

@@ -26,7 +26,7 @@ export interface RevokedHost {
 export class RevocationService {
   constructor(
     private readonly store: Store,
-    private readonly registry: SlaveRegistry,
+    private readonly registry: Pick<SlaveRegistry, 'removeHost'>,
     private readonly logger: Logger,
   ) {}
 

@@ -10,7 +10,14 @@ import { startHeartbeat } from './heartbeat.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
-export type SlaveState = 'connecting' | 'connected' | 'backoff' | 'revoked' | 'expired' | 'stopped';
+export type SlaveState =
+  | 'connecting'
+  | 'connected'
+  | 'backoff'
+  | 'revoked'
+  | 'superseded'
+  | 'expired'
+  | 'stopped';
 
 export interface SlaveStatus {
   state: SlaveState;
@@ -38,7 +45,7 @@ export interface SlaveAgentOptions {
 }
 
 /** Why the agent stopped for good. */
-export type SlaveOutcome = 'stopped' | 'revoked' | 'expired';
+export type SlaveOutcome = 'stopped' | 'revoked' | 'superseded' | 'expired';
 
 type LinkEnd =
   | { kind: 'closed'; code: number; reason: string; connectedMs: number }
@@ -47,10 +54,19 @@ type LinkEnd =
 
 const FATAL_REFUSALS: Record<string, SlaveOutcome> = {
   revoked: 'revoked',
-  superseded: 'revoked',
+  superseded: 'superseded',
   disabled: 'revoked',
   expired: 'expired',
 };
+
+/**
+ * The refusals after which redialing cannot help. A 5xx is the master's own fault (the hub
+ * answers 500 when its check crashes), so it is retried whatever header came with it.
+ */
+export function fatalRefusal(status: number, refusal: string | undefined): SlaveOutcome | undefined {
+  if (status >= 500 || refusal === undefined || !Object.hasOwn(FATAL_REFUSALS, refusal)) return undefined;
+  return FATAL_REFUSALS[refusal];
+}
 
 /**
  * The slave's side of the cluster: dials the master over WebSocket with mutual TLS (the master
@@ -83,13 +99,17 @@ export class SlaveAgent {
       const end = await this.connectOnce();
       if (this.stopped) break;
       if (end.kind === 'refused') {
-        const fatal = end.refusal ? FATAL_REFUSALS[end.refusal] : undefined;
+        const fatal = fatalRefusal(end.status, end.refusal);
         if (fatal) return this.finish(fatal, `the master refused the connection: ${end.refusal}`);
         this.setStatus({
           last_error: `the master refused the connection (HTTP ${end.status}${end.refusal ? `, ${end.refusal}` : ''})`,
         });
       } else if (end.kind === 'closed') {
         if (end.code === CloseCode.revoked) return this.finish('revoked', 'credentials revoked');
+        if (end.code === CloseCode.superseded) {
+          return this.finish('superseded', 'credentials superseded: this host paired again with another key');
+        }
+        if (end.code === CloseCode.certificateExpired) return this.finish('expired', 'certificate expired');
         if (end.connectedMs >= this.opts.stableAfterMs) this.backoff.reset();
         this.setStatus({ last_error: `link closed (${end.code}${end.reason ? ` ${end.reason}` : ''})` });
       } else {

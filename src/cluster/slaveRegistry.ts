@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Store } from '../store/index.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
+import { CloseCode } from './webSocketTransport.js';
 
 /** `last_seen` is written at most this often per host: heartbeats are frequent, disks are slow. */
 const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
@@ -19,6 +20,8 @@ export interface SlaveHealth {
   remote_address?: string;
   cert_serial: string;
   cert_expires_at: string;
+  /** The serial of the certificate the live link was opened with. */
+  link_cert_serial?: string;
 }
 
 /**
@@ -38,11 +41,26 @@ export class SlaveRegistry {
     private readonly logger: Logger,
   ) {}
 
-  /** Registers every enabled paired host; called at start and after pairing decisions. */
+  /**
+   * Registers every enabled paired host and closes links whose certificate is no longer current;
+   * called at start and after pairing decisions.
+   */
   syncFromStore(): void {
     for (const row of this.store.slaveServers.list()) {
-      if (row.enabled) this.ensureHost(row.hostId);
-      else void this.removeHost(row.hostId, 4403, 'host disabled');
+      if (!row.enabled) {
+        void this.removeHost(row.hostId, CloseCode.revoked, 'host disabled');
+        continue;
+      }
+      const slave = this.ensureHost(row.hostId);
+      const link = slave.linkInfo();
+      // The host paired again: a superseded key must not keep a link it could no longer open.
+      if (link && link.certSerial !== row.certSerial) {
+        this.logger.warn(
+          { host: row.hostId, linkSerial: link.certSerial, currentSerial: row.certSerial },
+          'closing a link whose certificate was superseded by a new pairing',
+        );
+        void slave.detach(CloseCode.superseded, 'certificate superseded by a newer pairing');
+      }
     }
   }
 
@@ -70,19 +88,23 @@ export class SlaveRegistry {
     await slave.detach(code, reason);
   }
 
-  attach(hostId: string, ws: WebSocket, info: LinkInfo): Promise<void> {
+  attach(hostId: string, ws: WebSocket, info: Omit<LinkInfo, 'certExpiresAt'>): Promise<void> {
+    const row = this.store.slaveServers.getByHostId(hostId);
+    if (!row) return Promise.reject(new Error(`${hostId} is not a paired host`));
     const slave = this.ensureHost(hostId);
     this.recordHeartbeat(hostId, new Date(), true);
-    return slave.attach(ws, info);
+    return slave.attach(ws, { ...info, certExpiresAt: row.expiresAt });
   }
 
   recordHeartbeat(hostId: string, at: Date, force = false): void {
     this.slaves.get(hostId)?.heartbeat(at);
     const last = this.lastSeenWritten.get(hostId) ?? 0;
     if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
-    this.lastSeenWritten.set(hostId, at.getTime());
     try {
-      this.store.slaveServers.updateLastSeen(hostId, at);
+      // Skipped while another process holds the lock: the next heartbeat writes it.
+      if (this.store.tryWrite(() => this.store.slaveServers.updateLastSeen(hostId, at))) {
+        this.lastSeenWritten.set(hostId, at.getTime());
+      }
     } catch (err) {
       this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
     }
@@ -108,6 +130,7 @@ export class SlaveRegistry {
         remote_address: link?.remoteAddress,
         cert_serial: row.certSerial,
         cert_expires_at: row.expiresAt.toISOString(),
+        link_cert_serial: link?.certSerial,
       };
     });
   }

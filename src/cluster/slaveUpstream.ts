@@ -13,16 +13,22 @@ import {
   type UpstreamCatalog,
   type UpstreamEvent,
   type UpstreamStatus,
+  UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../mcp/upstream.js';
 import { UpstreamEvents } from '../mcp/upstreamEvents.js';
-import { ConcurrencyLimit } from './concurrencyLimit.js';
-import { WebSocketTransport } from './webSocketTransport.js';
+import { ConcurrencyLimit, QueueDeadlineError } from './concurrencyLimit.js';
+import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export interface LinkInfo {
   remoteAddress: string;
   certSerial: string;
+  /** The link's certificate notAfter: the link is closed then, whatever else happens. */
+  certExpiresAt: Date;
 }
+
+/** setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface SlaveLimits {
   maxInFlight: number;
@@ -40,6 +46,7 @@ export class SlaveUpstream implements Upstream {
   private session?: ClientSession;
   private transport?: WebSocketTransport;
   private link?: LinkInfo & { connectedAt: Date };
+  private expiryTimer?: NodeJS.Timeout;
   private lastHeartbeat?: Date;
   private lastError?: string;
   private connects = 0;
@@ -79,6 +86,7 @@ export class SlaveUpstream implements Upstream {
     }
     this.session = session;
     this.link = { ...info, connectedAt: new Date() };
+    this.armExpiry(info.certExpiresAt);
     this.lastHeartbeat = new Date();
     this.lastError = undefined;
     this.connects++;
@@ -90,7 +98,23 @@ export class SlaveUpstream implements Upstream {
     this.events.emitWholeCatalog();
   }
 
+  /** A certificate that expires while its link is up ends the link at that moment. */
+  private armExpiry(at: Date): void {
+    clearTimeout(this.expiryTimer);
+    const wait = at.getTime() - Date.now();
+    this.expiryTimer = setTimeout(
+      () => {
+        if (Date.now() < at.getTime()) return this.armExpiry(at);
+        this.logger.warn({ host: this.name }, 'the certificate of the link expired; closing the link');
+        void this.detach(CloseCode.certificateExpired, 'certificate expired');
+      },
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref();
+  }
+
   private onLinkLost(err?: Error): void {
+    clearTimeout(this.expiryTimer);
     this.session = undefined;
     this.transport = undefined;
     this.link = undefined;
@@ -106,6 +130,7 @@ export class SlaveUpstream implements Upstream {
     const session = this.session;
     this.transport = undefined;
     if (!transport) return;
+    clearTimeout(this.expiryTimer);
     this.session = undefined;
     this.link = undefined;
     await transport.close(code, why);
@@ -155,16 +180,26 @@ export class SlaveUpstream implements Upstream {
     return `Host ${this.name} is not available`;
   }
 
-  request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
-    return this.limit.run(
-      () => {
-        const session = this.session;
-        if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
-        return session.request(method, params, opts, this.unavailableMessage());
-      },
-      () =>
-        new UpstreamUnavailableError(`Host ${this.name} is busy: too many calls in flight, try again later`),
-    );
+  async request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
+    try {
+      return await this.limit.run(
+        () => {
+          const session = this.session;
+          if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
+          return session.request(method, params, withinDeadline(opts), this.unavailableMessage());
+        },
+        () =>
+          new UpstreamUnavailableError(
+            `Host ${this.name} is busy: too many calls in flight, try again later`,
+          ),
+        { signal: opts.signal, deadline: opts.deadline },
+      );
+    } catch (err) {
+      if (err instanceof QueueDeadlineError) {
+        throw new UpstreamTimeoutError(`waited for a free slot on host ${this.name} until the time was up`);
+      }
+      throw err;
+    }
   }
 
   subscribe(listener: (event: UpstreamEvent) => void): () => void {
@@ -174,4 +209,12 @@ export class SlaveUpstream implements Upstream {
   async stop(): Promise<void> {
     await this.detach(1001, 'master shutting down');
   }
+}
+
+/** What is left of the call's time once it leaves the queue. */
+function withinDeadline(opts: CallOptions): CallOptions {
+  if (opts.deadline === undefined) return opts;
+  const left = opts.deadline - Date.now();
+  if (left <= 0) throw new UpstreamTimeoutError('the time was up before the call could be sent');
+  return { ...opts, timeoutMs: Math.min(opts.timeoutMs, left), maxTotalMs: Math.min(opts.maxTotalMs, left) };
 }

@@ -13,6 +13,10 @@ export const CloseCode = {
   revoked: 4403,
   /** Another connection for the same host took over. */
   replaced: 4409,
+  /** The host paired again: the certificate of this link is no longer the current one. */
+  superseded: 4410,
+  /** The certificate of this link reached its notAfter while the link was up. */
+  certificateExpired: 4411,
 } as const;
 
 /** Stays under the ws 123-byte limit on close reasons. */

@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DianeError, ExitCode } from '../errors.js';
+import { assertHomeTrusted } from './homeTrust.js';
 
 /**
  * `DIANE_HOME` wins so that every instance (tests included) can be kept apart; a leading `~/` is
@@ -27,6 +28,8 @@ export interface HomePaths {
   readonly slaveCredentials: string;
   readonly mcpServers: string;
   readonly token: string;
+  /** The pairing join token, when the master requires one (pairing/joinToken.ts). */
+  readonly joinToken: string;
   readonly slavePid: string;
   readonly slaveStatus: string;
 }
@@ -44,15 +47,17 @@ export function homePaths(home: string): HomePaths {
     slaveCredentials: join(root, 'slave-credentials.json'),
     mcpServers: join(root, 'mcp-servers.json'),
     token: join(root, 'agent-token'),
+    joinToken: join(root, 'join-token'),
     slavePid: join(root, 'slave.pid'),
     slaveStatus: join(root, 'slave-status.json'),
   };
 }
 
 /**
- * Creates the home directory if missing and returns whether it did. The explicit chmod is needed
- * because mkdir's mode is filtered through the umask. An existing directory keeps its mode: the
- * user may have chosen it on purpose.
+ * Creates the home directory if missing and returns whether it did, then refuses a home others
+ * could tamper with (see homeTrust.ts). The explicit chmod is needed because mkdir's mode is
+ * filtered through the umask. An existing directory keeps its mode unless others can write to
+ * it: a 0755 home may be the user's choice, and a bad mode is refused, never silently changed.
  */
 export function ensureHome(home: string): boolean {
   const root = resolve(home);
@@ -69,5 +74,6 @@ export function ensureHome(home: string): boolean {
   if (!statSync(root).isDirectory()) {
     throw new DianeError(`${root} exists but is not a directory (set DIANE_HOME elsewhere)`, ExitCode.config);
   }
+  assertHomeTrusted(homePaths(root));
   return created !== undefined;
 }

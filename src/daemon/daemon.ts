@@ -10,20 +10,25 @@ import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
-import { HttpFront, isLoopbackHost } from '../mcp/httpFront.js';
+import { HttpFront, type SessionLimits } from '../mcp/httpFront.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
-import { PairingService, type PairingSettings } from '../pairing/index.js';
+import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
 import { ensureServerCertificate, loadOrCreateCa } from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { loadOrCreateAgentToken } from './agentToken.js';
+import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
 import { formatHostPort, type ListenAddress } from './listenAddress.js';
 
 export interface DaemonOptions {
   home: string;
   mcpListen: ListenAddress;
+  /** `token` unless the operator chose `none` (loopback only). */
+  agentAuth: AgentAuth;
+  /** Browser origins allowed on /mcp besides loopback ones. */
+  allowedOrigins: string[];
+  agentSessions: SessionLimits;
   clusterListen: ListenAddress;
   /** Extra names or IPs slaves use to reach this master (server certificate SANs). */
   publicHosts: string[];
@@ -54,6 +59,7 @@ export interface RunningDaemon {
  */
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { logger } = opts;
+  checkAgentAuth(opts.agentAuth, opts.mcpListen.host);
   const paths = homePaths(opts.home);
   ensureHome(paths.home);
   const startedAt = new Date().toISOString();
@@ -70,8 +76,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
-    const tokenRequired = !isLoopbackHost(opts.mcpListen.host);
+    const tokenRequired = opts.agentAuth === 'token';
+    // Created even without auth, so that `diane info` can print it the day auth is turned on.
     const token = loadOrCreateAgentToken(paths.token);
+    if (!tokenRequired) {
+      logger.warn(
+        { mcp: formatHostPort(opts.mcpListen.host, opts.mcpListen.port) },
+        '--agent-auth none: any local user or process can call every tool as this user',
+      );
+    }
     const openedStore = store;
     const ca = await loadOrCreateCa({ certPath: paths.caCert, keyPath: paths.caKey });
     const serverCert = await ensureServerCertificate(ca, {
@@ -91,7 +104,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           : undefined,
     );
     const upstreams = manager;
+    const joinToken = opts.pairing.requireJoinToken ? loadOrCreateJoinToken(paths.joinToken) : undefined;
     pairing = new PairingService({
+      ...(joinToken === undefined ? {} : { joinToken }),
       store,
       ca,
       settings: opts.pairing,
@@ -148,9 +163,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       host: opts.mcpListen.host,
       port: opts.mcpListen.port,
       token: tokenRequired ? token : undefined,
+      allowedOrigins: opts.allowedOrigins,
       logger,
       maxRequestBytes: 16 * 1024 * 1024,
-      maxSessions: 1000,
+      sessions: opts.agentSessions,
       health: () => ({ version: VERSION, upstreams: router.upstreams().length }),
     });
     const bound = await front.listen();
@@ -171,13 +187,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       socket: paths.socket,
       cluster: { listen: clusterAddress, url: clusterUrl },
       ca_fingerprint: ca.fingerprint,
-      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}`,
+      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,
     });
     registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
     registerPairingRoutes(admin, pairing);
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
+    admin.ready();
     await manager.reload();
     slaves.syncFromStore();
 

@@ -1,9 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { jsonDeeperThan, MAX_JSON_DEPTH } from './jsonDepth.js';
 
 export type JsonBody = { ok: true; value: unknown } | { ok: false; status: 400 | 413; message: string };
 
-/** Reads and parses a JSON request body, refusing more than `limit` bytes before buffering them. */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonBody> {
+/**
+ * Reads and parses a JSON request body, refusing more than `limit` bytes before buffering them
+ * and nesting deeper than `maxDepth` before parsing it.
+ */
+export async function readJsonBody(
+  req: IncomingMessage,
+  limit: number,
+  maxDepth = MAX_JSON_DEPTH,
+): Promise<JsonBody> {
   const tooLarge = { ok: false, status: 413, message: `request body over ${limit} bytes` } as const;
   if (Number(req.headers['content-length'] ?? 0) > limit) return tooLarge;
   const chunks: Buffer[] = [];
@@ -14,8 +22,12 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return { ok: false, status: 400, message: 'request body is empty; expected JSON' };
+  const bytes = Buffer.concat(chunks);
+  if (jsonDeeperThan(bytes, maxDepth)) {
+    return { ok: false, status: 400, message: `request body nests deeper than ${maxDepth} levels` };
+  }
   try {
-    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+    return { ok: true, value: JSON.parse(bytes.toString('utf8')) };
   } catch (err) {
     return { ok: false, status: 400, message: `request body is not valid JSON: ${(err as Error).message}` };
   }

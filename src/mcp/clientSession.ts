@@ -40,6 +40,22 @@ export interface ClientSessionOptions {
   onResourceUpdated?: (uri: string) => void;
   /** Where the upstream's sampling, elicitation and roots requests go. */
   onAgentRequest?: AgentRequestHandler;
+  /** How often a list may be re-read after `list_changed`. */
+  refreshPacing?: RefreshPacing;
+}
+
+export interface RefreshPacing {
+  minIntervalMs: number;
+  maxIntervalMs: number;
+}
+
+export const DEFAULT_REFRESH_PACING: RefreshPacing = { minIntervalMs: 1000, maxIntervalMs: 30_000 };
+
+interface RefreshPace {
+  lastStart: number;
+  intervalMs: number;
+  pending: boolean;
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -84,12 +100,15 @@ export class ClientSession {
   private isClosed = false;
   private lastTransportError?: Error;
   private readonly refreshing = new Map<CatalogKind, Promise<void>>();
-  private readonly refreshAgain = new Set<CatalogKind>();
+  private readonly pacing = new Map<CatalogKind, RefreshPace>();
+  private readonly refreshPacing: RefreshPacing;
 
   private constructor(
     private readonly client: Client,
     private readonly opts: ClientSessionOptions,
-  ) {}
+  ) {
+    this.refreshPacing = opts.refreshPacing ?? DEFAULT_REFRESH_PACING;
+  }
 
   static async open(transport: Transport, opts: ClientSessionOptions): Promise<ClientSession> {
     const client = new Client(
@@ -209,12 +228,46 @@ export class ClientSession {
     }
   }
 
-  /** Coalesces bursts of list_changed into at most one refresh in flight plus one queued, per list. */
+  /**
+   * Re-reads a list after `list_changed`, paced: at most one read in flight per list, reads
+   * start at least `minIntervalMs` apart, and while announcements keep arriving faster than that
+   * the interval doubles up to `maxIntervalMs` (back to the minimum once a read sees none). An
+   * upstream that re-announces its list every few milliseconds costs one read per interval.
+   */
   private scheduleRefresh(kind: CatalogKind): void {
-    if (this.refreshing.has(kind)) {
-      this.refreshAgain.add(kind);
+    if (this.isClosed) return;
+    const pace = this.pacingOf(kind);
+    if (pace.timer || this.refreshing.has(kind)) {
+      pace.pending = true;
       return;
     }
+    const wait = pace.lastStart + pace.intervalMs - Date.now();
+    if (wait > 0) {
+      pace.pending = true;
+      pace.timer = setTimeout(() => {
+        pace.timer = undefined;
+        if (!pace.pending) return;
+        pace.pending = false;
+        this.startRefresh(kind);
+      }, wait);
+      pace.timer.unref();
+      return;
+    }
+    this.startRefresh(kind);
+  }
+
+  private pacingOf(kind: CatalogKind): RefreshPace {
+    let pace = this.pacing.get(kind);
+    if (!pace) {
+      pace = { lastStart: 0, intervalMs: this.refreshPacing.minIntervalMs, pending: false };
+      this.pacing.set(kind, pace);
+    }
+    return pace;
+  }
+
+  private startRefresh(kind: CatalogKind): void {
+    const pace = this.pacingOf(kind);
+    pace.lastStart = Date.now();
     const run = this.readList(kind)
       .then((part) => {
         if (this.isClosed) return;
@@ -226,7 +279,12 @@ export class ClientSession {
       )
       .finally(() => {
         this.refreshing.delete(kind);
-        if (this.refreshAgain.delete(kind) && !this.isClosed) this.scheduleRefresh(kind);
+        const { minIntervalMs, maxIntervalMs } = this.refreshPacing;
+        pace.intervalMs = pace.pending ? Math.min(pace.intervalMs * 2, maxIntervalMs) : minIntervalMs;
+        if (pace.pending) {
+          pace.pending = false;
+          this.scheduleRefresh(kind);
+        }
       });
     this.refreshing.set(kind, run);
   }
@@ -282,6 +340,7 @@ export class ClientSession {
       return;
     }
     this.isClosed = true;
+    for (const pace of this.pacing.values()) clearTimeout(pace.timer);
     this.catalogNow = EMPTY_CATALOG;
     this.opts.onClosed(this.lastTransportError);
   }

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import {
   hostHeaderValidation,
   NodeStreamableHTTPServerTransport,
+  originValidation,
   toNodeHandler,
   toWebRequest,
 } from '@modelcontextprotocol/node';
@@ -16,10 +17,13 @@ import {
   createMcpHandler,
   isInitializeRequest,
   isLegacyRequest,
+  localhostAllowedOrigins,
   type McpHttpHandler,
 } from '@modelcontextprotocol/server';
+import { ConnectionGuard, serverTimeouts } from '../http/connectionGuard.js';
 import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
+import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
 import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
 import type { Router } from './router.js';
@@ -29,17 +33,48 @@ export interface HttpFrontOptions {
   info: FrontInfo;
   host: string;
   port: number;
-  /** When set, every /mcp request must carry `Authorization: Bearer <token>`. */
+  /**
+   * When set, every /mcp request must carry `Authorization: Bearer <token>`. Unset means no
+   * authentication, which the daemon allows on loopback only.
+   */
   token?: string;
+  /**
+   * Origins (hostnames, port-agnostic, or `<scheme>://*`) allowed besides loopback ones. A
+   * request without `Origin` (any non-browser client) is not affected.
+   */
+  allowedOrigins?: readonly string[];
   logger: Logger;
   maxRequestBytes: number;
-  maxSessions: number;
+  sessions: SessionLimits;
   health: () => Record<string, unknown>;
 }
 
+/**
+ * 2025-era sessions live until the client deletes them, so a client that never does, or a
+ * hostile one, could pile them up. Each credential (the token, or "anonymous" without auth) has
+ * its own cap: at the cap, the least recently used of its own sessions that has been idle for
+ * `reclaimIdleMs` (no request, no open stream) is closed; if none has, the new session is
+ * refused. Sessions of another credential are never touched.
+ */
+export interface SessionLimits {
+  maxPerCredential: number;
+  reclaimIdleMs: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  maxPerCredential: 100,
+  reclaimIdleMs: 10 * 60_000,
+};
+
+/** What a request authenticated as: a session belongs to it. */
+type Credential = 'agent-token' | 'anonymous';
+
 interface LegacySession {
   transport: NodeStreamableHTTPServerTransport;
+  credential: Credential;
   lastUsed: number;
+  /** Requests of this session in progress, open GET streams included. */
+  active: number;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -61,6 +96,7 @@ export class HttpFront {
   private readonly modern: McpHttpHandler;
   private readonly modernNode: ReturnType<typeof toNodeHandler>;
   private readonly validateHost?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  private readonly validateOrigin: (req: IncomingMessage, res: ServerResponse) => boolean;
   private readonly tokenBytes?: Buffer;
   private readonly unsubscribe: () => void;
 
@@ -72,9 +108,12 @@ export class HttpFront {
     });
     this.modernNode = toNodeHandler(this.modern);
     // On loopback, refuse Host headers that are not loopback names: a web page cannot use
-    // DNS rebinding to reach the agent endpoint.
+    // DNS rebinding to reach the agent endpoint, /healthz included.
     if (isLoopbackHost(opts.host))
       this.validateHost = hostHeaderValidation(['localhost', '127.0.0.1', '[::1]']);
+    // The MCP spec requires servers to validate Origin: a browser page of another site must not
+    // drive the endpoint with the user's network position, token or not.
+    this.validateOrigin = originValidation([...localhostAllowedOrigins(), ...(opts.allowedOrigins ?? [])]);
     if (opts.token) this.tokenBytes = Buffer.from(opts.token, 'utf8');
     this.unsubscribe = opts.router.onListChanged((kind) => {
       this.live.announceListChanged(kind);
@@ -82,7 +121,7 @@ export class HttpFront {
       else if (kind === 'prompts') this.modern.notify.promptsChanged();
       else this.modern.notify.resourcesChanged();
     });
-    this.http = createServer((req, res) => {
+    this.http = createServer(serverTimeouts(DEFAULT_AGENT_LISTENER_LIMITS), (req, res) => {
       this.route(req, res).catch((err) => {
         opts.logger.error({ err: (err as Error).message }, 'request failed');
         if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
@@ -90,6 +129,7 @@ export class HttpFront {
       });
     });
     this.http.keepAliveTimeout = 65_000;
+    new ConnectionGuard(this.http, DEFAULT_AGENT_LISTENER_LIMITS, opts.logger, 'agent endpoint');
   }
 
   listen(): Promise<AddressInfo> {
@@ -101,6 +141,8 @@ export class HttpFront {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.validateHost && !this.validateHost(req, res)) return;
+    if (!this.validateOrigin(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD')
@@ -108,17 +150,31 @@ export class HttpFront {
       return sendJson(res, 200, { status: 'ok', ...this.opts.health() });
     }
     if (path !== '/mcp') return sendJson(res, 404, { error: 'not found; the MCP endpoint is /mcp' });
-    if (this.validateHost && !this.validateHost(req, res)) return;
-    if (!this.authorized(req)) {
+    const credential = this.authenticate(req);
+    if (!credential) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="diane"');
-      return sendJson(res, 401, { error: 'missing or wrong bearer token (see `diane info`)' });
+      return sendJson(res, 401, {
+        error: 'missing or wrong bearer token: send "Authorization: Bearer <token>" (see `diane info`)',
+      });
     }
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = this.sessions.get(sessionId);
-      if (!session) return sendJsonRpcError(res, 404, -32001, 'Session not found');
+      // Another credential's session id is as good as unknown: ids are not capabilities.
+      if (!session || session.credential !== credential)
+        return sendJsonRpcError(res, 404, -32001, 'Session not found');
       session.lastUsed = Date.now();
-      return session.transport.handleRequest(req, res);
+      session.active++;
+      res.once('close', () => {
+        session.active--;
+        session.lastUsed = Date.now();
+      });
+      if (req.method !== 'POST') return session.transport.handleRequest(req, res);
+      // Parsed here, not by the SDK, so that every /mcp body gets the same size and depth limits.
+      const sessionBody = await readJsonBody(req, this.opts.maxRequestBytes);
+      if (!sessionBody.ok)
+        return sendJsonRpcError(res, sessionBody.status, -32700, `Parse error: ${sessionBody.message}`);
+      return session.transport.handleRequest(req, res, sessionBody.value);
     }
     if (req.method !== 'POST') {
       return sendJsonRpcError(res, 400, -32000, 'Bad Request: no session id; start with an initialize POST');
@@ -132,16 +188,34 @@ export class HttpFront {
     if (!isInitializeRequest(body.value)) {
       return sendJsonRpcError(res, 400, -32000, 'Bad Request: no valid session id');
     }
-    return this.openLegacySession(req, res, body.value);
+    return this.openLegacySession(req, res, body.value, credential);
   }
 
-  private async openLegacySession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    if (this.sessions.size >= this.opts.maxSessions) this.evictOldestSession();
+  private async openLegacySession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    credential: Credential,
+  ): Promise<void> {
+    if (!this.makeRoomFor(credential)) {
+      const { maxPerCredential } = this.opts.sessions;
+      this.opts.logger.warn(
+        { credential, sessions: maxPerCredential },
+        'refused a new agent session (limit)',
+      );
+      return sendJsonRpcError(
+        res,
+        429,
+        -32000,
+        `Too many sessions: this credential already has ${maxPerCredential} open sessions, all in use ` +
+          'recently. Close sessions you no longer need (HTTP DELETE with their Mcp-Session-Id), or retry later.',
+      );
+    }
     const server = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { transport, lastUsed: Date.now() });
+        this.sessions.set(id, { transport, credential, lastUsed: Date.now(), active: 0 });
         this.live.add(server);
       },
     });
@@ -153,25 +227,36 @@ export class HttpFront {
     await transport.handleRequest(req, res, body);
   }
 
-  private evictOldestSession(): void {
+  /** Whether `credential` may open one more session, closing an idle one of its own if needed. */
+  private makeRoomFor(credential: Credential): boolean {
+    const own = [...this.sessions].filter(([, s]) => s.credential === credential);
+    if (own.length < this.opts.sessions.maxPerCredential) return true;
+    const idleSince = Date.now() - this.opts.sessions.reclaimIdleMs;
     let oldest: [string, LegacySession] | undefined;
-    for (const entry of this.sessions) if (!oldest || entry[1].lastUsed < oldest[1].lastUsed) oldest = entry;
-    if (!oldest) return;
+    for (const entry of own) {
+      const session = entry[1];
+      if (session.active > 0 || session.lastUsed > idleSince) continue;
+      if (!oldest || session.lastUsed < oldest[1].lastUsed) oldest = entry;
+    }
+    if (!oldest) return false;
     this.opts.logger.info(
-      { session: oldest[0] },
-      'closing the least recently used agent session (session limit)',
+      { session: oldest[0], credential },
+      'closing an idle agent session of the same credential (session limit)',
     );
     this.sessions.delete(oldest[0]);
     void oldest[1].transport.close();
+    return true;
   }
 
-  private authorized(req: IncomingMessage): boolean {
-    if (!this.tokenBytes) return true;
+  private authenticate(req: IncomingMessage): Credential | undefined {
+    if (!this.tokenBytes) return 'anonymous';
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match) return false;
+    if (!match) return undefined;
     const given = Buffer.from(match[1]!.trim(), 'utf8');
-    return given.length === this.tokenBytes.length && timingSafeEqual(given, this.tokenBytes);
+    return given.length === this.tokenBytes.length && timingSafeEqual(given, this.tokenBytes)
+      ? 'agent-token'
+      : undefined;
   }
 
   async close(): Promise<void> {

@@ -17,7 +17,13 @@ export interface ExposedItem<T extends Named> {
   definition: T;
 }
 
-export type RejectionReason = 'collision' | 'too-long' | 'not-a-uri';
+export type RejectionReason =
+  | 'collision'
+  | 'too-long'
+  | 'not-a-uri'
+  | 'bad-name'
+  | 'upstream-cap'
+  | 'too-large';
 
 export interface RejectedItem {
   exposedName: string;
@@ -51,9 +57,11 @@ export function buildNameTable<T extends Named>(
   sources: readonly UpstreamItems<T>[],
   maxNameLength: number,
   expose: ExposeName = prefixedName,
+  /** Refused before naming (limits, charset); they are listed with the table's own refusals. */
+  refusedEarlier: readonly RejectedItem[] = [],
 ): NameTable<T> {
   const claims = new Map<string, ExposedItem<T>[]>();
-  const rejected: RejectedItem[] = [];
+  const rejected: RejectedItem[] = [...refusedEarlier];
   for (const { upstream, items } of sources) {
     for (const item of items) {
       const exposedName = expose(upstream, item.name);

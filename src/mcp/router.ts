@@ -14,6 +14,7 @@ import {
   buildNameTable,
   type ExposeName,
   emptyNameTable,
+  type Named,
   type NameTable,
   prefixedName,
   type RejectedItem,
@@ -29,10 +30,12 @@ import {
   type ProgressUpdate,
   toolError,
   type Upstream,
+  type UpstreamCatalog,
   type UpstreamStatus,
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from './upstream.js';
+import { type UpstreamLimits, withinLimits } from './upstreamLimits.js';
 import { exposeResourceObject, exposeResultUris } from './uriRewrite.js';
 
 export interface RouterSettings {
@@ -53,6 +56,8 @@ export interface RouterSettings {
    * `transparent`: one upstream whose names and URIs pass unchanged (the `diane mcp` bridge).
    */
   naming: 'prefixed' | 'transparent';
+  /** What one upstream may put in each list; a transparent router (one trusted daemon) has none. */
+  upstreamLimits: UpstreamLimits;
 }
 
 export const DEFAULT_ROUTER_SETTINGS: RouterSettings = {
@@ -63,6 +68,7 @@ export const DEFAULT_ROUTER_SETTINGS: RouterSettings = {
   listPageSize: 500,
   inputTimeoutMs: 600_000,
   naming: 'prefixed',
+  upstreamLimits: { maxEntries: 2000, maxBytes: 4 * 1024 * 1024 },
 };
 
 /** The calls whose requests to the upstream can carry agent input. */
@@ -277,6 +283,7 @@ export class Router {
         onprogress: (update) => call.progress(update),
         timeoutMs: this.settings.callTimeoutCapMs,
         maxTotalMs: this.settings.callTimeoutCapMs,
+        deadline: call.startedAt + this.settings.callTimeoutCapMs,
         meta: { [CALL_META_KEY]: call.id },
       })
       .then(
@@ -651,20 +658,12 @@ export class Router {
     const regs = this.sortedRegistrations();
     let changed: boolean;
     if (kind === 'tools') {
-      const next = buildNameTable(
-        regs.map((r) => ({ upstream: r.upstream.name, items: r.upstream.catalog().tools })),
-        this.settings.maxToolNameLength,
-        this.exposeName,
-      );
+      const next = this.namedTable(regs, 'tools', (c) => c.tools);
       this.reportRejections('tool', this.tools.rejected, next.rejected);
       changed = !sameExposed(this.tools, next);
       this.tools = next;
     } else if (kind === 'prompts') {
-      const next = buildNameTable(
-        regs.map((r) => ({ upstream: r.upstream.name, items: r.upstream.catalog().prompts })),
-        this.settings.maxToolNameLength,
-        this.exposeName,
-      );
+      const next = this.namedTable(regs, 'prompts', (c) => c.prompts);
       this.reportRejections('prompt', this.prompts.rejected, next.rejected);
       changed = !sameExposed(this.prompts, next);
       this.prompts = next;
@@ -678,31 +677,69 @@ export class Router {
     if (changed) this.scheduleListChanged(kind);
   }
 
+  /** Tools or prompts: cut to the per-upstream limits, then named through the table. */
+  private namedTable<T extends Named>(
+    regs: Registration[],
+    kind: 'tools' | 'prompts',
+    pick: (catalog: UpstreamCatalog) => readonly T[],
+  ): NameTable<T> {
+    const limited = this.limit(regs, kind, pick, (item) => item.name);
+    return buildNameTable(
+      limited.sources,
+      this.settings.maxToolNameLength,
+      this.exposeName,
+      limited.rejected,
+    );
+  }
+
+  /** Each upstream's list cut to the per-upstream limits (none behind a transparent router). */
+  private limit<T extends object>(
+    regs: Registration[],
+    kind: string,
+    pick: (catalog: UpstreamCatalog) => readonly T[],
+    nameOf?: (item: T) => string,
+  ): { sources: { upstream: string; items: readonly T[] }[]; rejected: RejectedItem[] } {
+    const rejected: RejectedItem[] = [];
+    const sources = regs.map(({ upstream }) => {
+      const items = pick(upstream.catalog());
+      if (this.settings.naming === 'transparent') return { upstream: upstream.name, items };
+      const checked = withinLimits(upstream.name, kind, items, this.settings.upstreamLimits, nameOf);
+      rejected.push(...checked.rejected);
+      return { upstream: upstream.name, items: checked.kept };
+    });
+    return { sources, rejected };
+  }
+
   private buildResources(regs: Registration[]): ResourceListing {
     const resources: Resource[] = [];
     const resourceTemplates: ResourceTemplate[] = [];
-    const rejected: RejectedItem[] = [];
     const owners = new Map<string, string>();
     const transparent = this.settings.naming === 'transparent';
-    for (const { upstream } of regs) {
-      const catalog = upstream.catalog();
-      for (const r of catalog.resources) {
-        const exposed = transparent ? r : exposeResourceObject(upstream.name, r);
-        if (!transparent && exposed === r) {
-          rejected.push(notAUri(upstream.name, r.uri, r.name));
+    // Resources and templates share one budget per upstream.
+    const limited = this.limit(regs, 'resources', (c): readonly (Resource | ResourceTemplate)[] => [
+      ...c.resources,
+      ...c.resourceTemplates,
+    ]);
+    const rejected = limited.rejected;
+    for (const { upstream, items } of limited.sources) {
+      for (const item of items) {
+        if ('uri' in item) {
+          const exposed = transparent ? item : exposeResourceObject(upstream, item);
+          if (!transparent && exposed === item) {
+            rejected.push(notAUri(upstream, item.uri, item.name));
+            continue;
+          }
+          resources.push(exposed);
+          owners.set(exposed.uri, upstream);
           continue;
         }
-        resources.push(exposed);
-        owners.set(exposed.uri, upstream.name);
-      }
-      for (const t of catalog.resourceTemplates) {
-        const uriTemplate = transparent ? t.uriTemplate : exposeUri(upstream.name, t.uriTemplate);
+        const uriTemplate = transparent ? item.uriTemplate : exposeUri(upstream, item.uriTemplate);
         if (uriTemplate === undefined) {
-          rejected.push(notAUri(upstream.name, t.uriTemplate, t.name));
+          rejected.push(notAUri(upstream, item.uriTemplate, item.name));
           continue;
         }
-        resourceTemplates.push({ ...t, uriTemplate });
-        owners.set(uriTemplate, upstream.name);
+        resourceTemplates.push({ ...item, uriTemplate });
+        owners.set(uriTemplate, upstream);
       }
     }
     return { resources, resourceTemplates, rejected, owners };

@@ -73,6 +73,11 @@ export interface CallOptions {
   timeoutMs: number;
   /** Hard cap on the whole call, progress or not. */
   maxTotalMs: number;
+  /**
+   * Epoch ms by which the call must be over, counted from when the agent asked: time spent
+   * waiting in an upstream's queue counts against the cap too.
+   */
+  deadline?: number;
   /** Extra `_meta` sent with the request (the call's correlation id towards another Diane). */
   meta?: Record<string, unknown>;
 }

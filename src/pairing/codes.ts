@@ -22,8 +22,8 @@ export function newPairingCode(isTaken: (code: string) => boolean): string {
 
 /** Both arguments normalised; timing does not tell how many leading characters matched. */
 export function pairingCodesEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'utf8');
-  const right = Buffer.from(b, 'utf8');
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
@@ -34,5 +34,5 @@ export function newRequestId(): string {
 
 /** What the store keeps instead of the id, so that reading the database does not reveal it. */
 export function hashRequestId(requestId: string): string {
-  return createHash('sha256').update(requestId, 'utf8').digest('hex');
+  return createHash('sha256').update(requestId).digest('hex');
 }

@@ -14,9 +14,9 @@ export type PairingErrorCode =
   | 'PAIRING_KEY_ENROLLED'
   | 'PAIRING_KEY_REVOKED'
   | 'PAIRING_KEY_PENDING'
-  | 'PAIRING_TOO_MANY_FOR_HOST'
   | 'PAIRING_TOO_MANY_FROM_SOURCE'
-  | 'PAIRING_TOO_MANY_PENDING';
+  | 'PAIRING_JOIN_TOKEN_REQUIRED'
+  | 'PAIRING_JOIN_TOKEN_INVALID';
 
 /**
  * A pairing operation refused for a reason the caller can act on. `status` is the HTTP status
@@ -27,7 +27,7 @@ export class PairingError extends DianeError {
   declare readonly code: PairingErrorCode;
 
   constructor(
-    readonly status: 400 | 404 | 409 | 410 | 429,
+    readonly status: 400 | 401 | 404 | 409 | 410 | 429,
     code: PairingErrorCode,
     message: string,
   ) {

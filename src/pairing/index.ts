@@ -3,6 +3,12 @@ export { PairingError, type PairingErrorCode } from './errors.js';
 export type { PairingEvent, PairingEventType, PairingListener } from './events.js';
 export { checkHostId, RESERVED_HOST_IDS } from './hostId.js';
 export {
+  isJoinTokenShaped,
+  joinTokensEqual,
+  loadOrCreateJoinToken,
+  redactJoinToken,
+} from './joinToken.js';
+export {
   type ApproveResult,
   PairingService,
   type PairingServiceDeps,
@@ -12,3 +18,4 @@ export {
   type SubmitResult,
 } from './pairingService.js';
 export { DEFAULT_PAIRING_SETTINGS, type PairingSettings } from './settings.js';
+export { sourcePrefix } from './sourcePrefix.js';

@@ -17,7 +17,9 @@ import {
 import { PairingError } from './errors.js';
 import { type PairingEvent, PairingEvents, type PairingEventType, type PairingListener } from './events.js';
 import { checkHostId } from './hostId.js';
+import { joinTokensEqual } from './joinToken.js';
 import type { PairingSettings } from './settings.js';
+import { sourcePrefix } from './sourcePrefix.js';
 
 export interface PairingServiceDeps {
   store: Store;
@@ -29,13 +31,17 @@ export interface PairingServiceDeps {
   logger?: Logger;
   /** How often `start()` sweeps; tests shorten it. */
   sweepIntervalMs?: number;
+  /** The master's join token; required when `settings.requireJoinToken` is set. */
+  joinToken?: string;
 }
 
 export interface SubmitInput {
   hostId: string;
   csrPem: string;
-  /** The socket's remote address; only compared for the per-source cap and shown to the admin. */
+  /** The socket's remote address; its prefix is what the caps count, and the admin sees it. */
   sourceAddress: string;
+  /** What the slave presented as the join token, if anything. Never logged. */
+  joinToken?: string;
 }
 
 export interface SubmitResult {
@@ -99,9 +105,14 @@ export class PairingService {
   private readonly logger: Logger;
   private readonly sweepIntervalMs: number;
   private readonly events: PairingEvents;
+  private readonly joinToken: string | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(deps: PairingServiceDeps) {
+    if (deps.settings.requireJoinToken && !deps.joinToken) {
+      throw new Error('PairingService: requireJoinToken is set but no join token was given');
+    }
+    this.joinToken = deps.settings.requireJoinToken ? deps.joinToken : undefined;
     this.store = deps.store;
     this.ca = deps.ca;
     this.settings = deps.settings;
@@ -113,6 +124,8 @@ export class PairingService {
   }
 
   async submit(input: SubmitInput): Promise<SubmitResult> {
+    // First: without the token, a peer must not even cost the master a CSR check.
+    this.checkJoinToken(input.joinToken);
     const { hostId } = input;
     checkHostId(hostId, this.isNameTaken);
     const csr = await this.validate(input.csrPem, hostId);
@@ -122,11 +135,11 @@ export class PairingService {
     const expiresAt = new Date(now.getTime() + this.settings.ttlMs);
     const repo = this.store.pairingRequests;
 
-    const request = this.store.transaction(() => {
+    const { request, displaced } = this.store.transaction(() => {
       this.refuseKnownKey(csr.keyFingerprint, now);
-      this.enforceCaps(hostId, sourceAddress, now);
+      const displaced = this.makeRoom(hostId, sourceAddress, now);
       const taken = repo.pendingCodes();
-      return repo.create({
+      const request = repo.create({
         hostId,
         pairingCode: newPairingCode((code) => taken.has(code)),
         csr: csr.pem,
@@ -137,7 +150,9 @@ export class PairingService {
         keyFingerprint: csr.keyFingerprint,
         rePair: this.store.slaveServers.getByHostId(hostId) !== undefined,
       });
+      return { request, displaced };
     });
+    if (displaced) this.reportDisplaced(displaced, request, now);
     this.logger.info(
       { host: hostId, code: request.pairingCode, source: sourceAddress, key: csr.keyFingerprint },
       'pairing request pending',
@@ -292,14 +307,23 @@ export class PairingService {
    * out more than one TTL ago, whatever their status: that extra TTL is the slave's window to
    * pick up its certificate or learn the outcome.
    */
+  /**
+   * Marks overdue requests expired. It runs in the background, so it never waits for a lock
+   * another process holds (that froze the event loop for the busy timeout): a busy database
+   * skips this round, and answers stay right meanwhile because they check expiry themselves.
+   */
   sweep(): void {
     const now = this.now();
     const forgetBefore = new Date(now.getTime() - this.settings.ttlMs);
-    const expired = this.store.transaction(() => {
-      const rows = this.store.pairingRequests.markExpired(now);
-      this.store.pairingRequests.deleteExpired(forgetBefore);
-      return rows;
+    let expired: PairingRequest[] = [];
+    const swept = this.store.tryWrite(() => {
+      expired = this.store.transaction(() => {
+        const rows = this.store.pairingRequests.markExpired(now);
+        this.store.pairingRequests.deleteExpired(forgetBefore);
+        return rows;
+      });
     });
+    if (!swept) return;
     for (const request of expired) this.reportExpired(request, now);
   }
 
@@ -429,31 +453,73 @@ export class PairingService {
     return undefined;
   }
 
-  private enforceCaps(hostId: string, sourceAddress: string, now: Date): void {
-    const { settings } = this;
-    const counts = this.store.pairingRequests.countPending(now, hostId, sourceAddress);
-    const wait = 'approve or deny them, or wait for them to expire';
-    if (counts.forHost >= settings.maxPendingPerHost) {
+  private checkJoinToken(given: string | undefined): void {
+    if (this.joinToken === undefined) return;
+    if (given === undefined || given === '') {
       throw new PairingError(
-        429,
-        'PAIRING_TOO_MANY_FOR_HOST',
-        `Too many pending pairing requests for ${hostId} (at most ${settings.maxPendingPerHost}); ${wait}`,
+        401,
+        'PAIRING_JOIN_TOKEN_REQUIRED',
+        'This master requires a join token: use the pair command printed by `diane info` on the master',
       );
     }
-    if (counts.fromSource >= settings.maxPendingPerSource) {
+    if (!joinTokensEqual(given, this.joinToken)) {
+      throw new PairingError(
+        401,
+        'PAIRING_JOIN_TOKEN_INVALID',
+        'The join token is wrong: copy the pair command printed by `diane info` on the master again',
+      );
+    }
+  }
+
+  /**
+   * Applies the caps to a new request from `sourceAddress`, inside the submit transaction:
+   * refuses it, or displaces one pending request to make room (returned, to be reported once
+   * the transaction has committed). Counting is by source prefix, computed from the stored
+   * addresses, so it holds across restarts and needs no state of its own.
+   */
+  private makeRoom(hostId: string, sourceAddress: string, now: Date): PairingRequest | undefined {
+    const { settings } = this;
+    const prefix = sourcePrefix(sourceAddress);
+    // Oldest first; every pending request that has not run out, whatever the sweeper did.
+    const pending = this.store.pairingRequests.listPending(now);
+    const prefixOf = (request: PairingRequest) => sourcePrefix(request.sourceAddress ?? 'unknown');
+    const fromPrefix = pending.filter((request) => prefixOf(request) === prefix);
+
+    const sameHost = fromPrefix.filter((request) => request.hostId === hostId);
+    if (sameHost.length > 0 && sameHost.length >= settings.maxPendingPerHostFromPrefix) {
+      return this.displace(sameHost[0]!);
+    }
+    if (fromPrefix.length >= settings.maxPendingPerPrefix) {
       throw new PairingError(
         429,
         'PAIRING_TOO_MANY_FROM_SOURCE',
-        `Too many pending pairing requests from this address (at most ${settings.maxPendingPerSource}); ${wait}`,
+        `Too many pending pairing requests from ${prefix} (at most ${settings.maxPendingPerPrefix}); ` +
+          'approve or deny them, or wait for them to expire',
       );
     }
-    if (counts.total >= settings.maxPendingTotal) {
-      throw new PairingError(
-        429,
-        'PAIRING_TOO_MANY_PENDING',
-        `Too many pending pairing requests (at most ${settings.maxPendingTotal}); ${wait}`,
-      );
+    if (pending.length > 0 && pending.length >= settings.maxPendingTotal) {
+      return this.displace(oldestOfBusiestPrefix(pending, prefixOf));
     }
+    return undefined;
+  }
+
+  /** Ends a pending request as expired, which is what its slave then reads when it polls. */
+  private displace(request: PairingRequest): PairingRequest | undefined {
+    return this.store.pairingRequests.updateStatus(request.id, 'pending', 'expired') ? request : undefined;
+  }
+
+  private reportDisplaced(displaced: PairingRequest, by: PairingRequest, at: Date): void {
+    this.logger.warn(
+      {
+        host: displaced.hostId,
+        code: displaced.pairingCode,
+        source: displaced.sourceAddress,
+        byHost: by.hostId,
+        bySource: by.sourceAddress,
+      },
+      'pairing request displaced by a newer one (pending caps)',
+    );
+    this.emit('expired', displaced, at);
   }
 
   private reportExpired(request: PairingRequest, at: Date): void {
@@ -471,6 +537,28 @@ export class PairingService {
     };
     this.events.emit(event);
   }
+}
+
+/**
+ * The request a full list gives up: the oldest of the prefix holding the most, so that the
+ * networks flooding the list pay for a newcomer's place, not the ones with a single request.
+ * Ties go to the prefix whose oldest request is older.
+ */
+function oldestOfBusiestPrefix(
+  pending: PairingRequest[],
+  prefixOf: (request: PairingRequest) => string,
+): PairingRequest {
+  const byPrefix = new Map<string, PairingRequest[]>();
+  for (const request of pending) {
+    const prefix = prefixOf(request);
+    const list = byPrefix.get(prefix);
+    if (list) list.push(request);
+    else byPrefix.set(prefix, [request]);
+  }
+  // Prefixes come in the order of their oldest request, so a strict > keeps the older on a tie.
+  let busiest: PairingRequest[] = [];
+  for (const list of byPrefix.values()) if (list.length > busiest.length) busiest = list;
+  return busiest[0]!;
 }
 
 function noPendingRequest(hostId: string, code: string): PairingError {

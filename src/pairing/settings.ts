@@ -3,10 +3,21 @@ export interface PairingSettings {
   ttlMs: number;
   /** Validity of an issued slave certificate. */
   certValidityMs: number;
-  maxPendingPerHost: number;
-  /** Per remote address: one machine cannot fill the admin's list. */
-  maxPendingPerSource: number;
+  /**
+   * Pending requests for one host id from one source prefix (see `sourcePrefix`). A further
+   * one displaces the oldest of them: a slave that runs `pair` again replaces its own earlier
+   * attempt, and other networks can never fill a host id's places.
+   */
+  maxPendingPerHostFromPrefix: number;
+  /** Pending requests from one source prefix: one network cannot fill the admin's list. */
+  maxPendingPerPrefix: number;
+  /**
+   * Pending requests in all. At the cap a new request displaces the oldest request of the
+   * busiest prefix, so that a flood from a few networks cannot lock out everyone else.
+   */
   maxPendingTotal: number;
+  /** Only slaves presenting the master's join token may submit requests at all. */
+  requireJoinToken: boolean;
 }
 
 const MINUTE_MS = 60 * 1000;
@@ -15,7 +26,8 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
 export const DEFAULT_PAIRING_SETTINGS: PairingSettings = Object.freeze({
   ttlMs: 10 * MINUTE_MS,
   certValidityMs: 365 * DAY_MS,
-  maxPendingPerHost: 3,
-  maxPendingPerSource: 10,
+  maxPendingPerHostFromPrefix: 3,
+  maxPendingPerPrefix: 10,
   maxPendingTotal: 100,
+  requireJoinToken: false,
 });

@@ -52,9 +52,11 @@ export function checkSubject(name: x509.Name, expectedHostId: string): string | 
   const rdns = name.toJSON();
   if (rdns.length === 0) return `its subject is empty; it must be exactly ${expected}`;
   const attributes = rdns.flatMap((rdn) => Object.values(rdn).flat());
-  if (attributes.length !== 1 || rdns.length !== 1) {
+  if (attributes.length !== 1) {
     return `its subject ${shown(name)} has ${attributes.length} attributes; it must be exactly ${expected}`;
   }
+  // One attribute among several RDNs: the others are empty sets, which no tool writes on purpose.
+  if (rdns.length !== 1) return `its subject ${shown(name)} has an empty RDN; it must be exactly ${expected}`;
   const cn = rdns[0]!.CN;
   if (!cn) return `its subject ${shown(name)} has no CN; it must be exactly ${expected}`;
   if (cn[0] !== expectedHostId) {
@@ -82,14 +84,17 @@ const ATTRIBUTE_NAMES: Record<string, string> = {
  * `diane slave pair`, and the admin should know.
  */
 export function checkAttributes(csr: x509.Pkcs10CertificateRequest): string | null {
-  const attributes = csr.attributes;
+  let attributes: readonly x509.Attribute[];
+  try {
+    // Parsed on first read, extensions included: a malformed one throws here, not in the
+    // parser, and must be a refusal like any other rather than an error of the master.
+    attributes = csr.attributes;
+  } catch {
+    return 'its attributes cannot be read; a CSR must carry none';
+  }
   if (attributes.some((a) => a.type === EXTENSION_REQUEST)) {
-    let requested: string;
-    try {
-      requested = csr.extensions.map((e) => EXTENSION_NAMES[e.type] ?? e.type).join(', ') || 'none listed';
-    } catch {
-      requested = 'unreadable';
-    }
+    const requested =
+      csr.extensions.map((e) => EXTENSION_NAMES[e.type] ?? e.type).join(', ') || 'none listed';
     return `it requests certificate extensions (${requested}); the master sets all extensions itself, a CSR must request none`;
   }
   if (attributes.length > 0) {

@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { StoreError, storeErrorFrom } from './errors.js';
 import { latestSchemaVersion, type Migration, migrations } from './migrations.js';
@@ -22,6 +22,12 @@ export interface Store {
   readonly pairingRequests: PairingRequestsRepo;
   /** Runs `fn` in an IMMEDIATE transaction: the write lock is taken up front, so no upgrade deadlock. */
   transaction<T>(fn: () => T): T;
+  /**
+   * Runs a background write (a heartbeat's last_seen, a sweep) without waiting for a lock held
+   * by another process: the event loop must not freeze for the busy timeout. Returns false when
+   * the database was busy and nothing was written; the next round tries again.
+   */
+  tryWrite(fn: () => void): boolean;
   close(): void;
 }
 
@@ -37,6 +43,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
   let db: Database.Database | undefined;
   try {
     refuseReadOnlyFile(path);
+    createPrivateFile(path);
     db = new Database(path, { timeout: busyTimeoutMs });
     const found = readSchemaVersion(db);
     refuseNewerSchema(path, found);
@@ -62,6 +69,28 @@ function refuseReadOnlyFile(path: string): void {
       'unreadable',
       `cannot open ${path} for reading and writing (${(err as Error).message}).`,
     );
+  }
+}
+
+/**
+ * SQLite creates the database with 0644 under the usual umask, and gives its -wal and -shm files
+ * the database file's mode. Creating the (empty) file first, 0600, keeps all three private. An
+ * existing file keeps its mode: a loose one is refused by the home check, never changed here.
+ */
+function createPrivateFile(path: string): void {
+  if (path === '' || path === ':memory:') return;
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch {
+    // Already there, or not creatable: SQLite opens it or reports why in its own words.
+    return;
+  }
+  try {
+    // The umask may have taken bits off the mode; it can never have added any.
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -146,6 +175,23 @@ class SqliteStore implements Store {
   /** better-sqlite3 refuses a function that returns a promise, so a transaction never spans an await. */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  tryWrite(fn: () => void): boolean {
+    const waited = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      fn();
+      return true;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
+        return false;
+      }
+      throw err;
+    } finally {
+      this.db.pragma(`busy_timeout = ${Math.trunc(waited)}`);
+    }
   }
 
   close(): void {

@@ -1,8 +1,16 @@
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { issueSlaveCertificate, loadCa, loadOrCreateCa, makeCsr, validateCsr } from '../../src/pki/index.js';
+import {
+  issueSlaveCertificate,
+  loadCa,
+  loadOrCreateCa,
+  makeCsr,
+  validateCsr,
+  x509,
+} from '../../src/pki/index.js';
 import { runCli } from '../helpers/cli.js';
 import {
   type CliProcess,
@@ -17,6 +25,7 @@ import { echoServerEntry, filesystemServerEntry, makeHome, writeServersConfig } 
 import { connectHttp, textOf } from '../helpers/mcpClient.js';
 import { readEvents } from '../helpers/procs.js';
 import { rawUpgrade } from '../helpers/rawUpgrade.js';
+import { expectRefusal } from '../helpers/refusal.js';
 import { trackPid } from '../helpers/registry.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -232,7 +241,7 @@ describe('cluster: one master, two slaves, real processes', () => {
     }
   });
 
-  it('the hub refuses no certificate, another CA, an expired certificate, and a revoked one on a resumed TLS session', async () => {
+  it('the hub refuses no certificate, another CA, an expired certificate, a revoked one on a resumed TLS session, and a forged copy of its serial', async () => {
     const caPem = readFileSync(join(masterHome, 'slave-ca-cert.pem'), 'utf8');
     const none = await rawUpgrade({ port: clusterPort, ca: caPem });
     expect(none).toMatchObject({ status: 401, refusal: 'no-certificate' });
@@ -296,6 +305,29 @@ describe('cluster: one master, two slaves, real processes', () => {
     });
     expect(resumed.reused).toBe(true);
     expect(resumed).toMatchObject({ status: 410, refusal: 'revoked' });
+
+    // A self-signed certificate that copies the revoked serial is a stranger, not a revoked slave:
+    // the chain is judged before the revocation list, which a stranger must not be able to probe.
+    const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ]);
+    const copied = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: new X509Certificate(spare.client_cert).serialNumber,
+      name: 'CN=spare',
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 3600_000),
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    });
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
+    const forged = await rawUpgrade({
+      port: clusterPort,
+      ca: caPem,
+      cert: copied.toString('pem'),
+      key: `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`,
+    });
+    expect(forged).toMatchObject({ status: 403, refusal: 'unknown-certificate' });
   });
 
   it('scenario 3: a silent slave is marked disconnected, calls fail at once, and it comes back by itself', async () => {
@@ -357,7 +389,7 @@ describe('cluster: one master, two slaves, real processes', () => {
     try {
       expect((await agent.listTools()).tools.some((t) => t.name.startsWith('workstation_'))).toBe(true);
       const noYes = await runCli(masterHome, ['slave', 'revoke', 'workstation']);
-      expect(noYes.code).toBe(2);
+      expectRefusal(noYes, 2, 'refusing to revoke slave workstation without --yes when not on a terminal');
       const revoke = await runCli(masterHome, [
         'slave',
         'revoke',
@@ -419,8 +451,7 @@ describe('slave lifecycle', () => {
     const down = JSON.parse((await runCli(slaveHome, ['slave', 'status', '--json'])).stdout);
     expect(down).toMatchObject({ running: true, state: expect.stringMatching(/backoff|connecting/) });
     const again = await runCli(slaveHome, ['slave', 'start', '--detach']);
-    expect(again.code).not.toBe(0);
-    expect(again.stderr).toMatch(/already running/);
+    expectRefusal(again, 1, /^diane: a Diane slave is already running for this home \(pid \d+\)$/);
 
     // A slave whose certificate has expired gives up with its own message and exit code.
     const expiredHome = makeHome('s-expired');
@@ -449,7 +480,7 @@ describe('slave lifecycle', () => {
       expect(stopped).toMatchObject({ running: false, state: 'stopped' });
       await waitForSlaveStatus(master, 'nomad', 'disconnected');
       const none = await runCli(slaveHome, ['slave', 'stop']);
-      expect(none.code).not.toBe(0);
+      expectRefusal(none, 1, 'no Diane slave is running for this home');
 
       const all = await runCli(masterHome, [
         'slave',

@@ -14,6 +14,7 @@ import {
 } from '../helpers/cluster.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
 import { makeHome } from '../helpers/home.js';
+import { expectRefusal } from '../helpers/refusal.js';
 import { waitFor } from '../helpers/wait.js';
 
 afterAll(() => cleanupProcesses());
@@ -88,8 +89,11 @@ describe('pairing (real master, real slave CLI)', () => {
 
       // A second approve of the same request is refused and changes nothing.
       const again = await runCli(master.home, ['slave', 'approve', 'workstation', req.pairing_code]);
-      expect(again.code).not.toBe(0);
-      expect(again.stderr).toMatch(/already approved|No pending/);
+      expectRefusal(
+        again,
+        1,
+        `The pairing request for workstation with code ${req.pairing_code} was already approved`,
+      );
 
       // Re-pairing the enrolled host shows as such.
       const { pair: repair, request: second } = await requestPairing(
@@ -115,8 +119,7 @@ describe('pairing (real master, real slave CLI)', () => {
       expect(exit.code).toBe(13);
       expect(pair.stderr()).toContain('Pairing request expired');
       const approve = await runCli(master.home, ['slave', 'approve', 'laptop', req.pairing_code]);
-      expect(approve.code).not.toBe(0);
-      expect(approve.stderr).toContain('Pairing request expired');
+      expectRefusal(approve, 1, 'Pairing request expired');
     } finally {
       await master.stop();
     }
@@ -129,12 +132,12 @@ describe('pairing (real master, real slave CLI)', () => {
     const { pair, request: req } = await requestPairing(master, slaveHome, 'builder');
     const wrongCode = req.pairing_code === '000-000' ? '111-111' : '000-000';
     const wrong = await runCli(home, ['slave', 'approve', 'builder', wrongCode]);
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toMatch(/No pending pairing request for builder/);
+    expectRefusal(wrong, 1, `No pending pairing request for builder with code ${wrongCode}`);
     const otherHost = await runCli(home, ['slave', 'approve', 'other', req.pairing_code]);
-    expect(otherHost.code).not.toBe(0);
+    expectRefusal(otherHost, 1, `No pending pairing request for other with code ${req.pairing_code}`);
     const bad = await runCli(home, ['slave', 'approve', 'builder', 'abc']);
-    expect(bad.code).not.toBe(0);
+    expectRefusal(bad, 1, '"abc" is not a pairing code: expected six digits, as 123-456');
+    expect(await pendingOf(master)).toMatchObject([{ host_id: 'builder', pairing_code: req.pairing_code }]);
 
     const port = master.clusterPort!;
     await master.kill9();
@@ -165,16 +168,14 @@ describe('pairing (real master, real slave CLI)', () => {
         '--host-id=intruder',
         `--ca-fingerprint=sha256:${'0'.repeat(64)}`,
       ]);
-      expect(wrong.code).toBe(6);
-      expect(wrong.stderr).toMatch(/refusing to pair \(nothing was sent\)/);
+      expectRefusal(wrong, 6, /refusing to pair \(nothing was sent\)/);
       const noPin = await runCli(slaveHome, [
         'slave',
         'pair',
         `--master=${masterUrl(master)}`,
         '--host-id=intruder',
       ]);
-      expect(noPin.code).toBe(2);
-      expect(noPin.stderr).toMatch(/--ca-fingerprint is required when not on a terminal/);
+      expectRefusal(noPin, 2, /--ca-fingerprint is required when not on a terminal/);
       const badHost = await runCli(slaveHome, [
         'slave',
         'pair',
@@ -182,7 +183,7 @@ describe('pairing (real master, real slave CLI)', () => {
         '--host-id=Not_Valid',
         `--ca-fingerprint=${await caFingerprintOf(master)}`,
       ]);
-      expect(badHost.code).toBe(2);
+      expectRefusal(badHost, 2, /Not_Valid/);
       expect(await pendingOf(master)).toEqual([]);
     } finally {
       await master.stop();
@@ -192,33 +193,53 @@ describe('pairing (real master, real slave CLI)', () => {
   it('validates the pairing endpoint: bad JSON, oversized bodies, hostile CSRs, replays', async () => {
     const master = await startDaemon({ home: makeHome('m-http') });
     try {
-      expect((await postJson(master, '/api/slave/pair', '{nope')).status).toBe(400);
+      // Each refusal is checked by status and by what it says: a 400 that is really a crash
+      // would read differently.
+      const refusal = (res: { status: number; body: string }) => ({
+        status: res.status,
+        ...JSON.parse(res.body),
+      });
+      expect(refusal(await postJson(master, '/api/slave/pair', '{nope'))).toEqual({
+        status: 400,
+        error: expect.stringMatching(/^request body is not valid JSON: /),
+      });
       const huge = await postJson(
         master,
         '/api/slave/pair',
         JSON.stringify({ host_id: 'a', csr: 'x'.repeat(64 * 1024) }),
       );
-      expect(huge.status).toBe(413);
+      expect(refusal(huge)).toEqual({ status: 413, error: 'request body over 32768 bytes' });
       const extra = await postJson(
         master,
         '/api/slave/pair',
         JSON.stringify({ host_id: 'a', csr: 'x', admin: true }),
       );
-      expect(extra.status).toBe(400);
+      expect(refusal(extra)).toEqual({
+        status: 400,
+        error: 'invalid pairing request: body: Unrecognized key: "admin"',
+      });
       const { csrPem } = await makeCsr('someone-else');
       const wrongCn = await postJson(
         master,
         '/api/slave/pair',
         JSON.stringify({ host_id: 'laptop', csr: csrPem }),
       );
-      expect(wrongCn.status).toBe(400);
-      expect(JSON.parse(wrongCn.body).error).toMatch(/CN|subject/i);
+      expect(refusal(wrongCn)).toEqual({
+        status: 400,
+        code: 'PAIRING_CSR_REJECTED',
+        error:
+          'Certificate signing request rejected: its subject is "CN=someone-else" but this host pairs as "laptop"; it must be exactly "CN=laptop"',
+      });
       const reserved = await postJson(
         master,
         '/api/slave/pair',
         JSON.stringify({ host_id: 'admin', csr: csrPem }),
       );
-      expect(reserved.status).toBe(400);
+      expect(refusal(reserved)).toEqual({
+        status: 400,
+        code: 'PAIRING_RESERVED_HOST_ID',
+        error: '"admin" is a reserved name; choose another host id',
+      });
 
       const { csrPem: good } = await makeCsr('laptop');
       const first = await postJson(
@@ -238,7 +259,11 @@ describe('pairing (real master, real slave CLI)', () => {
         '/api/slave/pair',
         JSON.stringify({ host_id: 'laptop', csr: good }),
       );
-      expect(replay.status).toBe(409);
+      expect(refusal(replay)).toEqual({
+        status: 409,
+        code: 'PAIRING_KEY_PENDING',
+        error: 'A pairing request with this public key is already pending; wait for it to be decided',
+      });
       // The pairing code is not a way to read the status: only the request id is.
       const byCode = await new Promise<number>((resolve, reject) => {
         const ca = readFileSync(join(master.home, 'slave-ca-cert.pem'), 'utf8');
@@ -259,8 +284,8 @@ describe('pairing (real master, real slave CLI)', () => {
     const master = await startDaemon({ home: makeHome('m-watch') });
     try {
       const watch = spawnCli(master.home, ['slave', 'pending', '--watch', '--json']);
-      await waitFor(() => true, { what: 'watch started' });
-      await new Promise((r) => setTimeout(r, 500));
+      // Printed once the daemon holds the event stream: no event after it can be missed.
+      await waitFor(() => watch.stderr().includes('Watching for pairing events'), { what: 'watch started' });
       await pairSlave(master, makeHome('s-watch'), 'watched');
       await waitFor(() => watch.stdout().includes('"approved"'), { what: 'approved event' });
       const lines = watch

@@ -1,6 +1,7 @@
 import { Client, type ClientCapabilities, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { cleanEnv, dianeBin, repoRoot } from './home.js';
+import { withAgentToken } from './mcpClient.js';
 import { trackClosable, trackPid, untrackClosable } from './registry.js';
 
 /** What a test agent was asked by the server side, and what it was told. */
@@ -21,6 +22,8 @@ export interface AgentOptions {
   root?: string;
   /** 2026-07-28 per-request protocol instead of a 2025 session. */
   modern?: boolean;
+  /** The bearer token: default the test daemon's (see `connectHttp`), `false` for none. */
+  token?: string | false;
 }
 
 /**
@@ -106,7 +109,10 @@ function acceptAll(params: unknown, name: string): Record<string, unknown> {
 
 export async function connectAgent(url: string, opts: AgentOptions): Promise<TestAgent> {
   const agent = new TestAgent(opts);
-  await agent.connect(new StreamableHTTPClientTransport(new URL(url)));
+  const headers = withAgentToken(url, undefined, opts.token);
+  await agent.connect(
+    new StreamableHTTPClientTransport(new URL(url), { requestInit: headers ? { headers } : undefined }),
+  );
   return trackClosable(agent);
 }
 

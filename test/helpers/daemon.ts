@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cleanEnv, dianeBin, repoRoot } from './home.js';
 import { freePort } from './ports.js';
 import { trackProcess } from './registry.js';
@@ -22,6 +24,8 @@ export interface StartDaemonOptions {
   mcpPort?: number;
   /** How long to wait for /healthz. Default 20 s. */
   timeoutMs?: number;
+  /** Runs the daemon under `ulimit -n <fileLimit>` (through sh, which then execs node). */
+  fileLimit?: number;
 }
 
 export interface DaemonHandle {
@@ -30,6 +34,10 @@ export interface DaemonHandle {
   port: number;
   /** http://127.0.0.1:<port>/mcp */
   mcpUrl: string;
+  /** The agent bearer token (`$home/agent-token`); agents of the test helpers send it by default. */
+  token: string;
+  /** `{ authorization: 'Bearer <token>' }`, for hand-made requests. */
+  authHeaders: Record<string, string>;
   /** The cluster listener's port (127.0.0.1), unless `args` chose its own `--listen`. */
   clusterPort: number | undefined;
   proc: ChildProcess;
@@ -78,8 +86,12 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
     ...(freeClusterPort === undefined ? [] : ['--listen', `127.0.0.1:${freeClusterPort}`]),
     ...args,
   ];
+  const [command, commandArgs] =
+    opts.fileLimit === undefined
+      ? [process.execPath, argv]
+      : ['/bin/sh', ['-c', `ulimit -n ${opts.fileLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
   const proc = trackProcess(
-    spawn(process.execPath, argv, {
+    spawn(command, commandArgs, {
       cwd: repoRoot,
       env: { ...cleanEnv(), DIANE_HOME: home, DIANE_LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -158,10 +170,16 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<DaemonHandl
     return outcome;
   };
 
+  const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+  // Written before the endpoint listens, so it is there once /healthz answers.
+  const token = readFileSync(join(home, 'agent-token'), 'utf8').trim();
+  rememberAgentToken(mcpUrl, token);
   return {
     home,
     port,
-    mcpUrl: `http://127.0.0.1:${port}/mcp`,
+    mcpUrl,
+    token,
+    authHeaders: { authorization: `Bearer ${token}` },
     clusterPort,
     proc,
     pid,
@@ -183,4 +201,26 @@ function listenPortOf(args: string[]): number | undefined {
   const value = args[i]!.startsWith('--listen=') ? args[i]!.slice('--listen='.length) : args[i + 1];
   const port = Number(/:(\d+)$/.exec(value ?? '')?.[1]);
   return Number.isInteger(port) ? port : undefined;
+}
+
+/** Agent tokens of the daemons this test process started, by `host:port` of their endpoint. */
+const agentTokens = new Map<string, string>();
+
+function endpointKey(url: string): string {
+  return new URL(url).host;
+}
+
+function rememberAgentToken(url: string, token: string): void {
+  agentTokens.set(endpointKey(url), token);
+  // The daemon answers on 127.0.0.1 and localhost alike.
+  agentTokens.set(endpointKey(url.replace('//127.0.0.1:', '//localhost:')), token);
+}
+
+/**
+ * The bearer token of the daemon (started by {@link startDaemon}) that serves `url`, if any.
+ * The client helpers send it unless told otherwise, so that tests read like an agent
+ * configured from `diane info`.
+ */
+export function agentTokenFor(url: string | URL): string | undefined {
+  return agentTokens.get(endpointKey(String(url)));
 }

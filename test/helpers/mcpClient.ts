@@ -1,5 +1,6 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { agentTokenFor } from './daemon.js';
 import { cleanEnv, dianeBin, repoRoot } from './home.js';
 import { trackClosable, trackPid, untrackClosable } from './registry.js';
 
@@ -18,6 +19,11 @@ export interface ConnectOptions {
 export interface ConnectHttpOptions extends ConnectOptions {
   /** Headers sent with every request (e.g. `authorization`). */
   headers?: Record<string, string>;
+  /**
+   * The bearer token to send. Default: the token of the test daemon serving `url` (none for
+   * other servers); `false` sends none. An `authorization` in `headers` wins.
+   */
+  token?: string | false;
   /** Send DELETE for the session on close(). Default true. */
   terminateOnClose?: boolean;
 }
@@ -56,12 +62,25 @@ function newClient<C extends Client>(
 export async function connectHttp(url: string, opts: ConnectHttpOptions = {}): Promise<HttpTestClient> {
   const client = newClient(HttpTestClient, opts);
   client.terminateOnClose = opts.terminateOnClose ?? true;
+  const headers = withAgentToken(url, opts.headers, opts.token);
   const transport = new StreamableHTTPClientTransport(new URL(url), {
-    requestInit: opts.headers ? { headers: opts.headers } : undefined,
+    requestInit: headers ? { headers } : undefined,
   });
   client.httpTransport = transport;
   await client.connect(transport, opts.timeoutMs === undefined ? undefined : { timeout: opts.timeoutMs });
   return trackClosable(client);
+}
+
+/** `headers` plus `Authorization: Bearer <token>` (see {@link ConnectHttpOptions.token}). */
+export function withAgentToken(
+  url: string,
+  headers: Record<string, string> | undefined,
+  token: string | false | undefined,
+): Record<string, string> | undefined {
+  if (headers && Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) return headers;
+  const bearer = token === false ? undefined : (token ?? agentTokenFor(url));
+  if (!bearer) return headers;
+  return { ...headers, authorization: `Bearer ${bearer}` };
 }
 
 export interface ConnectStdioBridgeOptions extends ConnectOptions {

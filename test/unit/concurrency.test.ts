@@ -1,8 +1,64 @@
 import { describe, expect, it } from 'vitest';
-import { ConcurrencyLimit } from '../../src/cluster/concurrencyLimit.js';
+import {
+  ConcurrencyLimit,
+  QueueAbortedError,
+  QueueDeadlineError,
+} from '../../src/cluster/concurrencyLimit.js';
 import { Backoff } from '../../src/mcp/backoff.js';
 
 describe('ConcurrencyLimit', () => {
+  it('lets a cancelled waiter leave the queue at once, and it never runs', async () => {
+    const limit = new ConcurrencyLimit(1, 4);
+    let release!: () => void;
+    const first = limit.run(
+      () => new Promise<void>((r) => (release = r)),
+      () => new Error('full'),
+    );
+    const agent = new AbortController();
+    let ran = false;
+    const waiting = limit.run(
+      async () => (ran = true),
+      () => new Error('full'),
+      { signal: agent.signal },
+    );
+    expect(limit.queued).toBe(1);
+    agent.abort();
+    await expect(waiting).rejects.toBeInstanceOf(QueueAbortedError);
+    expect(limit.queued).toBe(0);
+    release();
+    await first;
+    await new Promise((r) => setTimeout(r, 0));
+    expect(ran).toBe(false);
+    const already = new AbortController();
+    already.abort();
+    await expect(
+      limit.run(
+        async () => 1,
+        () => new Error('full'),
+        { signal: already.signal },
+      ),
+    ).rejects.toBeInstanceOf(QueueAbortedError);
+  });
+
+  it('takes a waiter out of the queue when its deadline passes', async () => {
+    const limit = new ConcurrencyLimit(1, 4);
+    let release!: () => void;
+    const first = limit.run(
+      () => new Promise<void>((r) => (release = r)),
+      () => new Error('full'),
+    );
+    const late = limit.run(
+      async () => 'ran',
+      () => new Error('full'),
+      { deadline: Date.now() + 30 },
+    );
+    await expect(late).rejects.toBeInstanceOf(QueueDeadlineError);
+    expect(limit.queued).toBe(0);
+    release();
+    await first;
+    expect(limit.inFlight).toBe(0);
+  });
+
   it('runs at most `limit` tasks, queues a bounded number in order, and refuses the rest', async () => {
     const limit = new ConcurrencyLimit(2, 2);
     const releases: (() => void)[] = [];

@@ -5,19 +5,24 @@ import {
   X509Certificate as NodeX509Certificate,
   webcrypto,
 } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { newPairingCode } from '../../src/pairing/codes.js';
 import {
   DEFAULT_PAIRING_SETTINGS,
+  isJoinTokenShaped,
+  joinTokensEqual,
+  loadOrCreateJoinToken,
   normalizePairingCode,
   PairingError,
   type PairingErrorCode,
   type PairingEvent,
   PairingService,
   type PairingSettings,
+  redactJoinToken,
+  sourcePrefix,
 } from '../../src/pairing/index.js';
 import { type CertificateAuthority, loadOrCreateCa, makeCsr, serialOf, x509 } from '../../src/pki/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -73,6 +78,7 @@ function setup(
     settings?: Partial<PairingSettings>;
     isNameTaken?: (hostId: string) => string | undefined;
     sweepIntervalMs?: number;
+    joinToken?: string;
   } = {},
 ): Setup {
   const store = openStore(dbPath, { now: () => clock });
@@ -84,6 +90,7 @@ function setup(
     now: () => clock,
     ...(options.isNameTaken ? { isNameTaken: options.isNameTaken } : {}),
     ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+    ...(options.joinToken ? { joinToken: options.joinToken } : {}),
   });
   services.push(service);
   const events: PairingEvent[] = [];
@@ -196,13 +203,14 @@ describe('normalizePairingCode', () => {
 });
 
 describe('settings', () => {
-  it('defaults to 10 minutes, 365 days, and caps of 3, 10 and 100', () => {
+  it('defaults to 10 minutes, 365 days, caps of 3, 10 and 100, and no join token', () => {
     expect(DEFAULT_PAIRING_SETTINGS).toEqual({
       ttlMs: 10 * MINUTE,
       certValidityMs: 365 * 24 * 60 * MINUTE,
-      maxPendingPerHost: 3,
-      maxPendingPerSource: 10,
+      maxPendingPerHostFromPrefix: 3,
+      maxPendingPerPrefix: 10,
       maxPendingTotal: 100,
+      requireJoinToken: false,
     });
   });
 });
@@ -453,7 +461,7 @@ describe('PairingService: submit and approve', () => {
   it('makes pairing codes unique among pending requests', async () => {
     const { service } = setup();
     const codes = [];
-    for (let i = 0; i < 12; i++) codes.push((await submit(service, `h${i}`, `10.0.0.${i}`)).pairingCode);
+    for (let i = 0; i < 12; i++) codes.push((await submit(service, `h${i}`, `10.0.${i}.1`)).pairingCode);
     expect(new Set(codes).size).toBe(codes.length);
   });
 });
@@ -590,42 +598,184 @@ describe('PairingService: host ids and CSRs', () => {
   });
 });
 
+describe('sourcePrefix', () => {
+  it.each([
+    ['192.0.2.77', '192.0.2.0/24'],
+    ['::ffff:192.0.2.77', '192.0.2.0/24'],
+    ['::FFFF:192.0.2.1', '192.0.2.0/24'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:0:2::9', '2001:db8:0:2::/64'],
+    ['2001:0db8:0000:0002:aaaa::1', '2001:db8:0:2::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['unknown', 'unknown'],
+  ])('%s is in %s', (address, prefix) => {
+    expect(sourcePrefix(address)).toBe(prefix);
+  });
+});
+
 describe('PairingService: caps', () => {
-  it('allows 3 pending requests per host, then 429; a decided one frees its place', async () => {
+  it('a host id cannot be blocked from elsewhere: 3 requests from 3 networks leave room for a 4th', async () => {
     const { service } = setup();
-    const subs = [];
-    for (let i = 0; i < 3; i++) subs.push(await submit(service, 'ws1', `10.0.0.${i}`));
-    const err = await rejection(submit(service, 'ws1', '10.0.0.9'));
-    expectError(
-      err,
-      429,
-      'PAIRING_TOO_MANY_FOR_HOST',
-      /Too many pending pairing requests for ws1 \(at most 3\)/,
-    );
-    await submit(service, 'ws2', '10.0.0.9');
-    service.deny('ws1', subs[0]!.pairingCode);
-    await submit(service, 'ws1', '10.0.0.9');
-    expect(service.listPending().filter((p) => p.hostId === 'ws1')).toHaveLength(3);
+    for (let i = 0; i < 3; i++) await submit(service, 'ws1', `203.0.${113 + i}.9`);
+    // The attack of the issue: before, the real slave got 429 for the whole TTL.
+    const real = await submit(service, 'ws1', '198.51.100.7');
+    expect(service.status(real.requestId).status).toBe('pending');
+    expect(service.listPending().filter((p) => p.hostId === 'ws1')).toHaveLength(4);
   });
 
-  it('allows 10 pending requests per source address, then 429', async () => {
+  it("from one network, a 4th request for the same host displaces that network's oldest one", async () => {
+    const { service, events } = setup();
+    const subs = [];
+    for (let i = 0; i < 3; i++) {
+      subs.push(await submit(service, 'ws1', `10.0.0.${i}`));
+      advance(1000);
+    }
+    const other = await submit(service, 'ws1', '10.9.0.1');
+    const newest = await submit(service, 'ws1', '10.0.0.200');
+    expect(service.status(subs[0]!.requestId).status).toBe('expired');
+    expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([
+      subs[0]!.pairingCode,
+    ]);
+    for (const sub of [subs[1]!, subs[2]!, other, newest]) {
+      expect(service.status(sub.requestId).status).toBe('pending');
+    }
+    expectError(
+      thrown(() => service.deny('ws1', subs[0]!.pairingCode)),
+      410,
+      'PAIRING_EXPIRED',
+    );
+  });
+
+  it('allows 10 pending requests per /24 (IPv4-mapped included), then 429; other networks are not affected', async () => {
     const { service } = setup();
-    for (let i = 0; i < 10; i++) await submit(service, `host-${i}`, '198.51.100.1');
-    const err = await rejection(submit(service, 'host-10', '198.51.100.1'));
-    expectError(err, 429, 'PAIRING_TOO_MANY_FROM_SOURCE');
-    await submit(service, 'host-10', '198.51.100.2');
+    for (let i = 0; i < 10; i++) {
+      await submit(service, `host-${i}`, i % 2 ? `198.51.100.${i}` : `::ffff:198.51.100.${100 + i}`);
+    }
+    const err = await rejection(submit(service, 'host-10', '198.51.100.250'));
+    expectError(err, 429, 'PAIRING_TOO_MANY_FROM_SOURCE', /from 198\.51\.100\.0\/24 \(at most 10\)/);
+    await submit(service, 'host-10', '198.51.101.1');
     // Expired requests no longer count.
     advance(TTL);
     await submit(service, 'host-11', '198.51.100.1');
   });
 
-  it('caps pending requests overall, then 429', async () => {
-    // A total cap of 100 works the same; a small one keeps the test quick.
-    const { service } = setup({ settings: { maxPendingTotal: 4 } });
-    for (let i = 0; i < 4; i++) await submit(service, `host-${i}`, `10.0.0.${i}`);
-    const err = await rejection(submit(service, 'host-4', '10.0.0.4'));
-    expectError(err, 429, 'PAIRING_TOO_MANY_PENDING', /at most 4/);
-    expect(service.listPending()).toHaveLength(4);
+  it('counts IPv6 sources per /64', async () => {
+    const { service } = setup({ settings: { maxPendingPerPrefix: 2 } });
+    await submit(service, 'a', '2001:db8:0:1::1');
+    await submit(service, 'b', '2001:db8:0:1:ffff::2');
+    const err = await rejection(submit(service, 'c', '2001:db8:0:1:1234:5678:9abc:def0'));
+    expectError(err, 429, 'PAIRING_TOO_MANY_FROM_SOURCE', /2001:db8:0:1::\/64/);
+    await submit(service, 'c', '2001:db8:0:2::1');
+  });
+
+  it('a full list takes a newcomer by displacing the oldest request of the busiest network', async () => {
+    // 10 networks x 10 requests fill the list of 100; a small cap keeps the test quick.
+    const { service, events } = setup({ settings: { maxPendingTotal: 6, maxPendingPerPrefix: 3 } });
+    const flood = [];
+    for (let i = 0; i < 3; i++) {
+      for (const net of [1, 2]) {
+        flood.push({ net, sub: await submit(service, `junk-${net}-${i}`, `10.${net}.0.${i}`) });
+        advance(1000);
+      }
+    }
+    const real = await submit(service, 'real', '192.0.2.10');
+    expect(service.status(real.requestId).status).toBe('pending');
+    // Both networks hold 3; the one whose oldest request is older gives it up.
+    expect(service.status(flood[0]!.sub.requestId).status).toBe('expired');
+    expect(events.at(-2)).toMatchObject({ type: 'expired', hostId: 'junk-1-0' });
+    expect(service.listPending()).toHaveLength(6);
+
+    // The attacker refills: each refill costs the attacker's own requests, never the real one.
+    for (let i = 0; i < 20; i++) {
+      await submit(service, `refill-${i}`, `10.${1 + (i % 2)}.0.${100 + i}`);
+      advance(1000);
+    }
+    expect(service.status(real.requestId).status).toBe('pending');
+    expect(service.listPending()).toHaveLength(6);
+  });
+
+  it('keeps counting by prefix after a master restart', async () => {
+    const first = setup({ settings: { maxPendingPerPrefix: 2 } });
+    await submit(first.service, 'a', '10.0.0.1');
+    await submit(first.service, 'b', '10.0.0.2');
+    first.service.stop();
+    first.store.close();
+    const second = setup({ settings: { maxPendingPerPrefix: 2 } });
+    const err = await rejection(submit(second.service, 'c', '10.0.0.3'));
+    expectError(err, 429, 'PAIRING_TOO_MANY_FROM_SOURCE');
+  });
+});
+
+describe('PairingService: join token', () => {
+  const TOKEN = 'k'.repeat(43);
+
+  async function submitWith(service: PairingService, joinToken: string | undefined) {
+    const { csrPem } = await makeCsr('ws1');
+    return service.submit({
+      hostId: 'ws1',
+      csrPem,
+      sourceAddress: '192.0.2.1',
+      ...(joinToken === undefined ? {} : { joinToken }),
+    });
+  }
+
+  it('when required, refuses a request without the token or with a wrong one, and creates nothing', async () => {
+    const { service, events } = setup({ settings: { requireJoinToken: true }, joinToken: TOKEN });
+    expectError(
+      await rejection(submitWith(service, undefined)),
+      401,
+      'PAIRING_JOIN_TOKEN_REQUIRED',
+      /requires a join token/,
+    );
+    expectError(await rejection(submitWith(service, '')), 401, 'PAIRING_JOIN_TOKEN_REQUIRED');
+    for (const wrong of ['k'.repeat(42), `${'k'.repeat(42)}j`, 'x', 'k'.repeat(1000)]) {
+      const err = await rejection(submitWith(service, wrong));
+      expectError(err, 401, 'PAIRING_JOIN_TOKEN_INVALID', /join token is wrong/);
+      expect(err.message).not.toContain(wrong);
+    }
+    expect(service.listPending()).toEqual([]);
+    expect(events).toEqual([]);
+    await submitWith(service, TOKEN);
+    expect(service.listPending()).toHaveLength(1);
+  });
+
+  it('checks the token before the CSR', async () => {
+    const { service } = setup({ settings: { requireJoinToken: true }, joinToken: TOKEN });
+    const err = await rejection(service.submit({ hostId: 'ws1', csrPem: 'junk', sourceAddress: 'x' }));
+    expect(err.code).toBe('PAIRING_JOIN_TOKEN_REQUIRED');
+  });
+
+  it('when not required, a token is not needed', async () => {
+    const { service } = setup();
+    await submitWith(service, undefined);
+  });
+
+  it('refuses to start requiring a token it was not given', () => {
+    expect(() => setup({ settings: { requireJoinToken: true } })).toThrow(/no join token/);
+  });
+});
+
+describe('join token file', () => {
+  it('is created once, 0600, and kept', () => {
+    const first = loadOrCreateJoinToken(join(dir, 'join-token'));
+    expect(isJoinTokenShaped(first)).toBe(true);
+    expect(Buffer.from(first, 'base64url')).toHaveLength(32);
+    expect(statSync(join(dir, 'join-token')).mode & 0o777).toBe(0o600);
+    expect(loadOrCreateJoinToken(join(dir, 'join-token'))).toBe(first);
+  });
+
+  it('refuses a file that does not hold a token', () => {
+    writeFileSync(join(dir, 'join-token'), 'short\n', { mode: 0o600 });
+    expect(() => loadOrCreateJoinToken(join(dir, 'join-token'))).toThrow(/does not hold a valid join token/);
+  });
+
+  it('compares tokens whatever their lengths, and redacts them from printed commands', () => {
+    expect(joinTokensEqual('a'.repeat(43), 'a'.repeat(43))).toBe(true);
+    expect(joinTokensEqual('a', 'a'.repeat(43))).toBe(false);
+    expect(redactJoinToken('diane slave pair --master=x --join-token=abc123 --y')).toBe(
+      'diane slave pair --master=x --join-token=<see `diane info`> --y',
+    );
   });
 });
 

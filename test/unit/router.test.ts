@@ -244,6 +244,84 @@ describe('Router: names and URIs', () => {
   });
 });
 
+describe('Router: what one upstream may put in a list', () => {
+  it('refuses names outside the MCP charset, and says why', () => {
+    const router = newRouter();
+    const up = new FakeUpstream('ws1');
+    up.setCatalog({
+      tools: [tool('ok.name-1_x'), tool('\u001b[2Jclear'), tool(''), tool('x'.repeat(129)), tool('spa ce')],
+      prompts: [{ name: 'rtl\u202eevil' }],
+    });
+    router.add(up);
+    expect(router.toolTable().exposed.map((t) => t.exposedName)).toEqual(['ws1_ok.name-1_x']);
+    expect(router.toolTable().rejected.map((r) => r.reason)).toEqual([
+      'bad-name',
+      'bad-name',
+      'bad-name',
+      'bad-name',
+    ]);
+    expect(router.promptTable().rejected).toEqual([
+      expect.objectContaining({ reason: 'bad-name', upstream: 'ws1' }),
+    ]);
+  });
+
+  it('exposes at most maxEntries per upstream and list, and summarises the rest in one row', () => {
+    const router = newRouter({ upstreamLimits: { maxEntries: 3, maxBytes: 1_000_000 } });
+    const flood = new FakeUpstream('flood');
+    flood.setCatalog({ tools: Array.from({ length: 60_000 }, (_, i) => tool(`t${i}`)) });
+    const calm = new FakeUpstream('calm');
+    calm.setCatalog({ tools: [tool('a'), tool('b')] });
+    router.add(flood);
+    router.add(calm);
+    expect(router.toolTable().exposed.map((t) => t.exposedName)).toEqual([
+      'calm_a',
+      'calm_b',
+      'flood_t0',
+      'flood_t1',
+      'flood_t2',
+    ]);
+    expect(router.toolTable().rejected).toEqual([
+      expect.objectContaining({
+        upstream: 'flood',
+        reason: 'upstream-cap',
+        originalName: '59997 more tools',
+        detail: 'flood offers 60000 tools; at most 3 per upstream are exposed',
+      }),
+    ]);
+  });
+
+  it('stops at the byte budget of an upstream, resources and templates together', () => {
+    const router = newRouter({ upstreamLimits: { maxEntries: 100, maxBytes: 200 } });
+    const up = new FakeUpstream('u');
+    const big = 'd'.repeat(120);
+    up.setCatalog({
+      tools: [
+        { ...tool('a'), description: big },
+        { ...tool('b'), description: big },
+      ],
+      resources: [{ uri: 'file:///a', name: big }],
+      resourceTemplates: [{ uriTemplate: 'file:///{x}', name: big }],
+    });
+    router.add(up);
+    expect(router.toolTable().exposed.map((t) => t.exposedName)).toEqual(['u_a']);
+    expect(router.toolTable().rejected[0]).toMatchObject({ reason: 'too-large' });
+    expect(router.resourceListing().resources).toHaveLength(1);
+    expect(router.resourceListing().resourceTemplates).toHaveLength(0);
+    expect(router.resourceListing().rejected[0]).toMatchObject({
+      reason: 'too-large',
+      originalName: '1 more resources',
+    });
+  });
+
+  it('puts no limits on a transparent router (the bridge serves one trusted daemon)', () => {
+    const router = newRouter({ naming: 'transparent', upstreamLimits: { maxEntries: 1, maxBytes: 10 } });
+    const daemon = new FakeUpstream('daemon');
+    daemon.setCatalog({ tools: [tool('a_b'), tool('c_d')] });
+    router.add(daemon);
+    expect(router.toolTable().exposed).toHaveLength(2);
+  });
+});
+
 describe('Router: calls', () => {
   it('answers a call to an offline upstream as a tool error, and a prompt as a protocol error', async () => {
     const router = newRouter();
@@ -296,6 +374,34 @@ describe('Router: calls', () => {
       kind: 'result',
       result: { content: [{ text: '{"roots":[]}' }] },
     });
+  });
+
+  it("uses a server's own timeout, but never beyond the hard cap", async () => {
+    // Far apart, so that a loaded machine cannot blur the three: 20 ms, the 800 ms cap, 60 s.
+    const router = newRouter({ callTimeoutMs: 60_000, callTimeoutCapMs: 800 });
+    const hang = (up: FakeUpstream) => {
+      up.setCatalog({ tools: [tool('hang')] });
+      up.answer = (req) =>
+        new Promise((_resolve, reject) =>
+          req.opts.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
+    };
+    const patient = new FakeUpstream('patient');
+    const quick = new FakeUpstream('quick');
+    hang(patient);
+    hang(quick);
+    router.add(patient, { timeoutMs: 60_000 });
+    router.add(quick, { timeoutMs: 20 });
+    for (const [name, withinMs] of [
+      ['patient_hang', 5000],
+      ['quick_hang', 400],
+    ] as const) {
+      const started = Date.now();
+      const result = await router.startCall('tools/call', { name }, { signal: signal() }).next();
+      expect(result).toMatchObject({ kind: 'result', result: { isError: true } });
+      expect(JSON.stringify(result)).toContain('timed out');
+      expect(Date.now() - started).toBeLessThan(withinMs);
+    }
   });
 
   it('cancels the upstream request when the agent goes away', async () => {
