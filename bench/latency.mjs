@@ -8,6 +8,9 @@
 //   bare     thin HTTP client -> bench/bare-http-server.mjs (bare SDK Streamable HTTP server)
 //   local    thin HTTP client -> diane serve -> stdio upstream (echo-server.mjs)
 //   routed   thin HTTP client -> diane serve -> diane slave start -> stdio upstream
+//   flooded  the routed path again while a second paired slave floods the master (5,000 tools
+//            re-announced every 20 ms, test/fixtures/flood-server.mjs): what a rogue host costs
+//            the calls to another host
 // The thin client sends the master's bearer token (its DIANE_HOME/agent-token), as agents must.
 //
 // Environment:
@@ -15,7 +18,7 @@
 //   BENCH_WARMUP      warm-up calls before each cell (default 200)
 //   BENCH_BIG_CALLS   sequential 1 MiB calls per path (default 30; 0 skips them)
 //   BENCH_CONC        concurrency levels, comma separated (default 1,16,64)
-//   BENCH_PATHS       which paths, comma separated (default direct,bare,local,routed)
+//   BENCH_PATHS       which paths, comma separated (default direct,bare,local,routed,flooded)
 //   BENCH_CPU_PROF    a directory: run master, slave and bare server under `node --cpu-prof` there
 //   BENCH_VERBOSE=1   echo the daemons' stderr
 //
@@ -41,7 +44,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const BIG_CALLS = Number(process.env.BENCH_BIG_CALLS ?? 30);
 const CONCURRENCY = (process.env.BENCH_CONC ?? '1,16,64').split(',').map(Number);
-const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed').split(',').map((s) => s.trim());
+const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed,flooded').split(',').map((s) => s.trim());
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const BIG_BYTES = 1024 * 1024;
@@ -60,6 +63,7 @@ const LABELS = {
   bare: 'bare SDK HTTP',
   local: 'master -> local upstream',
   routed: 'master -> slave -> upstream',
+  flooded: 'routed, another slave flooding',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -87,12 +91,14 @@ function envWith(extra) {
   return { ...env, ...extra };
 }
 
-function makeHome(name) {
+function makeHome(
+  name,
+  servers = { mcpServers: { echo: { command: process.execPath, args: [echoServer] } } },
+) {
   // Short: the admin socket lives in it and Unix socket paths are limited to ~100 bytes.
   const base = os.tmpdir().length > 40 ? '/tmp' : os.tmpdir();
   const home = mkdtempSync(join(base, `diane-bench-${name}-`));
   homes.push(home);
-  const servers = { mcpServers: { echo: { command: process.execPath, args: [echoServer] } } };
   writeFileSync(join(home, 'mcp-servers.json'), `${JSON.stringify(servers, null, 2)}\n`, { mode: 0o600 });
   return home;
 }
@@ -600,8 +606,8 @@ function waitForTool(master, name) {
   );
 }
 
-async function startSlave(master) {
-  const home = makeHome('s');
+async function startSlave(master, hostId = 'bench', servers = undefined, readyTool = 'bench_echo_echo') {
+  const home = makeHome('s', servers);
   const info = await cli(master.home, ['info', '--json']);
   if (info.code !== 0) throw new Error(`diane info failed: ${info.stderr}`);
   const fingerprint = JSON.parse(info.stdout).ca_fingerprint;
@@ -612,7 +618,7 @@ async function startSlave(master) {
       'slave',
       'pair',
       `--master=https://127.0.0.1:${master.clusterPort}`,
-      '--host-id=bench',
+      `--host-id=${hostId}`,
       `--ca-fingerprint=${fingerprint}`,
     ],
     envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
@@ -621,9 +627,9 @@ async function startSlave(master) {
     if (!pair.running()) throw new Error(`slave pair exited early: ${pair.stderr()}`);
     const res = await cli(master.home, ['slave', 'pending', '--json']);
     if (res.code !== 0) return undefined;
-    return JSON.parse(res.stdout).pending.find((p) => p.host_id === 'bench');
+    return JSON.parse(res.stdout).pending.find((p) => p.host_id === hostId);
   });
-  const approved = await cli(master.home, ['slave', 'approve', 'bench', request.pairing_code]);
+  const approved = await cli(master.home, ['slave', 'approve', hostId, request.pairing_code]);
   if (approved.code !== 0) throw new Error(`slave approve failed: ${approved.stderr}`);
   const paired = await pair.exited;
   if (paired.code !== 0) throw new Error(`slave pair exited ${paired.code}: ${pair.stderr()}`);
@@ -632,7 +638,7 @@ async function startSlave(master) {
     [...nodeArgs(dianeBin), 'slave', 'start'],
     envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
   );
-  await waitForTool(master, 'bench_echo_echo').catch((err) => {
+  await waitForTool(master, readyTool).catch((err) => {
     throw new Error(`${err.message}\n--- slave stderr ---\n${child.stderr()}`);
   });
   return { home, child };
@@ -789,18 +795,26 @@ async function main() {
     results.push(await benchPath('bare', httpTarget(bare.url, '')));
     await stopChild(bare.child);
   }
-  if (PATHS.includes('local') || PATHS.includes('routed')) {
+  if (PATHS.includes('local') || PATHS.includes('routed') || PATHS.includes('flooded')) {
     const master = await startMaster();
     log(`master: ${master.url} (pid ${master.child.proc.pid}), cluster port ${master.clusterPort}`);
     let slave;
-    if (PATHS.includes('routed')) {
+    if (PATHS.includes('routed') || PATHS.includes('flooded')) {
       slave = await startSlave(master);
       log(`slave paired and connected (pid ${slave.child.proc.pid})`);
     }
     // Both daemons run while either path is measured, so the two figures share conditions.
     if (PATHS.includes('local'))
       results.push(await benchPath('local', httpTarget(master.url, 'echo_', master.token)));
-    if (slave) results.push(await benchPath('routed', httpTarget(master.url, 'bench_echo_', master.token)));
+    if (slave && PATHS.includes('routed'))
+      results.push(await benchPath('routed', httpTarget(master.url, 'bench_echo_', master.token)));
+    if (slave && PATHS.includes('flooded')) {
+      const flood = { command: process.execPath, args: [join(root, 'test', 'fixtures', 'flood-server.mjs')] };
+      const rogue = await startSlave(master, 'rogue', { mcpServers: { flood } }, 'rogue_flood_tool_0');
+      log(`rogue slave flooding the master (pid ${rogue.child.proc.pid})`);
+      results.push(await benchPath('flooded', httpTarget(master.url, 'bench_echo_', master.token)));
+      await stopChild(rogue.child);
+    }
     if (slave) await stopChild(slave.child);
     await stopChild(master.child);
   }

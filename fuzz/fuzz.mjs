@@ -254,6 +254,8 @@ async function drive(surface, inputs, parallel, each) {
     await Promise.all(batch.map((input) => each(input).catch((err) => fail(surface, err.message, input))));
     done += batch.length;
     batch = [];
+    // An in-process surface resolves only microtasks; let sockets and timers run between batches.
+    await new Promise((r) => setImmediate(r));
   };
   for (const input of inputs) {
     batch.push(input);
@@ -409,11 +411,38 @@ function openLink(creds) {
   });
 }
 
+/** The answers of a slave that serves nothing: enough for the master to keep the link. */
+function answerAsSlave(ws, data) {
+  let message;
+  try {
+    message = JSON.parse(String(data));
+  } catch {
+    return;
+  }
+  if (typeof message?.method !== 'string' || message.id === undefined) return;
+  const empty = {
+    initialize: {
+      protocolVersion: message.params?.protocolVersion ?? '2025-11-25',
+      capabilities: { tools: {}, prompts: {}, resources: {} },
+      serverInfo: { name: 'fuzz-slave', version: '1' },
+    },
+    'tools/list': { tools: [] },
+    'prompts/list': { prompts: [] },
+    'resources/list': { resources: [] },
+    'resources/templates/list': { resourceTemplates: [] },
+    ping: {},
+  }[message.method];
+  const reply = empty
+    ? { jsonrpc: '2.0', id: message.id, result: empty }
+    : { jsonrpc: '2.0', id: message.id, error: { code: -32601, message: 'not served' } };
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
+}
+
 async function fuzzLink(master) {
   const creds = await pairedCredentials(master);
   const frames = inputsOf(
     fc.oneof(
-      { weight: 6, arbitrary: jsonRpcShape.map((m) => ({ kind: 'rpc', data: JSON.stringify(m) })) },
+      { weight: 20, arbitrary: jsonRpcShape.map((m) => ({ kind: 'rpc', data: JSON.stringify(m) })) },
       {
         weight: 1,
         arbitrary: fc.string({ maxLength: 500, unit: 'binary' }).map((s) => ({ kind: 'garbage', data: s })),
@@ -432,8 +461,9 @@ async function fuzzLink(master) {
   const fresh = async () => {
     ws = await openLink(creds);
     closed = new Promise((r) => ws.once('close', (code) => r(code)));
-    // The master opens with an MCP initialize; a slave that never answers is simply a quiet one.
-    ws.on('message', () => {});
+    // Behave as a minimal slave, so that the link stays up and the frames below reach a live
+    // session rather than a handshake that times out.
+    ws.on('message', (data) => answerAsSlave(ws, data));
   };
   await fresh();
   return drive('link', frames, 1, async (frame) => {

@@ -102,7 +102,7 @@ export class SlaveRegistry {
     if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
     try {
       // Skipped while another process holds the lock: the next heartbeat writes it.
-      if (this.store.tryWrite(() => this.store.slaveServers.updateLastSeen(hostId, at))) {
+      if (this.store.tryWrite(() => this.store.slaveServers.updateLastSeen(hostId, at)).written) {
         this.lastSeenWritten.set(hostId, at.getTime());
       }
     } catch (err) {

@@ -109,6 +109,12 @@ export class PairingService {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(deps: PairingServiceDeps) {
+    for (const cap of ['maxPendingPerHostFromPrefix', 'maxPendingPerPrefix', 'maxPendingTotal'] as const) {
+      // A cap of 0 would refuse every request; the caps below count on at least one place.
+      if (!Number.isInteger(deps.settings[cap]) || deps.settings[cap] < 1) {
+        throw new RangeError(`PairingService: ${cap} must be a whole number of at least 1`);
+      }
+    }
     if (deps.settings.requireJoinToken && !deps.joinToken) {
       throw new Error('PairingService: requireJoinToken is set but no join token was given');
     }
@@ -315,16 +321,15 @@ export class PairingService {
   sweep(): void {
     const now = this.now();
     const forgetBefore = new Date(now.getTime() - this.settings.ttlMs);
-    let expired: PairingRequest[] = [];
-    const swept = this.store.tryWrite(() => {
-      expired = this.store.transaction(() => {
+    const swept = this.store.tryWrite(() =>
+      this.store.transaction(() => {
         const rows = this.store.pairingRequests.markExpired(now);
         this.store.pairingRequests.deleteExpired(forgetBefore);
         return rows;
-      });
-    });
-    if (!swept) return;
-    for (const request of expired) this.reportExpired(request, now);
+      }),
+    );
+    if (!swept.written) return;
+    for (const request of swept.value) this.reportExpired(request, now);
   }
 
   start(): void {
@@ -486,7 +491,7 @@ export class PairingService {
     const fromPrefix = pending.filter((request) => prefixOf(request) === prefix);
 
     const sameHost = fromPrefix.filter((request) => request.hostId === hostId);
-    if (sameHost.length > 0 && sameHost.length >= settings.maxPendingPerHostFromPrefix) {
+    if (sameHost.length >= settings.maxPendingPerHostFromPrefix) {
       return this.displace(sameHost[0]!);
     }
     if (fromPrefix.length >= settings.maxPendingPerPrefix) {
@@ -497,7 +502,7 @@ export class PairingService {
           'approve or deny them, or wait for them to expire',
       );
     }
-    if (pending.length > 0 && pending.length >= settings.maxPendingTotal) {
+    if (pending.length >= settings.maxPendingTotal) {
       return this.displace(oldestOfBusiestPrefix(pending, prefixOf));
     }
     return undefined;
@@ -556,9 +561,9 @@ function oldestOfBusiestPrefix(
     else byPrefix.set(prefix, [request]);
   }
   // Prefixes come in the order of their oldest request, so a strict > keeps the older on a tie.
-  let busiest: PairingRequest[] = [];
-  for (const list of byPrefix.values()) if (list.length > busiest.length) busiest = list;
-  return busiest[0]!;
+  let busiest: PairingRequest[] | undefined;
+  for (const list of byPrefix.values()) if (!busiest || list.length > busiest.length) busiest = list;
+  return busiest![0]!;
 }
 
 function noPendingRequest(hostId: string, code: string): PairingError {

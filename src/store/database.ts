@@ -27,7 +27,7 @@ export interface Store {
    * by another process: the event loop must not freeze for the busy timeout. Returns false when
    * the database was busy and nothing was written; the next round tries again.
    */
-  tryWrite(fn: () => void): boolean;
+  tryWrite<T>(fn: () => T): { written: true; value: T } | { written: false };
   close(): void;
 }
 
@@ -177,16 +177,15 @@ class SqliteStore implements Store {
     return this.db.transaction(fn).immediate();
   }
 
-  tryWrite(fn: () => void): boolean {
+  tryWrite<T>(fn: () => T): { written: true; value: T } | { written: false } {
     const waited = this.db.pragma('busy_timeout', { simple: true }) as number;
     this.db.pragma('busy_timeout = 0');
     try {
-      fn();
-      return true;
+      return { written: true, value: fn() };
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
-        return false;
+        return { written: false };
       }
       throw err;
     } finally {

@@ -433,3 +433,64 @@ describe('PairingService: approve and deny, around the store', () => {
     expect(events.map((e) => e.type)).toEqual(['new']);
   });
 });
+
+describe('PairingService caps: the rules a flood meets', () => {
+  it.each(['maxPendingPerHostFromPrefix', 'maxPendingPerPrefix', 'maxPendingTotal'] as const)(
+    'refuses a %s of 0 when it is built',
+    (cap) => {
+      expect(() => makeService({ settings: { [cap]: 0 } })).toThrow(
+        `PairingService: ${cap} must be a whole number of at least 1`,
+      );
+      expect(() => makeService({ settings: { [cap]: 1.5 } })).toThrow(RangeError);
+    },
+  );
+
+  it('says what to do when a network holds too many pending requests', async () => {
+    service.stop();
+    service = makeService({ settings: { maxPendingPerPrefix: 1 } });
+    await submit('a', '198.51.100.1');
+    const err = await submit('b', '198.51.100.2').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expectError(
+      err,
+      429,
+      'PAIRING_TOO_MANY_FROM_SOURCE',
+      'Too many pending pairing requests from 198.51.100.0/24 (at most 1); approve or deny them, or wait for them to expire',
+    );
+  });
+
+  it('logs who displaced whom, and tells the displaced one it expired', async () => {
+    service.stop();
+    service = makeService({ settings: { maxPendingTotal: 1 } });
+    const first = await submit('first', '10.0.0.1');
+    await submit('second', '10.9.0.1');
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: 'pairing request displaced by a newer one (pending caps)',
+        host: 'first',
+        code: first.pairingCode,
+        source: '10.0.0.1',
+        byHost: 'second',
+        bySource: '10.9.0.1',
+      }),
+    );
+    expect(events.filter((e) => e.type === 'expired').map((e) => e.hostId)).toEqual(['first']);
+  });
+
+  it('a sweep while another process holds the lock skips, and the next one expires', async () => {
+    const pending = await submit('ws1');
+    clock = new Date(clock.getTime() + TTL + 1);
+    const { default: Database } = await import('better-sqlite3');
+    const other = new Database(store.db.name);
+    other.exec('BEGIN IMMEDIATE');
+    expect(() => service.sweep()).not.toThrow();
+    expect(events.filter((e) => e.type === 'expired')).toEqual([]);
+    other.exec('ROLLBACK');
+    other.close();
+    service.sweep();
+    expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([pending.pairingCode]);
+  });
+});

@@ -33,10 +33,13 @@ describe('background writes while another process holds the lock', () => {
     // A busy-timeout wait would take 5 s; skipping is immediate. (Bounded loosely: this pins the
     // behaviour "did not wait for the lock", not a speed.)
     expect(Date.now() - started).toBeLessThan(2500);
-    expect(wrote).toBe(false);
+    expect(wrote).toEqual({ written: false });
     other.exec('ROLLBACK');
     other.close();
-    expect(store.tryWrite(() => store.slaveServers.updateLastSeen('ws1', new Date(2000)))).toBe(true);
+    expect(store.tryWrite(() => store.slaveServers.updateLastSeen('ws1', new Date(2000)))).toEqual({
+      written: true,
+      value: true,
+    });
     expect(store.slaveServers.getByHostId('ws1')?.lastSeen?.getTime()).toBe(2000);
     // The normal busy timeout is back for everything else.
     expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
