@@ -149,7 +149,13 @@ function cli(home, args, timeoutMs = 20_000) {
     execFile(
       process.execPath,
       [dianeBin, ...args],
-      { cwd: root, env: envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }), timeout: timeoutMs },
+      {
+        cwd: root,
+        env: envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+        timeout: timeoutMs,
+        // A flooding slave's tool list alone is over execFile's 1 MiB default.
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         resolvePromise({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
       },
