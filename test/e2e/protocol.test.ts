@@ -254,6 +254,27 @@ function surfaceTests(ctx: () => { url: string; home: string; names: string; uri
   });
 }
 
+/**
+ * What every front (2025 HTTP, the stdio bridge, 2026-07-28) must carry for the agent `name`:
+ * prompts, resources, and the server's sampling, roots and elicitation asked of that agent.
+ */
+async function expectAgentSurface(a: TestAgent, name: string, root: string): Promise<void> {
+  expect((await a.listPrompts()).prompts.map((p) => p.name)).toContain('fx_greet');
+  expect((await a.readResource({ uri: 'diane://fx/fixture://whoami' })).contents[0]).toMatchObject({
+    text: 'I am fx',
+  });
+  const sampled = await a.callTool({
+    name: 'everything_trigger-sampling-request',
+    arguments: { prompt: 'hi', maxTokens: 5 },
+  });
+  expect(JSON.stringify(sampled.content)).toContain(`sampled by ${name}`);
+  // server-everything keeps the roots it got first; the fixture asks on every call.
+  const roots = await a.callTool({ name: 'fx_roots', arguments: {} });
+  expect(textOf(roots)).toBe(root);
+  const elicited = await a.callTool({ name: 'everything_trigger-elicitation-request', arguments: {} });
+  expect(JSON.stringify(elicited.content)).toContain(name);
+}
+
 describe('the whole MCP surface through a master-local upstream', () => {
   let home: string;
   let events: string;
@@ -321,20 +342,7 @@ describe('the whole MCP surface through a master-local upstream', () => {
   it('serves the same surface through `diane mcp` (stdio bridge)', async () => {
     const a = await connectBridgeAgent(home, { name: 'bridged', root: '/work/bridged' });
     try {
-      expect((await a.listPrompts()).prompts.map((p) => p.name)).toContain('fx_greet');
-      expect((await a.readResource({ uri: 'diane://fx/fixture://whoami' })).contents[0]).toMatchObject({
-        text: 'I am fx',
-      });
-      const sampled = await a.callTool({
-        name: 'everything_trigger-sampling-request',
-        arguments: { prompt: 'hi', maxTokens: 5 },
-      });
-      expect(JSON.stringify(sampled.content)).toContain('sampled by bridged');
-      // server-everything keeps the roots it got first; the fixture asks on every call.
-      const roots = await a.callTool({ name: 'fx_roots', arguments: {} });
-      expect(textOf(roots)).toBe('file:///work/bridged');
-      const elicited = await a.callTool({ name: 'everything_trigger-elicitation-request', arguments: {} });
-      expect(JSON.stringify(elicited.content)).toContain('bridged');
+      await expectAgentSurface(a, 'bridged', 'file:///work/bridged');
       await a.setLoggingLevel('debug');
       // A resource no other agent of this file subscribed to, so that the server sees (and logs) it.
       const target = (await a.listResources()).resources
@@ -371,19 +379,7 @@ describe('the whole MCP surface through a master-local upstream', () => {
     const a = await connectAgent(daemon.mcpUrl, { name: 'modern', modern: true });
     try {
       expect(a.getNegotiatedProtocolVersion()).toBe('2026-07-28');
-      expect((await a.listPrompts()).prompts.map((p) => p.name)).toContain('fx_greet');
-      expect((await a.readResource({ uri: 'diane://fx/fixture://whoami' })).contents[0]).toMatchObject({
-        text: 'I am fx',
-      });
-      const sampled = await a.callTool({
-        name: 'everything_trigger-sampling-request',
-        arguments: { prompt: 'hi', maxTokens: 5 },
-      });
-      expect(JSON.stringify(sampled.content)).toContain('sampled by modern');
-      const roots = await a.callTool({ name: 'fx_roots', arguments: {} });
-      expect(textOf(roots)).toBe('file:///roots/modern');
-      const elicited = await a.callTool({ name: 'everything_trigger-elicitation-request', arguments: {} });
-      expect(JSON.stringify(elicited.content)).toContain('modern');
+      await expectAgentSurface(a, 'modern', 'file:///roots/modern');
       const prompt = await a.getPrompt({ name: 'fx_greet', arguments: { who: 'dan' } });
       expect(prompt.messages[0]?.content).toMatchObject({ text: 'fx greets dan' });
       const completion = await a.complete({
