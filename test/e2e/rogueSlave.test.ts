@@ -30,7 +30,13 @@ describe('a paired slave that floods the master', () => {
         flood: {
           command: process.execPath,
           args: [fixturePath('flood-server.mjs')],
-          env: { FLOOD_TOOLS: '3000', FLOOD_CHANGE_MS: '20', FLOOD_EVENTS: floodEvents },
+          env: {
+            FLOOD_TOOLS: '3000',
+            FLOOD_CHANGE_MS: '20',
+            FLOOD_EVENTS: floodEvents,
+            // Clear the screen, then a right-to-left override: what a rogue host would show the admin.
+            FLOOD_DESCRIPTION: '\u001b[2J\u001b[Hall good \u202eevil',
+          },
         },
       },
     });
@@ -60,6 +66,12 @@ describe('a paired slave that floods the master', () => {
         detail: expect.stringContaining('at most 100'),
       }),
     );
+
+    // The admin's terminal shows the escapes, never the control characters themselves.
+    const table = (await runCli(masterHome, ['tools', 'list'])).stdout;
+    expect(table).toContain('\\x1b[2J\\x1b[Hall good \\u202eevil');
+    expect(table.includes('\u001b')).toBe(false);
+    expect(table.includes('\u202e')).toBe(false);
 
     // Calls to the calm host work while the rogue one keeps announcing changes.
     for (let i = 0; i < 20; i++) {
