@@ -77,7 +77,8 @@ export function checkSlaveCertificate(
   const serial = normalizeSerial(peer.serialNumber);
   const keyFingerprint = keyHashOfPeerCertificate(peer);
   const revoked = store.revokedCredentials.getBySerial(serial);
-  if (revoked) return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason ?? '') ? 'superseded' : 'revoked' };
+  if (revoked)
+    return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason ?? '') ? 'superseded' : 'revoked' };
   if (store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
   if (!tlsAuthorized) return { ok: false, refusal: 'expired' };
   const row = store.slaveServers.getByCertSerial(serial);
