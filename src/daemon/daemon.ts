@@ -6,6 +6,7 @@ import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
+import { RenewalService } from '../cluster/renewal.js';
 import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, homePaths } from '../config/paths.js';
@@ -117,6 +118,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           : undefined,
     });
     pairing.start();
+    const renewal = new RenewalService({
+      store,
+      ca,
+      settings: { certValidityMs: opts.pairing.certValidityMs },
+      logger,
+    });
     const slaves = new SlaveRegistry(
       store,
       router,
@@ -127,6 +134,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       VERSION,
       logger,
+      renewal,
     );
     registry = slaves;
     pairing.subscribe((event) => {
