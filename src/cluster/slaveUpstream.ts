@@ -18,7 +18,7 @@ import {
 } from '../mcp/upstream.js';
 import { UpstreamEvents } from '../mcp/upstreamEvents.js';
 import { ConcurrencyLimit, QueueDeadlineError } from './concurrencyLimit.js';
-import { type RenewalRequest, RenewalRefusedError } from './renewal.js';
+import { RenewalRefusedError, type RenewalRequest } from './renewal.js';
 import {
   FINAL_RENEWAL_REFUSALS,
   RENEW_METHOD,
@@ -162,7 +162,8 @@ export class SlaveUpstream implements Upstream {
    * upstream is, and the serial the hub accepted for this link; nothing in the message names it.
    */
   private async renewOverLink(linkSerial: string, csrPem: string): Promise<RenewResult> {
-    if (!this.renewal) throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'renewal is not offered here');
+    if (!this.renewal)
+      throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'renewal is not offered here');
     try {
       return await this.renewal.renew({ hostId: this.name, linkSerial, csrPem });
     } catch (err) {
@@ -170,13 +171,19 @@ export class SlaveUpstream implements Upstream {
         const code = FINAL_RENEWAL_REFUSALS.has(err.reason) ? REFUSAL_CLOSE[err.reason] : undefined;
         if (code !== undefined) {
           setTimeout(() => {
-            if (this.link?.certSerial === linkSerial) void this.detach(code, `renewal refused: ${err.reason}`);
+            if (this.link?.certSerial === linkSerial)
+              void this.detach(code, `renewal refused: ${err.reason}`);
           }, CUT_AFTER_REFUSAL_MS).unref();
         }
-        throw new ProtocolError(RENEWAL_REFUSED_CODE, `renewal refused: ${err.message}`, { reason: err.reason });
+        throw new ProtocolError(RENEWAL_REFUSED_CODE, `renewal refused: ${err.message}`, {
+          reason: err.reason,
+        });
       }
       this.logger.error({ host: this.name, err }, 'could not renew the certificate of a slave');
-      throw new ProtocolError(ProtocolErrorCode.InternalError, 'the master could not renew the certificate now');
+      throw new ProtocolError(
+        ProtocolErrorCode.InternalError,
+        'the master could not renew the certificate now',
+      );
     }
   }
 
@@ -282,13 +289,11 @@ export class SlaveUpstream implements Upstream {
           if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
           const callOpts = withinDeadline(opts);
           this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
-          return session
-            .request(method, params, callOpts, this.unavailableMessage())
-            .finally(() => {
-              const left = (this.inFlight.get(session) ?? 1) - 1;
-              if (left > 0) this.inFlight.set(session, left);
-              else this.inFlight.delete(session);
-            });
+          return session.request(method, params, callOpts, this.unavailableMessage()).finally(() => {
+            const left = (this.inFlight.get(session) ?? 1) - 1;
+            if (left > 0) this.inFlight.set(session, left);
+            else this.inFlight.delete(session);
+          });
         },
         () =>
           new UpstreamUnavailableError(

@@ -16,7 +16,12 @@ import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
-import { ensureServerCertificate, loadOrCreateCa } from '../pki/index.js';
+import {
+  type CaExpirySettings,
+  caExpiryWarning,
+  ensureServerCertificate,
+  loadOrCreateCa,
+} from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
@@ -34,6 +39,7 @@ export interface DaemonOptions {
   /** Extra names or IPs slaves use to reach this master (server certificate SANs). */
   publicHosts: string[];
   pairing: PairingSettings;
+  caExpiry: CaExpirySettings;
   link: LinkSettings;
   router: RouterSettings;
   logger: Logger;
@@ -88,6 +94,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     const openedStore = store;
     const ca = await loadOrCreateCa({ certPath: paths.caCert, keyPath: paths.caKey });
+    const caWarning = caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry);
+    if (caWarning) logger.warn({ caExpiresAt: ca.notAfter.toISOString() }, caWarning);
     const serverCert = await ensureServerCertificate(ca, {
       certPath: paths.serverCert,
       keyPath: paths.serverKey,
@@ -195,6 +203,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       socket: paths.socket,
       cluster: { listen: clusterAddress, url: clusterUrl },
       ca_fingerprint: ca.fingerprint,
+      ca_expires_at: ca.notAfter.toISOString(),
+      ca_expiry_warning: caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry),
       pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,
