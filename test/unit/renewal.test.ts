@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RenewalRefusedError, RenewalService } from '../../src/cluster/renewal.js';
 import type { RenewalRefusal } from '../../src/cluster/renewalWire.js';
@@ -45,12 +46,22 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 let store: Store;
 let clock: Date;
 let service: RenewalService;
+/** What the service logged: every refusal and renewal is an operator's record. */
+let logs: Array<Record<string, unknown>>;
 
 beforeEach(() => {
   const dir = mkdtempSync(join(root, 'case-'));
   clock = new Date('2026-06-01T12:00:00.000Z');
   store = openStore(join(dir, 'diane.db'), { now: () => clock });
-  service = new RenewalService({ store, ca, settings: { certValidityMs: VALIDITY }, now: () => clock });
+  logs = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  service = new RenewalService({
+    store,
+    ca,
+    settings: { certValidityMs: VALIDITY },
+    now: () => clock,
+    logger,
+  });
 });
 
 afterEach(() => store.close());
@@ -182,11 +193,22 @@ describe('RenewalService refuses', () => {
         (err: unknown) => err,
       );
     expect(error).toBeInstanceOf(RenewalRefusedError);
+    expect((error as Error).name).toBe('RenewalRefusedError');
     expect((error as RenewalRefusedError).reason).toBe(c.reason);
     const after = store.slaveServers.getByHostId('ws1');
     // Nothing is issued, the row keeps its certificate, and the refusal is on record.
     expect(after?.pending ?? null).toBeNull();
     expect(after?.certSerial).toBe(before?.certSerial);
+    expect(logs).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: 'refused a renewal',
+        host: 'ws1',
+        reason: c.reason,
+        why: (error as Error).message,
+      }),
+    ]);
+    expect((error as Error).message.length).toBeGreaterThan(10);
     if (after) {
       expect(after.renewalError).toMatch(new RegExp(`^${c.reason}: .+`));
       expect(after.renewalErrorAt).toEqual(clock);
@@ -215,6 +237,35 @@ describe('RenewalService refuses', () => {
   });
 });
 
+describe('RenewalService bookkeeping', () => {
+  it('a refusal it cannot record is still a refusal, and says so in the log', async () => {
+    const broken = {
+      slaveServers: {
+        getByHostId: () => undefined,
+        setRenewalError: () => {
+          throw new Error('disk I/O error');
+        },
+      },
+      tryWrite: (fn: () => void) => {
+        fn();
+        return true;
+      },
+    };
+    const refusing = new RenewalService({
+      store: broken as never,
+      ca,
+      settings: { certValidityMs: VALIDITY },
+      now: () => clock,
+      logger: pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) }),
+    });
+    await expect(
+      refusing.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem }),
+    ).rejects.toMatchObject({ reason: 'unknown-host', message: 'ws1 is not a paired host' });
+    expect(logs.map((l) => l.msg)).toEqual(['refused a renewal', 'could not record the renewal refusal']);
+    expect(logs[1]).toMatchObject({ level: 40, host: 'ws1', err: 'disk I/O error' });
+  });
+});
+
 describe('RenewalService renews', () => {
   it("from the fixed template for the link's host, recorded as pending next to the current one", async () => {
     enroll({ expiresAt: new Date(clock.getTime() + 1) });
@@ -238,6 +289,15 @@ describe('RenewalService renews', () => {
     });
     expect(row.renewalError).toBeNull();
     expect(row.lastRenewedAt).toBeNull();
+    expect(logs).toEqual([
+      expect.objectContaining({
+        level: 30,
+        msg: 'renewed the certificate of a slave; pending until its first link with it',
+        host: 'ws1',
+        serial: serialOf(cert),
+        expiresAt: cert.notAfter.toISOString(),
+      }),
+    ]);
     // Both are found by serial until the pending one is confirmed.
     expect(store.slaveServers.getByCertSerial(serialOf(cert))?.hostId).toBe('ws1');
     expect(store.slaveServers.getByCertSerial(LINK_SERIAL)?.hostId).toBe('ws1');
@@ -286,6 +346,14 @@ describe('RenewalService.confirm', () => {
       keyFingerprint: OLD_KEY,
     });
     expect(store.slaveServers.getByCertSerial(LINK_SERIAL)).toBeUndefined();
+    expect(logs.at(-1)).toEqual(
+      expect.objectContaining({
+        level: 30,
+        msg: 'renewed certificate in use; the previous one is revoked',
+        host: 'ws1',
+        serial,
+      }),
+    );
     // A second link with the same certificate has nothing left to confirm.
     expect(service.confirm('ws1', serial)).toBe(false);
     expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(serial);
@@ -298,6 +366,11 @@ describe('RenewalService.confirm', () => {
     expect(service.confirm('nobody', '00ffff')).toBe(false);
     expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(LINK_SERIAL);
     expect(store.revokedCredentials.list()).toEqual([]);
+    expect(
+      logs.filter(
+        (l) => l.msg !== 'renewed the certificate of a slave; pending until its first link with it',
+      ),
+    ).toEqual([]);
   });
 
   it('refuses for a host disabled after the renewal', async () => {
