@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { pairSlave, slavesOf, startSlave, waitForSlaveStatus } from '../helpers/cluster.js';
+import { FAST_HEARTBEAT, pairSlave, slavesOf, startSlave, waitForSlaveStatus } from '../helpers/cluster.js';
 import { cleanupProcesses, startDaemon } from '../helpers/daemon.js';
 import { echoServerEntry, makeHome, writeServersConfig } from '../helpers/home.js';
 import { connectHttp, textOf } from '../helpers/mcpClient.js';
+import { freePort } from '../helpers/ports.js';
 import { rawUpgrade } from '../helpers/rawUpgrade.js';
 import { expectRefusal } from '../helpers/refusal.js';
 import { waitFor } from '../helpers/wait.js';
@@ -29,6 +30,7 @@ interface SlaveRow {
   last_renewed_at?: string;
   renewal_pending: boolean;
   renewal_error?: string;
+  link_cert_serial?: string;
 }
 
 function credsOf(home: string): Creds {
@@ -122,6 +124,8 @@ describe('certificates renew themselves over the link', () => {
     expect(Date.parse(row.cert_expires_at)).toBeGreaterThan(Date.parse(paired.expires_at));
     expect(row.last_renewed_at).toBeDefined();
     expect(row.renewal_error).toBeUndefined();
+    // The default window (one year) says nothing about a fresh 10-year CA.
+    expect((await runCli(masterHome, ['info'])).stdout).not.toMatch(/WARNING/);
     const listed = await runCli(masterHome, ['slave', 'list']);
     expect(listed.stdout).toMatch(/LAST RENEWAL\s+RENEWAL/);
     expect(listed.stdout).toContain(renewed.expires_at);
@@ -169,7 +173,17 @@ describe('certificates renew themselves over the link', () => {
   it('a slave offline past its expiry must pair again, with a clear message (exit 11)', async () => {
     const masterHome = makeHome('renew-expired-master');
     writeServersConfig(masterHome, { mcpServers: {} });
-    const master = await startDaemon({ home: masterHome, args: ['--cert-validity', '3s'] });
+    // A CA that lives 10 years is within a 20-year warning window.
+    const master = await startDaemon({
+      home: masterHome,
+      args: ['--cert-validity', '3s', '--ca-expiry-warning', '7300d'],
+    });
+    const info = await runCli(masterHome, ['info']);
+    expect(info.stdout).toMatch(/CA expires: {4}\d{4}-/);
+    expect(info.stdout).toMatch(
+      /WARNING: the slave CA expires at \S+ \(in \d+ days\); after that no slave can connect/,
+    );
+    expect(master.stderr()).toMatch(/"msg":"the slave CA expires at/);
     const slaveHome = makeHome('renew-expired-slave');
     writeServersConfig(slaveHome, { mcpServers: { echo: echoServerEntry() } });
     await pairSlave(master, slaveHome, 'sleeper');
@@ -205,6 +219,69 @@ describe('certificates renew themselves over the link', () => {
     });
     expect(again).toMatchObject({ status: 410, refusal: 'revoked' });
     expect((await rowOf(master, 'outcast')).last_renewed_at).toBeUndefined();
+    await master.stop();
+  });
+
+  it('kill -9 of the slave, then of the master, mid-renewal leaves a working credential and a consistent store', async () => {
+    const masterHome = makeHome('renew-crash-master');
+    writeServersConfig(masterHome, { mcpServers: {} });
+    const clusterPort = await freePort();
+    const masterArgs = ['--cert-validity', '15s', '--listen', `127.0.0.1:${clusterPort}`, ...FAST_HEARTBEAT];
+    let master = await startDaemon({ home: masterHome, args: masterArgs });
+    const mcpPort = master.port;
+    const slaveHome = makeHome('renew-crash-slave');
+    writeServersConfig(slaveHome, { mcpServers: { echo: echoServerEntry() } });
+    await pairSlave(master, slaveHome, 'survivor');
+    let slave = startSlave(slaveHome);
+    await waitForSlaveStatus(master, 'survivor', 'connected');
+
+    // The slave dies the moment it starts asking for a new certificate.
+    await waitFor(() => slave.stderr().includes('renewing the certificate over the link'), {
+      what: 'the slave starting a renewal',
+      timeoutMs: 20_000,
+      intervalMs: 5,
+    });
+    await slave.stop('SIGKILL');
+    slave = startSlave(slaveHome);
+    // Whatever is on disk (the paired certificate or the renewed one), the master accepts it.
+    await waitForSlaveStatus(master, 'survivor', 'connected');
+
+    // The master dies the moment it has recorded a renewed certificate.
+    const mark = master.stderr().length;
+    await waitFor(() => master.stderr().slice(mark).includes('pending until its first link'), {
+      what: 'the master recording a renewal',
+      timeoutMs: 20_000,
+      intervalMs: 5,
+    });
+    await master.kill9();
+    const restartedAt = new Date().toISOString();
+    master = await startDaemon({ home: masterHome, mcpPort, args: masterArgs });
+    await waitForSlaveStatus(master, 'survivor', 'connected', 30_000);
+
+    // Renewal goes on after both crashes, and the store agrees with the slave's file.
+    const row = await waitFor(
+      async () => {
+        const r = await rowOf(master, 'survivor');
+        return r.status === 'connected' && (r.last_renewed_at ?? '') > restartedAt && r;
+      },
+      { what: 'a renewal after the restarts', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(row.link_cert_serial).toBe(row.cert_serial);
+    await waitFor(
+      async () => (await rowOf(master, 'survivor')).cert_expires_at === credsOf(slaveHome).expires_at,
+      {
+        what: 'the listed certificate to be the one on disk',
+      },
+    );
+    expect(slave.proc.exitCode).toBeNull();
+    const agent = await connectHttp(master.mcpUrl);
+    await expect
+      .poll(async () =>
+        textOf(await agent.callTool({ name: 'survivor_echo_echo', arguments: { text: 'still here' } })),
+      )
+      .toBe('still here');
+    await agent.close();
+    await slave.stop();
     await master.stop();
   });
 });
