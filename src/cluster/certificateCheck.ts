@@ -47,7 +47,7 @@ export interface CertificateCheckStore {
 }
 
 /** Revocation reasons that mean "this host holds a newer certificate", not "this host is out". */
-const SUPERSEDING_REASONS: ReadonlySet<string> = new Set(['superseded', 'renewed']);
+const SUPERSEDING_REASONS: ReadonlySet<string | null> = new Set(['superseded', 'renewed']);
 
 /** The only TLS verification error after which the chain is still known to be ours. */
 const EXPIRED_TLS_ERROR = 'CERT_HAS_EXPIRED';
@@ -84,11 +84,10 @@ export function checkSlaveCertificate(
   const row = store.slaveServers.getByCertSerial(serial);
   // Exactly the current certificate, or the pending one that is about to replace it: once the
   // pending one is confirmed, the previous serial is on the revocation list (reason `renewed`).
-  const pending = row?.pending?.certSerial === serial;
-  const recorded = pending ? row?.pending : row;
-  if (!row || !recorded || recorded.keyFingerprint !== keyFingerprint) {
-    return { ok: false, refusal: 'unknown-certificate' };
-  }
+  if (!row) return { ok: false, refusal: 'unknown-certificate' };
+  const recorded = row.pending?.certSerial === serial ? row.pending : row;
+  const pending = recorded !== row;
+  if (recorded.keyFingerprint !== keyFingerprint) return { ok: false, refusal: 'unknown-certificate' };
   if (!row.enabled) return { ok: false, refusal: 'disabled' };
   // The store's date is the one the admin sees; the certificate's own is checked in case the two
   // ever disagree (TLS has already checked it, with the clock of the moment of the handshake).

@@ -90,10 +90,11 @@ export class RenewalService {
       if (again) return again;
       const keyProblem = this.knownKey(csr.keyFingerprint);
       if (keyProblem) return keyProblem;
-      const row = this.store.slaveServers.getByHostId(hostId);
+      // refusalFor found the row inside this transaction.
+      const row = this.store.slaveServers.getByHostId(hostId)!;
       // An earlier renewal whose answer never reached the slave (or was never used): it must not
       // stay a second way in.
-      if (row?.pending) {
+      if (row.pending) {
         this.store.revokedCredentials.revoke({
           hostId,
           certSerial: row.pending.certSerial,

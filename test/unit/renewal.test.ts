@@ -238,6 +238,20 @@ describe('RenewalService refuses', () => {
 });
 
 describe('RenewalService bookkeeping', () => {
+  it('judges expiry by the real clock when given none', async () => {
+    store.slaveServers.upsertEnrollment({
+      hostId: 'ws1',
+      certSerial: LINK_SERIAL,
+      issuedAt: new Date(Date.now() - 2 * DAY),
+      expiresAt: new Date(Date.now() - 1000),
+      keyFingerprint: OLD_KEY,
+    });
+    const realClock = new RenewalService({ store, ca, settings: { certValidityMs: VALIDITY } });
+    await expect(
+      realClock.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem }),
+    ).rejects.toMatchObject({ reason: 'expired' });
+  });
+
   it('a refusal it cannot record is still a refusal, and says so in the log', async () => {
     const broken = {
       slaveServers: {
