@@ -78,7 +78,7 @@ export function checkSlaveCertificate(
   const keyFingerprint = keyHashOfPeerCertificate(peer);
   const revoked = store.revokedCredentials.getBySerial(serial);
   if (revoked)
-    return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason ?? '') ? 'superseded' : 'revoked' };
+    return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason) ? 'superseded' : 'revoked' };
   if (store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
   if (!tlsAuthorized) return { ok: false, refusal: 'expired' };
   const row = store.slaveServers.getByCertSerial(serial);
