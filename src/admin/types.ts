@@ -20,6 +20,9 @@ export interface InfoResponse {
   cluster: { listen: string; url: string };
   /** Slaves pin this when pairing. */
   ca_fingerprint: string;
+  ca_expires_at: string;
+  /** Set while the CA is within `--ca-expiry-warning` of its end. */
+  ca_expiry_warning?: string;
   /** What to run on a machine to pair it with this master. */
   pair_command: string;
   upstreams: number;

@@ -20,6 +20,8 @@ export function registerInfoCommand(program: Command): void {
         `Upstreams:     ${info.upstreams}, tools exposed: ${info.tools}`,
         `Cluster:       ${info.cluster.url}  (listening on ${info.cluster.listen})`,
         `CA fingerprint: ${info.ca_fingerprint}`,
+        `CA expires:    ${info.ca_expires_at}`,
+        ...(info.ca_expiry_warning ? [`WARNING: ${info.ca_expiry_warning}`] : []),
         '',
         ...agentConfigs(info.mcp.url, info.mcp.tokenRequired ? info.mcp.token : undefined),
         '',

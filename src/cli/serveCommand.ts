@@ -7,6 +7,7 @@ import { createLogger } from '../log.js';
 import { DEFAULT_SESSION_LIMITS } from '../mcp/httpFront.js';
 import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { DEFAULT_PAIRING_SETTINGS, redactJoinToken } from '../pairing/index.js';
+import { DEFAULT_CA_EXPIRY_SETTINGS } from '../pki/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
 import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
 
@@ -20,6 +21,7 @@ interface ServeOptions extends SharedDaemonOptions {
   pairingTtl: number;
   pairingToken: 'off' | 'required';
   certValidity: number;
+  caExpiryWarning: number;
   maxInFlight: number;
   maxToolNameLength: number;
   callTimeoutCap: number;
@@ -88,10 +90,22 @@ export function registerServeCommand(program: Command): void {
         .default(DEFAULT_PAIRING_SETTINGS.requireJoinToken ? 'required' : 'off'),
     )
     .addOption(
-      new Option('--cert-validity <duration>', 'validity of the slave certificates this master signs')
+      new Option(
+        '--cert-validity <duration>',
+        'validity of the slave certificates this master signs; slaves renew at about 2/3 of it',
+      )
         .env('DIANE_CERT_VALIDITY')
         .argParser(durationArg('--cert-validity'))
-        .default(DEFAULT_PAIRING_SETTINGS.certValidityMs, '365d'),
+        .default(DEFAULT_PAIRING_SETTINGS.certValidityMs, '30d'),
+    )
+    .addOption(
+      new Option(
+        '--ca-expiry-warning <duration>',
+        '`diane info` and the log warn when the slave CA ends within this',
+      )
+        .env('DIANE_CA_EXPIRY_WARNING')
+        .argParser(durationArg('--ca-expiry-warning'))
+        .default(DEFAULT_CA_EXPIRY_SETTINGS.warningWindowMs, '365d'),
     )
     .addOption(
       new Option('--max-in-flight <n>', 'concurrent calls per slave; more wait in a bounded queue')
@@ -130,6 +144,7 @@ export function registerServeCommand(program: Command): void {
         certValidityMs: opts.certValidity,
         requireJoinToken: opts.pairingToken === 'required',
       },
+      caExpiry: { warningWindowMs: opts.caExpiryWarning },
       link: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         heartbeatTimeoutMs: opts.heartbeatTimeout,

@@ -62,6 +62,16 @@ export function registerSlaveAdminCommands(slave: Command): void {
     });
 }
 
+/** What `slave list` says of a host's renewal: a refusal is shown until a renewal succeeds. */
+function renewalState(s: {
+  renewal_pending: boolean;
+  renewal_error?: string;
+  renewal_error_at?: string;
+}): string {
+  if (s.renewal_error) return `failing since ${s.renewal_error_at ?? '?'}: ${s.renewal_error}`;
+  return s.renewal_pending ? 'issued, awaiting reconnect' : 'ok';
+}
+
 function printPending(pending: PendingRequestJson[]): void {
   if (pending.length === 0) {
     process.stdout.write('No pending pairing requests.\n');
@@ -92,13 +102,15 @@ export function registerSlaveManagementCommands(slave: Command): void {
       if (opts.json) return printJson({ slaves });
       if (slaves.length === 0) return void process.stdout.write('No paired slaves.\n');
       printTable(
-        ['HOST', 'STATUS', 'LAST HEARTBEAT', 'TOOLS', 'CERT EXPIRES', 'REMOTE'],
+        ['HOST', 'STATUS', 'LAST HEARTBEAT', 'TOOLS', 'CERT EXPIRES', 'LAST RENEWAL', 'RENEWAL', 'REMOTE'],
         slaves.map((s) => [
           s.host_id,
           s.enabled ? s.status : 'revoked',
           s.last_heartbeat ?? s.last_seen ?? '-',
           String(s.tool_count),
           s.cert_expires_at,
+          s.last_renewed_at ?? '-',
+          renewalState(s),
           s.remote_address ?? '',
         ]),
       );

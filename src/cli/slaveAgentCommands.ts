@@ -14,6 +14,8 @@ import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } fro
 
 interface StartOptions extends SharedDaemonOptions {
   detach?: boolean;
+  /** commander's `--no-renewal`: true unless the flag was given. */
+  renewal: boolean;
 }
 
 const OUTCOME_MESSAGES = {
@@ -35,6 +37,12 @@ export function registerSlaveAgentCommands(slave: Command): void {
         '--detach',
         'run in the background (log: slave.log in the home); stop with `diane slave stop`',
       ).env('DIANE_DETACH'),
+    )
+    .addOption(
+      new Option(
+        '--no-renewal',
+        'never renew the certificate over the link: the slave then exits when it expires (exit 11)',
+      ),
     );
   for (const option of sharedDaemonOptions()) start.addOption(option);
   start.action(async (opts: StartOptions, cmd: Command) => {
@@ -49,6 +57,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       heartbeatIntervalMs: opts.heartbeatInterval,
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       maxPayloadBytes: opts.maxPayload,
+      renewal: opts.renewal,
     });
     if (outcome !== 'stopped') {
       const [message, code] = OUTCOME_MESSAGES[outcome];
@@ -103,6 +112,11 @@ export function registerSlaveAgentCommands(slave: Command): void {
         `Master:       ${view.master ?? '?'}`,
       ];
       if (view.connected_at) lines.push(`Connected at: ${view.connected_at}`);
+      if (view.cert_expires_at) lines.push(`Cert expires: ${view.cert_expires_at}`);
+      if (view.next_renewal_at)
+        lines.push(`Next renewal: ${view.next_renewal_at} (over the link, while connected)`);
+      if (view.last_renewed_at) lines.push(`Last renewal: ${view.last_renewed_at}`);
+      if (view.renewal_error) lines.push(`Renewal error: ${view.renewal_error}`);
       if (view.next_retry_at) lines.push(`Next retry:   ${view.next_retry_at}`);
       if (view.last_error) lines.push(`Last error:   ${view.last_error}`);
       process.stdout.write(`${lines.join('\n')}\n`);

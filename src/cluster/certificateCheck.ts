@@ -23,14 +23,21 @@ export const REFUSAL_STATUS: Record<Refusal, number> = {
 export const REFUSAL_TEXT: Record<Refusal, string> = {
   'no-certificate': 'a client certificate is required',
   'unknown-certificate': 'certificate not issued by this master or not enrolled',
-  superseded: 'certificate superseded by a newer pairing of this host',
+  superseded: 'certificate superseded by a newer one of this host (re-pairing or renewal)',
   revoked: 'credentials revoked',
   disabled: 'host disabled by the admin',
   expired: 'certificate expired',
 };
 
 export type CertificateVerdict =
-  | { ok: true; hostId: string; serial: string; keyFingerprint: string }
+  | {
+      ok: true;
+      hostId: string;
+      serial: string;
+      keyFingerprint: string;
+      /** The host's renewed certificate, not yet current: this link is what confirms it. */
+      pending: boolean;
+    }
   | { ok: false; refusal: Refusal; detail?: string };
 
 /** The three lookups the check needs; the hub passes the store, unit tests a table of rows. */
@@ -38,6 +45,9 @@ export interface CertificateCheckStore {
   readonly revokedCredentials: Pick<RevokedCredentialsRepo, 'getBySerial' | 'isKeyRevoked'>;
   readonly slaveServers: Pick<SlaveServersRepo, 'getByCertSerial'>;
 }
+
+/** Revocation reasons that mean "this host holds a newer certificate", not "this host is out". */
+const SUPERSEDING_REASONS: ReadonlySet<string | null> = new Set(['superseded', 'renewed']);
 
 /** The only TLS verification error after which the chain is still known to be ours. */
 const EXPIRED_TLS_ERROR = 'CERT_HAS_EXPIRED';
@@ -67,16 +77,22 @@ export function checkSlaveCertificate(
   const serial = normalizeSerial(peer.serialNumber);
   const keyFingerprint = keyHashOfPeerCertificate(peer);
   const revoked = store.revokedCredentials.getBySerial(serial);
-  if (revoked) return { ok: false, refusal: revoked.reason === 'superseded' ? 'superseded' : 'revoked' };
+  if (revoked)
+    return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason) ? 'superseded' : 'revoked' };
   if (store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
   if (!tlsAuthorized) return { ok: false, refusal: 'expired' };
   const row = store.slaveServers.getByCertSerial(serial);
-  if (!row || row.keyFingerprint !== keyFingerprint) return { ok: false, refusal: 'unknown-certificate' };
+  // Exactly the current certificate, or the pending one that is about to replace it: once the
+  // pending one is confirmed, the previous serial is on the revocation list (reason `renewed`).
+  if (!row) return { ok: false, refusal: 'unknown-certificate' };
+  const recorded = row.pending?.certSerial === serial ? row.pending : row;
+  const pending = recorded !== row;
+  if (recorded.keyFingerprint !== keyFingerprint) return { ok: false, refusal: 'unknown-certificate' };
   if (!row.enabled) return { ok: false, refusal: 'disabled' };
   // The store's date is the one the admin sees; the certificate's own is checked in case the two
   // ever disagree (TLS has already checked it, with the clock of the moment of the handshake).
-  if (row.expiresAt.getTime() <= now.getTime() || new Date(peer.valid_to).getTime() <= now.getTime()) {
+  if (recorded.expiresAt.getTime() <= now.getTime() || new Date(peer.valid_to).getTime() <= now.getTime()) {
     return { ok: false, refusal: 'expired' };
   }
-  return { ok: true, hostId: row.hostId, serial, keyFingerprint };
+  return { ok: true, hostId: row.hostId, serial, keyFingerprint, pending };
 }

@@ -69,7 +69,7 @@ export class SlaveHub {
       return refuse(socket, verdict.refusal);
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const { hostId, serial } = verdict;
+      const { hostId, serial, pending } = verdict;
       const remoteAddress = req.socket.remoteAddress ?? 'unknown';
       startHeartbeat(ws, {
         intervalMs: this.opts.heartbeatIntervalMs,
@@ -80,7 +80,7 @@ export class SlaveHub {
           ws.terminate();
         },
       });
-      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }).catch((err) => {
+      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }, pending).catch((err) => {
         this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
         ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
       });

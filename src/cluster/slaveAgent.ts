@@ -8,6 +8,7 @@ import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
+import { RenewalRefused, type RenewalSchedule, renewalDueAt, requestRenewal } from './slaveRenewal.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export type SlaveState =
@@ -27,6 +28,12 @@ export interface SlaveStatus {
   last_error?: string;
   next_retry_at?: string;
   attempts: number;
+  cert_expires_at: string;
+  /** When the certificate is renewed next (over the link, so only while connected). */
+  next_renewal_at?: string;
+  last_renewed_at?: string;
+  /** Why the last renewal attempt failed; cleared by a successful one. */
+  renewal_error?: string;
 }
 
 export interface SlaveAgentOptions {
@@ -42,6 +49,10 @@ export interface SlaveAgentOptions {
   /** A link that lived this long resets the backoff. */
   stableAfterMs: number;
   onStatus: (status: SlaveStatus) => void;
+  /** When to renew the certificate over the link; undefined: never (`--no-renewal`). */
+  renewal: RenewalSchedule | undefined;
+  /** Writes renewed credentials durably (atomically, 0600) before the agent uses them. */
+  saveCredentials: (creds: SlaveCredentials) => void;
 }
 
 /** Why the agent stopped for good. */
@@ -49,6 +60,8 @@ export type SlaveOutcome = 'stopped' | 'revoked' | 'superseded' | 'expired';
 
 type LinkEnd =
   | { kind: 'closed'; code: number; reason: string; connectedMs: number }
+  /** The certificate was renewed: reconnect with it at once; the master closes the old link. */
+  | { kind: 'renewed' }
   | { kind: 'refused'; status: number; refusal?: Refusal }
   | { kind: 'failed'; message: string };
 
@@ -58,6 +71,9 @@ const FATAL_REFUSALS: Record<string, SlaveOutcome> = {
   disabled: 'revoked',
   expired: 'expired',
 };
+
+/** setTimeout takes at most 2^31-1 ms (about 24.8 days); a longer wait fires early and re-checks. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The refusals after which redialing cannot help. A 5xx is the master's own fault (the hub
@@ -76,28 +92,47 @@ export function fatalRefusal(status: number, refusal: string | undefined): Slave
  */
 export class SlaveAgent {
   private readonly backoff: Backoff;
+  private readonly renewalBackoff: Backoff;
   private stopped = false;
   private current?: WebSocket;
+  /** Links replaced by a renewal, still finishing the master's calls until the master closes them. */
+  private readonly draining = new Set<WebSocket>();
   private wakeUp?: () => void;
   private status: SlaveStatus;
+  /** The credentials in use: the paired ones, then each renewed set once it is on disk. */
+  private creds: SlaveCredentials;
+  private renewalDue: Date | undefined;
 
   constructor(private readonly opts: SlaveAgentOptions) {
     this.backoff = new Backoff({ baseMs: opts.backoffBaseMs, capMs: opts.backoffCapMs, jitter: 'full' });
+    this.renewalBackoff = new Backoff({
+      baseMs: opts.renewal?.retryBaseMs,
+      capMs: opts.renewal?.retryCapMs,
+      jitter: 'full',
+    });
+    this.creds = opts.creds;
+    this.renewalDue = opts.renewal ? renewalDueAt(this.creds, opts.renewal) : undefined;
     this.status = {
       state: 'connecting',
       host_id: opts.creds.host_id,
       master: opts.creds.ws_url,
       attempts: 0,
+      cert_expires_at: opts.creds.expires_at,
+      next_renewal_at: this.renewalDue?.toISOString(),
     };
   }
 
   async run(): Promise<SlaveOutcome> {
     while (!this.stopped) {
-      if (new Date(this.opts.creds.expires_at).getTime() <= Date.now())
+      if (new Date(this.creds.expires_at).getTime() <= Date.now())
         return this.finish('expired', 'certificate expired');
       this.setStatus({ state: 'connecting', attempts: this.status.attempts + 1 });
       const end = await this.connectOnce();
       if (this.stopped) break;
+      if (end.kind === 'renewed') {
+        this.backoff.reset();
+        continue;
+      }
       if (end.kind === 'refused') {
         const fatal = fatalRefusal(end.status, end.refusal);
         if (fatal) return this.finish(fatal, `the master refused the connection: ${end.refusal}`);
@@ -140,18 +175,39 @@ export class SlaveAgent {
   }
 
   private connectOnce(): Promise<LinkEnd> {
-    const { creds } = this.opts;
+    const creds = this.creds;
     return new Promise<LinkEnd>((resolve) => {
       let openedAt: number | undefined;
       let server: Server | undefined;
       let unsubscribe: (() => void) | undefined;
+      let renewalTimer: NodeJS.Timeout | undefined;
       let settled = false;
+      let cleanedUp = false;
+      // The MCP server of a link outlives the loop's interest in it after a renewal: it keeps
+      // serving the master's calls in flight until the master closes the old link.
+      const cleanup = () => {
+        if (cleanedUp) return;
+        cleanedUp = true;
+        clearTimeout(renewalTimer);
+        unsubscribe?.();
+        void server?.close().catch(() => {});
+      };
       const settle = (end: LinkEnd) => {
         if (settled) return;
         settled = true;
-        unsubscribe?.();
-        void server?.close().catch(() => {});
+        if (end.kind !== 'renewed') cleanup();
         resolve(end);
+      };
+      const scheduleRenewal = (front: Server, at: number) => {
+        clearTimeout(renewalTimer);
+        renewalTimer = setTimeout(
+          () => {
+            // A wait longer than a timer can hold fires early: wait the rest.
+            if (Date.now() < at) scheduleRenewal(front, at);
+            else void this.renewOverLink(front, ws, settle, scheduleRenewal);
+          },
+          Math.max(0, Math.min(at - Date.now(), MAX_TIMER_MS)),
+        );
       };
       const ws = new WebSocket(creds.ws_url, {
         cert: creds.client_cert,
@@ -185,6 +241,10 @@ export class SlaveAgent {
         const transport = new WebSocketTransport(ws);
         const front = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
         server = front;
+        // Due already (for example after a time offline past two thirds): renewed at once.
+        front.oninitialized = () => {
+          if (this.renewalDue) scheduleRenewal(front, this.renewalDue.getTime());
+        };
         const live = new LiveServers();
         live.add(front);
         unsubscribe = this.opts.router.onListChanged((kind) => live.announceListChanged(kind));
@@ -211,6 +271,8 @@ export class SlaveAgent {
         this.opts.logger.info({ master: creds.ws_url }, 'connected to the master');
       });
       ws.on('close', (code, reason) => {
+        cleanup();
+        this.draining.delete(ws);
         settle({
           kind: 'closed',
           code,
@@ -219,6 +281,67 @@ export class SlaveAgent {
         });
       });
     });
+  }
+
+  /**
+   * One renewal attempt on a live link. The new credentials are written to disk before anything
+   * uses them, and only after the master answered: a crash at any point leaves a file with a
+   * certificate the master accepts (the old one stays valid until the new one is seen on a link).
+   */
+  private async renewOverLink(
+    front: Server,
+    ws: WebSocket,
+    settle: (end: LinkEnd) => void,
+    reschedule: (front: Server, at: number) => void,
+  ): Promise<void> {
+    const schedule = this.opts.renewal;
+    if (!schedule || this.stopped || ws.readyState !== WebSocket.OPEN) return;
+    const current = this.creds;
+    let renewed: SlaveCredentials;
+    try {
+      this.opts.logger.info({ expiresAt: current.expires_at }, 'renewing the certificate over the link');
+      renewed = await requestRenewal(front, current, schedule.requestTimeoutMs);
+      this.opts.saveCredentials(renewed);
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof RenewalRefused && err.final) {
+        // The master cuts the link with a close code that says what to do; nothing to retry.
+        this.opts.logger.error(
+          { reason: err.reason, err: message },
+          'the master refused to renew the certificate',
+        );
+        this.setStatus({ renewal_error: message, next_renewal_at: undefined });
+        return;
+      }
+      const left = new Date(current.expires_at).getTime() - Date.now();
+      const delay = Math.min(
+        this.renewalBackoff.next(),
+        Math.max(1000, left * schedule.retryMaxFractionOfRemaining),
+      );
+      this.opts.logger.warn({ err: message, retryInMs: delay }, 'certificate renewal failed; retrying');
+      this.setStatus({ renewal_error: message, next_renewal_at: new Date(Date.now() + delay).toISOString() });
+      if (ws.readyState === WebSocket.OPEN) reschedule(front, Date.now() + delay);
+      return;
+    }
+    this.creds = renewed;
+    this.renewalBackoff.reset();
+    this.renewalDue = renewalDueAt(renewed, schedule);
+    this.setStatus({
+      cert_expires_at: renewed.expires_at,
+      next_renewal_at: this.renewalDue.toISOString(),
+      last_renewed_at: new Date().toISOString(),
+      renewal_error: undefined,
+    });
+    this.opts.logger.info(
+      { expiresAt: renewed.expires_at, nextRenewal: this.renewalDue.toISOString() },
+      'certificate renewed; reconnecting with it',
+    );
+    // The master closes this link once the new one is up and its calls are done; should it not,
+    // the link is dropped when its certificate would have ended anyway.
+    this.draining.add(ws);
+    const dropAt = Math.max(0, new Date(current.expires_at).getTime() - Date.now());
+    setTimeout(() => ws.terminate(), Math.min(dropAt, MAX_TIMER_MS)).unref();
+    settle({ kind: 'renewed' });
   }
 
   private sleep(ms: number): Promise<void> {
@@ -240,5 +363,6 @@ export class SlaveAgent {
     this.stopped = true;
     this.wakeUp?.();
     this.current?.close(CloseCode.goingAway, 'slave shutting down');
+    for (const ws of this.draining) ws.close(CloseCode.goingAway, 'slave shutting down');
   }
 }

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Store } from '../store/index.js';
+import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
 import { CloseCode } from './webSocketTransport.js';
 
@@ -20,8 +21,16 @@ export interface SlaveHealth {
   remote_address?: string;
   cert_serial: string;
   cert_expires_at: string;
+  cert_issued_at: string;
   /** The serial of the certificate the live link was opened with. */
   link_cert_serial?: string;
+  /** When a renewed certificate of this host was last confirmed in use. */
+  last_renewed_at?: string;
+  /** A renewed certificate was issued and the host has not come back with it yet. */
+  renewal_pending: boolean;
+  /** Why the host's last renewal was refused (cleared by the next successful one). */
+  renewal_error?: string;
+  renewal_error_at?: string;
 }
 
 /**
@@ -39,6 +48,7 @@ export class SlaveRegistry {
     private readonly limits: SlaveLimits,
     private readonly version: string,
     private readonly logger: Logger,
+    private readonly renewal?: RenewalService,
   ) {}
 
   /**
@@ -67,7 +77,7 @@ export class SlaveRegistry {
   ensureHost(hostId: string): SlaveUpstream {
     let slave = this.slaves.get(hostId);
     if (slave) return slave;
-    slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger);
+    slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger, this.renewal);
     if (this.router.get(hostId)) {
       this.logger.error(
         { host: hostId },
@@ -88,7 +98,19 @@ export class SlaveRegistry {
     await slave.detach(code, reason);
   }
 
-  attach(hostId: string, ws: WebSocket, info: Omit<LinkInfo, 'certExpiresAt'>): Promise<void> {
+  /**
+   * A link the hub accepted. One opened with the host's pending (renewed) certificate confirms
+   * it first: from then on the previous certificate opens nothing.
+   */
+  attach(
+    hostId: string,
+    ws: WebSocket,
+    info: Omit<LinkInfo, 'certExpiresAt'>,
+    pending = false,
+  ): Promise<void> {
+    if (pending && !this.renewal?.confirm(hostId, info.certSerial)) {
+      return Promise.reject(new Error(`the renewed certificate of ${hostId} is no longer pending`));
+    }
     const row = this.store.slaveServers.getByHostId(hostId);
     if (!row) return Promise.reject(new Error(`${hostId} is not a paired host`));
     const slave = this.ensureHost(hostId);
@@ -130,7 +152,12 @@ export class SlaveRegistry {
         remote_address: link?.remoteAddress,
         cert_serial: row.certSerial,
         cert_expires_at: row.expiresAt.toISOString(),
+        cert_issued_at: row.issuedAt.toISOString(),
         link_cert_serial: link?.certSerial,
+        last_renewed_at: row.lastRenewedAt?.toISOString(),
+        renewal_pending: row.pending !== null,
+        renewal_error: row.renewalError ?? undefined,
+        renewal_error_at: row.renewalErrorAt?.toISOString(),
       };
     });
   }

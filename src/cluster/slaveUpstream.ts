@@ -1,4 +1,4 @@
-import type { ServerCapabilities } from '@modelcontextprotocol/client';
+import { ProtocolError, ProtocolErrorCode, type ServerCapabilities } from '@modelcontextprotocol/client';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { ClientSession } from '../mcp/clientSession.js';
@@ -18,6 +18,15 @@ import {
 } from '../mcp/upstream.js';
 import { UpstreamEvents } from '../mcp/upstreamEvents.js';
 import { ConcurrencyLimit, QueueDeadlineError } from './concurrencyLimit.js';
+import { RenewalRefusedError, type RenewalRequest } from './renewal.js';
+import {
+  FINAL_RENEWAL_REFUSALS,
+  RENEW_METHOD,
+  RENEWAL_REFUSED_CODE,
+  type RenewalRefusal,
+  RenewParamsSchema,
+  type RenewResult,
+} from './renewalWire.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export interface LinkInfo {
@@ -36,6 +45,28 @@ export interface SlaveLimits {
   connectTimeoutMs: number;
 }
 
+/** What a link may ask of the master's renewal rules (`RenewalService`). */
+export interface LinkRenewal {
+  renew(request: RenewalRequest): Promise<RenewResult>;
+}
+
+/** The longest an old link is kept open for its calls in flight after a renewal handover. */
+const MAX_DRAIN_MS = 5 * 60_000;
+const DRAIN_POLL_MS = 100;
+/** Lets the refusal's JSON-RPC error reach the slave before its link is cut. */
+const CUT_AFTER_REFUSAL_MS = 200;
+
+/** How a final renewal refusal ends the link, in the close codes the slave already understands. */
+const REFUSAL_CLOSE: Record<RenewalRefusal, number | undefined> = {
+  'unknown-host': CloseCode.revoked,
+  disabled: CloseCode.revoked,
+  revoked: CloseCode.revoked,
+  'not-current': CloseCode.superseded,
+  expired: CloseCode.certificateExpired,
+  'csr-rejected': undefined,
+  'key-reused': undefined,
+};
+
 /**
  * A paired slave as the aggregator sees it: an upstream named by its host id whose tools are
  * those of the slave's own MCP servers. It exists while the host is paired; a live WebSocket
@@ -52,6 +83,10 @@ export class SlaveUpstream implements Upstream {
   private connects = 0;
   private readonly limit: ConcurrencyLimit;
   private readonly events = new UpstreamEvents();
+  /** Calls in flight per session, so that a link replaced by a renewal can finish its calls. */
+  private readonly inFlight = new Map<ClientSession, number>();
+  /** Bumped by every attach and detach: a handshake that finishes after either is dropped. */
+  private attempt = 0;
   agentRequests?: AgentRequestHandler;
 
   constructor(
@@ -59,15 +94,30 @@ export class SlaveUpstream implements Upstream {
     private readonly limits: SlaveLimits,
     private readonly clientVersion: string,
     private readonly logger: Logger,
+    private readonly renewal?: LinkRenewal,
   ) {
     this.limit = new ConcurrencyLimit(limits.maxInFlight, limits.maxQueued);
   }
 
-  /** Runs the MCP handshake over a freshly accepted link; replaces any previous link. */
+  /**
+   * Runs the MCP handshake over a freshly accepted link and makes it the host's link.
+   *
+   * A link opened with another certificate than the live one's is a renewal handover (the hub
+   * only accepts the host's current or pending certificate): the old link keeps serving until
+   * the new one is ready, then finishes its calls in flight and is closed with `renewed`, so
+   * calls do not fail because a certificate was renewed. Any other second link replaces the
+   * first at once, as before.
+   */
   async attach(ws: WebSocket, info: LinkInfo): Promise<void> {
-    await this.detach(4409, 'replaced by a newer connection from the same host');
+    const handover =
+      this.transport && this.session && this.link && this.link.certSerial !== info.certSerial
+        ? { transport: this.transport, session: this.session, expiresAt: this.link.certExpiresAt }
+        : undefined;
+    if (!handover) await this.detach(CloseCode.replaced, 'replaced by a newer connection from the same host');
     const transport = new WebSocketTransport(ws);
-    this.transport = transport;
+    // During a handover the old link stays this.transport (and serves) until the new one is ready.
+    if (!handover) this.transport = transport;
+    const attempt = ++this.attempt;
     let session: ClientSession | undefined;
     session = await ClientSession.open(transport, {
       clientName: 'diane-master',
@@ -78,12 +128,21 @@ export class SlaveUpstream implements Upstream {
       onClosed: (err) => {
         if (session && this.session === session) this.onLinkLost(err);
       },
+      extensionRequests: [
+        {
+          method: RENEW_METHOD,
+          params: RenewParamsSchema,
+          handle: (params: { csr: string }) => this.renewOverLink(info.certSerial, params.csr),
+        },
+      ],
     });
-    if (this.transport !== transport) {
-      // A newer link won the race while this one was handshaking.
+    if (attempt !== this.attempt || (!handover && this.transport !== transport)) {
+      // A newer link won the race while this one was handshaking, or the host was detached.
       await session.close();
       return;
     }
+    if (handover && this.session === handover.session) void this.drain(handover);
+    this.transport = transport;
     this.session = session;
     this.link = { ...info, connectedAt: new Date() };
     this.armExpiry(info.certExpiresAt);
@@ -96,6 +155,47 @@ export class SlaveUpstream implements Upstream {
     );
     this.events.emit({ type: 'state' });
     this.events.emitWholeCatalog();
+  }
+
+  /**
+   * The slave asks for a new certificate over this link. Identity is the link's: the host this
+   * upstream is, and the serial the hub accepted for this link; nothing in the message names it.
+   */
+  private async renewOverLink(linkSerial: string, csrPem: string): Promise<RenewResult> {
+    if (!this.renewal)
+      throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'renewal is not offered here');
+    try {
+      return await this.renewal.renew({ hostId: this.name, linkSerial, csrPem });
+    } catch (err) {
+      if (err instanceof RenewalRefusedError) {
+        const code = FINAL_RENEWAL_REFUSALS.has(err.reason) ? REFUSAL_CLOSE[err.reason] : undefined;
+        if (code !== undefined) {
+          setTimeout(() => {
+            if (this.link?.certSerial === linkSerial)
+              void this.detach(code, `renewal refused: ${err.reason}`);
+          }, CUT_AFTER_REFUSAL_MS).unref();
+        }
+        throw new ProtocolError(RENEWAL_REFUSED_CODE, `renewal refused: ${err.message}`, {
+          reason: err.reason,
+        });
+      }
+      this.logger.error({ host: this.name, err }, 'could not renew the certificate of a slave');
+      throw new ProtocolError(
+        ProtocolErrorCode.InternalError,
+        'the master could not renew the certificate now',
+      );
+    }
+  }
+
+  /** Closes a link replaced by a renewal once its calls are done (or its time is up). */
+  private async drain(old: { transport: WebSocketTransport; session: ClientSession; expiresAt: Date }) {
+    const deadline = Math.min(Date.now() + MAX_DRAIN_MS, old.expiresAt.getTime());
+    while ((this.inFlight.get(old.session) ?? 0) > 0 && Date.now() < deadline && !old.session.closed) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS).unref());
+    }
+    this.logger.info({ host: this.name }, 'closed the link replaced by a renewed certificate');
+    await old.transport.close(CloseCode.renewed, 'renewed: the new link took over');
+    await old.session.close();
   }
 
   /** A certificate that expires while its link is up ends the link at that moment. */
@@ -126,6 +226,7 @@ export class SlaveUpstream implements Upstream {
 
   /** Closes the live link, if any, with a WebSocket close code the slave understands. */
   async detach(code: number, why: string): Promise<void> {
+    this.attempt++;
     const transport = this.transport;
     const session = this.session;
     this.transport = undefined;
@@ -186,7 +287,13 @@ export class SlaveUpstream implements Upstream {
         () => {
           const session = this.session;
           if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
-          return session.request(method, params, withinDeadline(opts), this.unavailableMessage());
+          const callOpts = withinDeadline(opts);
+          this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
+          return session.request(method, params, callOpts, this.unavailableMessage()).finally(() => {
+            const left = (this.inFlight.get(session) ?? 1) - 1;
+            if (left > 0) this.inFlight.set(session, left);
+            else this.inFlight.delete(session);
+          });
         },
         () =>
           new UpstreamUnavailableError(

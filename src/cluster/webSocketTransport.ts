@@ -17,6 +17,11 @@ export const CloseCode = {
   superseded: 4410,
   /** The certificate of this link reached its notAfter while the link was up. */
   certificateExpired: 4411,
+  /**
+   * The slave renewed its certificate and came back on a link opened with the new one; the old
+   * link is closed by the master once its calls in flight are done. Not an error.
+   */
+  renewed: 4412,
 } as const;
 
 /** Stays under the ws 123-byte limit on close reasons. */

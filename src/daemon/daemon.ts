@@ -6,6 +6,7 @@ import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
+import { RenewalService } from '../cluster/renewal.js';
 import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, homePaths } from '../config/paths.js';
@@ -15,7 +16,12 @@ import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
-import { ensureServerCertificate, loadOrCreateCa } from '../pki/index.js';
+import {
+  type CaExpirySettings,
+  caExpiryWarning,
+  ensureServerCertificate,
+  loadOrCreateCa,
+} from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
@@ -33,6 +39,7 @@ export interface DaemonOptions {
   /** Extra names or IPs slaves use to reach this master (server certificate SANs). */
   publicHosts: string[];
   pairing: PairingSettings;
+  caExpiry: CaExpirySettings;
   link: LinkSettings;
   router: RouterSettings;
   logger: Logger;
@@ -87,6 +94,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     const openedStore = store;
     const ca = await loadOrCreateCa({ certPath: paths.caCert, keyPath: paths.caKey });
+    const caWarning = caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry);
+    if (caWarning) logger.warn({ caExpiresAt: ca.notAfter.toISOString() }, caWarning);
     const serverCert = await ensureServerCertificate(ca, {
       certPath: paths.serverCert,
       keyPath: paths.serverKey,
@@ -117,6 +126,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           : undefined,
     });
     pairing.start();
+    const renewal = new RenewalService({
+      store,
+      ca,
+      settings: { certValidityMs: opts.pairing.certValidityMs },
+      logger,
+    });
     const slaves = new SlaveRegistry(
       store,
       router,
@@ -127,6 +142,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       VERSION,
       logger,
+      renewal,
     );
     registry = slaves;
     pairing.subscribe((event) => {
@@ -187,6 +203,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       socket: paths.socket,
       cluster: { listen: clusterAddress, url: clusterUrl },
       ca_fingerprint: ca.fingerprint,
+      ca_expires_at: ca.notAfter.toISOString(),
+      ca_expiry_warning: caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry),
       pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,

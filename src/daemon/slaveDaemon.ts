@@ -1,5 +1,6 @@
 import { SlaveAgent, type SlaveOutcome, type SlaveStatus } from '../cluster/slaveAgent.js';
-import { loadSlaveCredentials } from '../cluster/slaveCredentials.js';
+import { loadSlaveCredentials, saveSlaveCredentials } from '../cluster/slaveCredentials.js';
+import { DEFAULT_RENEWAL_SCHEDULE } from '../cluster/slaveRenewal.js';
 import { writeFileAtomic } from '../config/files.js';
 import { ensureHome, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,8 @@ export interface SlaveDaemonOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   maxPayloadBytes: number;
+  /** False: the certificate is never renewed (the slave exits at its expiry). */
+  renewal: boolean;
 }
 
 /**
@@ -58,6 +61,8 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     backoffCapMs: 60_000,
     stableAfterMs: 60_000,
     onStatus: writeStatus,
+    renewal: opts.renewal ? DEFAULT_RENEWAL_SCHEDULE : undefined,
+    saveCredentials: (renewed) => saveSlaveCredentials(paths.slaveCredentials, renewed),
   });
   const stop = () => agent.stop();
   const reload = () => {

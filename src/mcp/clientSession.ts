@@ -42,6 +42,20 @@ export interface ClientSessionOptions {
   onAgentRequest?: AgentRequestHandler;
   /** How often a list may be re-read after `list_changed`. */
   refreshPacing?: RefreshPacing;
+  /** Handlers for the upstream's non-spec requests (an owner's private protocol on the link). */
+  extensionRequests?: readonly ExtensionRequestHandler[];
+}
+
+/**
+ * A non-spec method the upstream may call on this client. The SDK validates `params` with the
+ * schema before `handle` runs; what `handle` throws goes back as a JSON-RPC error.
+ */
+export interface ExtensionRequestHandler {
+  method: string;
+  // biome-ignore lint/suspicious/noExplicitAny: each handler brings its own schema and params type.
+  params: StandardSchemaV1<unknown, any>;
+  // biome-ignore lint/suspicious/noExplicitAny: as above.
+  handle: (params: any, signal: AbortSignal) => Promise<JsonObject>;
 }
 
 export interface RefreshPacing {
@@ -143,6 +157,11 @@ export class ClientSession {
         // biome-ignore lint/suspicious/noExplicitAny: the agent's answer is relayed as it came.
         return (await opts.onAgentRequest({ method, params }, ctx.mcpReq.signal)) as any;
       });
+    }
+    for (const extension of opts.extensionRequests ?? []) {
+      client.setRequestHandler(extension.method, { params: extension.params }, (params, ctx) =>
+        extension.handle(params, ctx.mcpReq.signal),
+      );
     }
     try {
       await client.connect(withOrderedDelivery(transport), { timeout: opts.connectTimeoutMs });

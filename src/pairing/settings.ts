@@ -1,7 +1,10 @@
 export interface PairingSettings {
   /** How long a request waits for the admin; finished requests stay one more TTL for pickup. */
   ttlMs: number;
-  /** Validity of an issued slave certificate. */
+  /**
+   * Validity of an issued slave certificate, by pairing or by renewal. Short, because slaves
+   * renew over the link at about two thirds of it: a stolen key is worth at most one lifetime.
+   */
   certValidityMs: number;
   /**
    * Pending requests for one host id from one source prefix (see `sourcePrefix`). A further
@@ -25,7 +28,7 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
 
 export const DEFAULT_PAIRING_SETTINGS: PairingSettings = Object.freeze({
   ttlMs: 10 * MINUTE_MS,
-  certValidityMs: 365 * DAY_MS,
+  certValidityMs: 30 * DAY_MS,
   maxPendingPerHostFromPrefix: 3,
   maxPendingPerPrefix: 10,
   maxPendingTotal: 100,

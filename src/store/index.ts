@@ -17,6 +17,7 @@ export {
 } from './revokedCredentialsRepo.js';
 export {
   type NewSlaveServer,
+  type PendingCertificate,
   type SlaveCertificate,
   type SlaveEnrollment,
   type SlaveServer,

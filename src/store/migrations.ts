@@ -89,6 +89,24 @@ CREATE INDEX revoked_slave_credentials_key_fingerprint ON revoked_slave_credenti
 CREATE INDEX revoked_slave_credentials_host_id ON revoked_slave_credentials (host_id);
 `,
   },
+  {
+    version: 4,
+    name: 'certificate renewal over the link: the pending certificate, last renewal, renewal errors',
+    // A renewed certificate is recorded as pending next to the current one and becomes current
+    // when the first link opened with it arrives (see cluster/renewal.ts), so the slave always
+    // holds a credential the master accepts, whichever side dies mid-renewal. Serials stay unique
+    // across both columns' indexes by construction (random 128-bit values).
+    sql: `
+ALTER TABLE slave_servers ADD COLUMN pending_cert_serial TEXT;
+ALTER TABLE slave_servers ADD COLUMN pending_key_fingerprint TEXT;
+ALTER TABLE slave_servers ADD COLUMN pending_issued_at DATETIME;
+ALTER TABLE slave_servers ADD COLUMN pending_expires_at DATETIME;
+ALTER TABLE slave_servers ADD COLUMN last_renewed_at DATETIME;
+ALTER TABLE slave_servers ADD COLUMN renewal_error TEXT;
+ALTER TABLE slave_servers ADD COLUMN renewal_error_at DATETIME;
+CREATE UNIQUE INDEX slave_servers_pending_cert_serial ON slave_servers (pending_cert_serial);
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;

@@ -14,6 +14,16 @@ export interface SlaveServer {
   updatedAt: Date;
   /** `sha256:<hex>` of the certificate's public key; null only for rows made before schema v3. */
   keyFingerprint: string | null;
+  /** A renewed certificate issued but not yet seen on a link; null when none is pending. */
+  pending: PendingCertificate | null;
+  lastRenewedAt: Date | null;
+  /** Why the host's last renewal attempt was refused or failed; cleared by a successful one. */
+  renewalError: string | null;
+  renewalErrorAt: Date | null;
+}
+
+export interface PendingCertificate extends SlaveCertificate {
+  keyFingerprint: string;
 }
 
 export interface SlaveCertificate {
@@ -43,6 +53,13 @@ interface SlaveServerRow {
   created_at: string;
   updated_at: string;
   key_fingerprint: string | null;
+  pending_cert_serial: string | null;
+  pending_key_fingerprint: string | null;
+  pending_issued_at: string | null;
+  pending_expires_at: string | null;
+  last_renewed_at: string | null;
+  renewal_error: string | null;
+  renewal_error_at: string | null;
 }
 
 /** Paired slaves: one row per host_id, holding the certificate it was last issued. */
@@ -50,7 +67,10 @@ export class SlaveServersRepo {
   private readonly insertStmt: Statement;
   private readonly upsertStmt: Statement;
   private readonly byHostIdStmt: Statement<[string], SlaveServerRow>;
-  private readonly byCertSerialStmt: Statement<[string], SlaveServerRow>;
+  private readonly byCertSerialStmt: Statement<[{ serial: string }], SlaveServerRow>;
+  private readonly pendingStmt: Statement;
+  private readonly promoteStmt: Statement;
+  private readonly renewalErrorStmt: Statement;
   private readonly byKeyFingerprintStmt: Statement<[string], SlaveServerRow>;
   private readonly listStmt: Statement<[], SlaveServerRow>;
   private readonly lastSeenStmt: Statement;
@@ -77,10 +97,33 @@ export class SlaveServersRepo {
        ON CONFLICT (host_id) DO UPDATE
           SET cert_serial = excluded.cert_serial, issued_at = excluded.issued_at,
               expires_at = excluded.expires_at, key_fingerprint = excluded.key_fingerprint,
-              enabled = 1, updated_at = excluded.updated_at`,
+              enabled = 1, updated_at = excluded.updated_at,
+              pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
+              pending_expires_at = NULL, renewal_error = NULL, renewal_error_at = NULL`,
     );
     this.byHostIdStmt = db.prepare('SELECT * FROM slave_servers WHERE host_id = ?');
-    this.byCertSerialStmt = db.prepare('SELECT * FROM slave_servers WHERE cert_serial = ?');
+    // The pending certificate is found too: its first link is what makes it current.
+    this.byCertSerialStmt = db.prepare(
+      'SELECT * FROM slave_servers WHERE cert_serial = @serial OR pending_cert_serial = @serial',
+    );
+    this.pendingStmt = db.prepare(
+      `UPDATE slave_servers
+          SET pending_cert_serial = @certSerial, pending_key_fingerprint = @keyFingerprint,
+              pending_issued_at = @issuedAt, pending_expires_at = @expiresAt,
+              renewal_error = NULL, renewal_error_at = NULL, updated_at = @now
+        WHERE host_id = @hostId`,
+    );
+    this.promoteStmt = db.prepare(
+      `UPDATE slave_servers
+          SET cert_serial = pending_cert_serial, key_fingerprint = pending_key_fingerprint,
+              issued_at = pending_issued_at, expires_at = pending_expires_at, last_renewed_at = @now,
+              pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
+              pending_expires_at = NULL, updated_at = @now
+        WHERE host_id = @hostId AND pending_cert_serial = @serial`,
+    );
+    this.renewalErrorStmt = db.prepare(
+      'UPDATE slave_servers SET renewal_error = @error, renewal_error_at = @at WHERE host_id = @hostId',
+    );
     this.byKeyFingerprintStmt = db.prepare('SELECT * FROM slave_servers WHERE key_fingerprint = ? LIMIT 1');
     this.listStmt = db.prepare('SELECT * FROM slave_servers ORDER BY host_id');
     // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
@@ -134,9 +177,12 @@ export class SlaveServersRepo {
     return row === undefined ? undefined : toSlaveServer(row);
   }
 
-  /** The slave holding a certificate serial (in `normalizeSerial` form) as its current one. */
+  /**
+   * The slave holding a certificate serial (in `normalizeSerial` form) as its current or its
+   * pending one; the caller tells which by comparing `certSerial` and `pending.certSerial`.
+   */
   getByCertSerial(certSerial: string): SlaveServer | undefined {
-    const row = this.byCertSerialStmt.get(certSerial);
+    const row = this.byCertSerialStmt.get({ serial: certSerial });
     return row === undefined ? undefined : toSlaveServer(row);
   }
 
@@ -172,6 +218,31 @@ export class SlaveServersRepo {
     return result.changes === 1;
   }
 
+  /** Records a renewed certificate next to the current one, replacing any earlier pending one. */
+  recordPending(hostId: string, cert: PendingCertificate): boolean {
+    const result = this.pendingStmt.run({
+      hostId,
+      certSerial: cert.certSerial,
+      keyFingerprint: cert.keyFingerprint,
+      issuedAt: toStoredTime(cert.issuedAt),
+      expiresAt: toStoredTime(cert.expiresAt),
+      now: toStoredTime(this.now()),
+    });
+    return result.changes === 1;
+  }
+
+  /** Makes the pending certificate `serial` the current one; false if it is not the pending one. */
+  promotePending(hostId: string, serial: string, at: Date): boolean {
+    return this.promoteStmt.run({ hostId, serial, now: toStoredTime(at) }).changes === 1;
+  }
+
+  /** `error` null clears it. Not a change of the record, so updated_at stays. */
+  setRenewalError(hostId: string, error: string | null, at: Date): boolean {
+    return (
+      this.renewalErrorStmt.run({ hostId, error, at: error === null ? null : toStoredTime(at) }).changes === 1
+    );
+  }
+
   delete(hostId: string): boolean {
     return this.deleteStmt.run(hostId).changes === 1;
   }
@@ -189,5 +260,20 @@ function toSlaveServer(row: SlaveServerRow): SlaveServer {
     createdAt: fromStoredTime(row.created_at),
     updatedAt: fromStoredTime(row.updated_at),
     keyFingerprint: row.key_fingerprint,
+    pending:
+      row.pending_cert_serial === null ||
+      row.pending_key_fingerprint === null ||
+      row.pending_issued_at === null ||
+      row.pending_expires_at === null
+        ? null
+        : {
+            certSerial: row.pending_cert_serial,
+            keyFingerprint: row.pending_key_fingerprint,
+            issuedAt: fromStoredTime(row.pending_issued_at),
+            expiresAt: fromStoredTime(row.pending_expires_at),
+          },
+    lastRenewedAt: fromStoredTimeOrNull(row.last_renewed_at),
+    renewalError: row.renewal_error,
+    renewalErrorAt: fromStoredTimeOrNull(row.renewal_error_at),
   };
 }

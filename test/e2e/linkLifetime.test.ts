@@ -61,14 +61,14 @@ describe('a live link ends with its certificate', () => {
     await master.stop();
   });
 
-  it('closes a link when its certificate expires while it is up, and the slave exits as expired', async () => {
+  it('closes a link when its certificate expires while it is up (a slave that does not renew), and the slave exits as expired', async () => {
     const masterHome = makeHome('lifetime-expiry');
     writeServersConfig(masterHome, { mcpServers: {} });
     const master = await startDaemon({ home: masterHome, args: ['--cert-validity', '6s'] });
     const slaveHome = makeHome('lifetime-expiring');
     writeServersConfig(slaveHome, { mcpServers: { echo: echoServerEntry() } });
     await pairSlave(master, slaveHome, 'shortlived');
-    const slave = startSlave(slaveHome);
+    const slave = startSlave(slaveHome, ['--no-renewal']);
     await waitForSlaveStatus(master, 'shortlived', 'connected');
     const exit = await slave.exited;
     expect(exit.code).toBe(11);

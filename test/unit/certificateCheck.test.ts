@@ -37,6 +37,10 @@ function fakeStore(tables: Tables): CertificateCheckStore {
       createdAt: new Date(NOW.getTime() - DAY),
       updatedAt: new Date(NOW.getTime() - DAY),
       keyFingerprint: null,
+      pending: null,
+      lastRenewedAt: null,
+      renewalError: null,
+      renewalErrorAt: null,
       ...row,
     }),
   );
@@ -54,8 +58,28 @@ function fakeStore(tables: Tables): CertificateCheckStore {
       getBySerial: (serial) => revoked.find((r) => r.certSerial === serial),
       isKeyRevoked: (key) => revoked.some((r) => r.keyFingerprint === key),
     },
-    slaveServers: { getByCertSerial: (serial) => slaves.find((r) => r.certSerial === serial) },
+    slaveServers: {
+      getByCertSerial: (serial) =>
+        slaves.find((r) => r.certSerial === serial || r.pending?.certSerial === serial),
+    },
   };
+}
+
+/** A host whose current certificate is `other` and whose renewed, pending one is `cert`. */
+function renewing(pending: Partial<NonNullable<SlaveServer['pending']>> = {}): Tables['slaves'] {
+  return [
+    {
+      certSerial: other.serial,
+      keyFingerprint: other.key,
+      pending: {
+        certSerial: cert.serial,
+        keyFingerprint: cert.key,
+        issuedAt: new Date(NOW.getTime() - 1000),
+        expiresAt: new Date(NOW.getTime() + 30 * DAY),
+        ...pending,
+      },
+    },
+  ];
 }
 
 /** The enrolled row of `cert`, as pairing writes it. */
@@ -152,6 +176,69 @@ const refusals: Case[] = [
     peer: () => cert.peer,
     tables: () => ({ slaves: enrolled(), revoked: [{ certSerial: cert.serial, reason: 'superseded' }] }),
     refusal: 'superseded',
+  },
+  {
+    name: 'a serial replaced by a renewal once the renewed one was confirmed',
+    peer: () => cert.peer,
+    tables: () => ({ slaves: enrolled(), revoked: [{ certSerial: cert.serial, reason: 'renewed' }] }),
+    refusal: 'superseded',
+  },
+  {
+    name: 'a pending renewed serial whose row carries another key',
+    peer: () => cert.peer,
+    tables: () => ({ slaves: renewing({ keyFingerprint: other.key }) }),
+    refusal: 'unknown-certificate',
+  },
+  {
+    name: 'a pending renewed serial of a disabled host',
+    peer: () => cert.peer,
+    tables: () => ({ slaves: [{ ...renewing()![0]!, enabled: false }] }),
+    refusal: 'disabled',
+  },
+  {
+    name: 'a pending renewed serial whose recorded expiry has passed',
+    peer: () => cert.peer,
+    tables: () => ({ slaves: renewing({ expiresAt: NOW }) }),
+    refusal: 'expired',
+  },
+  {
+    name: 'the current serial checked against the pending expiry would pass, the current one has passed',
+    peer: () => cert.peer,
+    tables: () => ({
+      slaves: [
+        {
+          certSerial: cert.serial,
+          keyFingerprint: cert.key,
+          expiresAt: NOW,
+          pending: {
+            certSerial: other.serial,
+            keyFingerprint: other.key,
+            issuedAt: NOW,
+            expiresAt: new Date(NOW.getTime() + DAY),
+          },
+        },
+      ],
+    }),
+    refusal: 'expired',
+  },
+  {
+    name: 'the current key presented under a pending serial',
+    peer: () => cert.peer,
+    tables: () => ({
+      slaves: [
+        {
+          certSerial: other.serial,
+          keyFingerprint: cert.key,
+          pending: {
+            certSerial: cert.serial,
+            keyFingerprint: other.key,
+            issuedAt: NOW,
+            expiresAt: new Date(NOW.getTime() + DAY),
+          },
+        },
+      ],
+    }),
+    refusal: 'unknown-certificate',
   },
   {
     name: 'a revoked key under a new, enrolled serial',
@@ -267,7 +354,33 @@ describe('checkSlaveCertificate accepts', () => {
     // The certificate says CN=laptop; the row says ws1. The row wins.
     expect(cert.peer.subject.CN).toBe('laptop');
     const verdict = check({ peer: () => cert.peer, tables: enrolledTables });
-    expect(verdict).toEqual({ ok: true, hostId: 'ws1', serial: cert.serial, keyFingerprint: cert.key });
+    expect(verdict).toEqual({
+      ok: true,
+      hostId: 'ws1',
+      serial: cert.serial,
+      keyFingerprint: cert.key,
+      pending: false,
+    });
+  });
+
+  it("a host's renewed, pending certificate, marked pending (its first link confirms it)", () => {
+    const verdict = check({ peer: () => cert.peer, tables: () => ({ slaves: renewing() }) });
+    expect(verdict).toEqual({
+      ok: true,
+      hostId: 'ws1',
+      serial: cert.serial,
+      keyFingerprint: cert.key,
+      pending: true,
+    });
+  });
+
+  it('the current certificate while a renewed one is pending, not marked pending', () => {
+    const verdict = check({
+      peer: () => other.peer,
+      tables: () => ({ slaves: renewing() }),
+      now: () => new Date(Math.min(NOW.getTime(), other.validTo.getTime() - 1)),
+    });
+    expect(verdict).toMatchObject({ ok: true, serial: other.serial, pending: false });
   });
 
   it('by the normalised serial (Node spells it in upper case, without the leading 00)', () => {
@@ -322,7 +435,7 @@ describe('refusal statuses and texts', () => {
     expect(REFUSAL_TEXT).toEqual({
       'no-certificate': 'a client certificate is required',
       'unknown-certificate': 'certificate not issued by this master or not enrolled',
-      superseded: 'certificate superseded by a newer pairing of this host',
+      superseded: 'certificate superseded by a newer one of this host (re-pairing or renewal)',
       revoked: 'credentials revoked',
       disabled: 'host disabled by the admin',
       expired: 'certificate expired',

@@ -203,10 +203,10 @@ describe('normalizePairingCode', () => {
 });
 
 describe('settings', () => {
-  it('defaults to 10 minutes, 365 days, caps of 3, 10 and 100, and no join token', () => {
+  it('defaults to 10 minutes, 30 days (slaves renew over the link), caps of 3, 10 and 100, and no join token', () => {
     expect(DEFAULT_PAIRING_SETTINGS).toEqual({
       ttlMs: 10 * MINUTE,
-      certValidityMs: 365 * 24 * 60 * MINUTE,
+      certValidityMs: 30 * 24 * 60 * MINUTE,
       maxPendingPerHostFromPrefix: 3,
       maxPendingPerPrefix: 10,
       maxPendingTotal: 100,
@@ -263,7 +263,8 @@ describe('PairingService: submit and approve', () => {
     expect(cert.verify(new NodeX509Certificate(ca.certPem).publicKey)).toBe(true);
     expect(serialOf(cert)).toBe(approved.certSerial);
     expect(new Date(cert.validTo).getTime()).toBe(Math.floor(approved.certExpiresAt.getTime() / 1000) * 1000);
-    expect(approved.certExpiresAt.getTime() - clock.getTime()).toBeGreaterThan(364 * 24 * 60 * MINUTE);
+    expect(approved.certExpiresAt.getTime() - clock.getTime()).toBeGreaterThan(29 * 24 * 60 * MINUTE);
+    expect(approved.certExpiresAt.getTime() - clock.getTime()).toBeLessThanOrEqual(30 * 24 * 60 * MINUTE);
 
     expect(store.slaveServers.list()).toEqual([
       expect.objectContaining({

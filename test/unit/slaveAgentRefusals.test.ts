@@ -5,6 +5,7 @@ import type { CertificateCheckStore } from '../../src/cluster/certificateCheck.j
 import { SlaveHub } from '../../src/cluster/hub.js';
 import { fatalRefusal, SlaveAgent, type SlaveStatus } from '../../src/cluster/slaveAgent.js';
 import type { SlaveRegistry } from '../../src/cluster/slaveRegistry.js';
+import { DEFAULT_RENEWAL_SCHEDULE } from '../../src/cluster/slaveRenewal.js';
 import { silentLogger } from '../../src/log.js';
 import type { FrontInfo } from '../../src/mcp/frontServer.js';
 import type { Router } from '../../src/mcp/router.js';
@@ -113,6 +114,10 @@ describe('SlaveAgent against a hub whose check crashes once', () => {
       backoffCapMs: 20,
       stableAfterMs: 60_000,
       onStatus: (status) => statuses.push(status),
+      renewal: DEFAULT_RENEWAL_SCHEDULE,
+      saveCredentials: () => {
+        throw new Error('no renewal in this test');
+      },
     });
     await expect(agent.run()).resolves.toBe('revoked');
     expect(calls).toBe(2);

@@ -72,6 +72,13 @@ describe('openStore', () => {
       ['created_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
       ['updated_at', 'DATETIME', 1, 'CURRENT_TIMESTAMP', 0],
       ['key_fingerprint', 'TEXT', 0, null, 0],
+      ['pending_cert_serial', 'TEXT', 0, null, 0],
+      ['pending_key_fingerprint', 'TEXT', 0, null, 0],
+      ['pending_issued_at', 'DATETIME', 0, null, 0],
+      ['pending_expires_at', 'DATETIME', 0, null, 0],
+      ['last_renewed_at', 'DATETIME', 0, null, 0],
+      ['renewal_error', 'TEXT', 0, null, 0],
+      ['renewal_error_at', 'DATETIME', 0, null, 0],
     ]);
     expect(columns(store, 'revoked_slave_credentials')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -267,6 +274,10 @@ describe('slaveServers', () => {
       createdAt: T0,
       updatedAt: T0,
       keyFingerprint: null,
+      pending: null,
+      lastRenewedAt: null,
+      renewalError: null,
+      renewalErrorAt: null,
     });
     expect(() => repo.create(slave('workstation'))).toThrow(/UNIQUE/);
     repo.create(slave('laptop'));
