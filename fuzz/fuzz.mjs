@@ -101,7 +101,7 @@ async function startMaster() {
     process.execPath,
     [dianeBin, 'serve', '--mcp-listen', `127.0.0.1:${mcpPort}`, '--listen', `127.0.0.1:${clusterPort}`],
     {
-      env: { ...process.env, DIANE_HOME: home, DIANE_LOG_LEVEL: 'fatal' },
+      env: { ...process.env, DIANE_HOME: home, DIANE_LOG_LEVEL: process.env.FUZZ_MASTER_LOG ?? 'fatal' },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
@@ -411,7 +411,7 @@ function openLink(creds) {
   });
 }
 
-/** The answers of a slave that serves nothing: enough for the master to keep the link. */
+/** The answers of a slave that serves nothing: enough for the master to keep the link. Returns the method answered. */
 function answerAsSlave(ws, data) {
   let message;
   try {
@@ -436,6 +436,7 @@ function answerAsSlave(ws, data) {
     ? { jsonrpc: '2.0', id: message.id, result: empty }
     : { jsonrpc: '2.0', id: message.id, error: { code: -32601, message: 'not served' } };
   if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
+  return message.method;
 }
 
 async function fuzzLink(master) {
@@ -462,8 +463,18 @@ async function fuzzLink(master) {
     ws = await openLink(creds);
     closed = new Promise((r) => ws.once('close', (code) => r(code)));
     // Behave as a minimal slave, so that the link stays up and the frames below reach a live
-    // session rather than a handshake that times out.
-    ws.on('message', (data) => answerAsSlave(ws, data));
+    // session rather than a handshake that times out. Fuzzing starts once the master has read
+    // the catalog: a fuzzed frame that happens to answer one of the handshake's own requests
+    // (their ids are 0, 1, 2…) fails the handshake, which is right but tests nothing here.
+    const catalogRead = new Set();
+    const ready = new Promise((resolveReady) => {
+      ws.on('message', (data) => {
+        const method = answerAsSlave(ws, data);
+        if (method?.endsWith('/list')) catalogRead.add(method);
+        if (catalogRead.size >= 4) resolveReady();
+      });
+    });
+    await Promise.race([ready, closed, sleep(HANG_MS)]);
   };
   await fresh();
   return drive('link', frames, 1, async (frame) => {

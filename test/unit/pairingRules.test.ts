@@ -491,6 +491,8 @@ describe('PairingService caps: the rules a flood meets', () => {
     other.exec('ROLLBACK');
     other.close();
     service.sweep();
-    expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([pending.pairingCode]);
+    expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([
+      pending.pairingCode,
+    ]);
   });
 });
