@@ -7,7 +7,6 @@ export {
   type PairingRequest,
   PairingRequestsRepo,
   type PairingStatus,
-  type PendingCounts,
 } from './pairingRequestsRepo.js';
 export {
   type NewRevocation,

@@ -47,12 +47,6 @@ export interface PairingApproval {
   rePair: boolean;
 }
 
-export interface PendingCounts {
-  total: number;
-  forHost: number;
-  fromSource: number;
-}
-
 interface PairingRequestRow {
   id: string;
   host_id: string;
@@ -83,10 +77,6 @@ export class PairingRequestsRepo {
   private readonly findPendingStmt: Statement<[string, string], PairingRequestRow>;
   private readonly listPendingStmt: Statement<[string], PairingRequestRow>;
   private readonly pendingCodesStmt: Statement<[], string>;
-  private readonly pendingCountsStmt: Statement<
-    [string, string, string],
-    { total: number; for_host: number | null; from_source: number | null }
-  >;
   private readonly pendingWithKeyStmt: Statement<[string, string], { found: number }>;
   private readonly updateStatusStmt: Statement;
   private readonly approveStmt: Statement;
@@ -125,13 +115,6 @@ export class PairingRequestsRepo {
     this.pendingCodesStmt = db
       .prepare<[], string>("SELECT pairing_code FROM pairing_requests WHERE status = 'pending'")
       .pluck();
-    this.pendingCountsStmt = db.prepare(
-      `SELECT count(*) AS total,
-              sum(host_id = ?) AS for_host,
-              sum(source_address = ?) AS from_source
-         FROM pairing_requests
-        WHERE status = 'pending' AND expires_at > ?`,
-    );
     this.pendingWithKeyStmt = db.prepare(
       `SELECT 1 AS found FROM pairing_requests
         WHERE key_fingerprint = ? AND status = 'pending' AND expires_at > ? LIMIT 1`,
@@ -211,12 +194,6 @@ export class PairingRequestsRepo {
   /** Codes of every request still marked pending, including ones the sweeper has not expired yet. */
   pendingCodes(): Set<string> {
     return new Set(this.pendingCodesStmt.all());
-  }
-
-  /** Pending, unexpired requests: all of them, those of one host, and those from one source. */
-  countPending(now: Date, hostId: string, sourceAddress: string): PendingCounts {
-    const row = this.pendingCountsStmt.get(hostId, sourceAddress, toStoredTime(now))!;
-    return { total: row.total, forHost: row.for_host ?? 0, fromSource: row.from_source ?? 0 };
   }
 
   hasPendingWithKey(keyFingerprint: string, now: Date): boolean {
