@@ -7,6 +7,7 @@ import { createFrontServer, type FrontInfo, LiveServers } from '../mcp/frontServ
 import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
+import { runAt, type Scheduled } from './runAt.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 import { RenewalRefused, type RenewalSchedule, renewalDueAt, requestRenewal } from './slaveRenewal.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
@@ -71,9 +72,6 @@ const FATAL_REFUSALS: Record<string, SlaveOutcome> = {
   disabled: 'revoked',
   expired: 'expired',
 };
-
-/** setTimeout takes at most 2^31-1 ms (about 24.8 days); a longer wait fires early and re-checks. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The refusals after which redialing cannot help. A 5xx is the master's own fault (the hub
@@ -180,7 +178,7 @@ export class SlaveAgent {
       let openedAt: number | undefined;
       let server: Server | undefined;
       let unsubscribe: (() => void) | undefined;
-      let renewalTimer: NodeJS.Timeout | undefined;
+      let renewalTimer: Scheduled | undefined;
       let settled = false;
       let cleanedUp = false;
       // The MCP server of a link outlives the loop's interest in it after a renewal: it keeps
@@ -188,7 +186,7 @@ export class SlaveAgent {
       const cleanup = () => {
         if (cleanedUp) return;
         cleanedUp = true;
-        clearTimeout(renewalTimer);
+        renewalTimer?.cancel();
         unsubscribe?.();
         void server?.close().catch(() => {});
       };
@@ -199,15 +197,8 @@ export class SlaveAgent {
         resolve(end);
       };
       const scheduleRenewal = (front: Server, at: number) => {
-        clearTimeout(renewalTimer);
-        renewalTimer = setTimeout(
-          () => {
-            // A wait longer than a timer can hold fires early: wait the rest.
-            if (Date.now() < at) scheduleRenewal(front, at);
-            else void this.renewOverLink(front, ws, settle, scheduleRenewal);
-          },
-          Math.max(0, Math.min(at - Date.now(), MAX_TIMER_MS)),
-        );
+        renewalTimer?.cancel();
+        renewalTimer = runAt(at, () => void this.renewOverLink(front, ws, settle, scheduleRenewal));
       };
       const ws = new WebSocket(creds.ws_url, {
         cert: creds.client_cert,
@@ -339,8 +330,7 @@ export class SlaveAgent {
     // The master closes this link once the new one is up and its calls are done; should it not,
     // the link is dropped when its certificate would have ended anyway.
     this.draining.add(ws);
-    const dropAt = Math.max(0, new Date(current.expires_at).getTime() - Date.now());
-    setTimeout(() => ws.terminate(), Math.min(dropAt, MAX_TIMER_MS)).unref();
+    runAt(new Date(current.expires_at).getTime(), () => ws.terminate());
     settle({ kind: 'renewed' });
   }
 

@@ -27,6 +27,7 @@ import {
   RenewParamsSchema,
   type RenewResult,
 } from './renewalWire.js';
+import { runAt, type Scheduled } from './runAt.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export interface LinkInfo {
@@ -35,9 +36,6 @@ export interface LinkInfo {
   /** The link's certificate notAfter: the link is closed then, whatever else happens. */
   certExpiresAt: Date;
 }
-
-/** setTimeout takes at most 2^31-1 ms (about 24.8 days); longer waits re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface SlaveLimits {
   maxInFlight: number;
@@ -77,7 +75,7 @@ export class SlaveUpstream implements Upstream {
   private session?: ClientSession;
   private transport?: WebSocketTransport;
   private link?: LinkInfo & { connectedAt: Date };
-  private expiryTimer?: NodeJS.Timeout;
+  private expiry?: Scheduled;
   private lastHeartbeat?: Date;
   private lastError?: string;
   private connects = 0;
@@ -200,21 +198,15 @@ export class SlaveUpstream implements Upstream {
 
   /** A certificate that expires while its link is up ends the link at that moment. */
   private armExpiry(at: Date): void {
-    clearTimeout(this.expiryTimer);
-    const wait = at.getTime() - Date.now();
-    this.expiryTimer = setTimeout(
-      () => {
-        if (Date.now() < at.getTime()) return this.armExpiry(at);
-        this.logger.warn({ host: this.name }, 'the certificate of the link expired; closing the link');
-        void this.detach(CloseCode.certificateExpired, 'certificate expired');
-      },
-      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
-    );
-    this.expiryTimer.unref();
+    this.expiry?.cancel();
+    this.expiry = runAt(at.getTime(), () => {
+      this.logger.warn({ host: this.name }, 'the certificate of the link expired; closing the link');
+      void this.detach(CloseCode.certificateExpired, 'certificate expired');
+    });
   }
 
   private onLinkLost(err?: Error): void {
-    clearTimeout(this.expiryTimer);
+    this.expiry?.cancel();
     this.session = undefined;
     this.transport = undefined;
     this.link = undefined;
@@ -231,7 +223,7 @@ export class SlaveUpstream implements Upstream {
     const session = this.session;
     this.transport = undefined;
     if (!transport) return;
-    clearTimeout(this.expiryTimer);
+    this.expiry?.cancel();
     this.session = undefined;
     this.link = undefined;
     await transport.close(code, why);

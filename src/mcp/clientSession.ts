@@ -221,8 +221,8 @@ export class ClientSession {
   }
 
   private async readCatalog(): Promise<UpstreamCatalog> {
-    const [tools, prompts, resources] = await Promise.all(CATALOG_KINDS.map((kind) => this.readList(kind)));
-    return { ...(tools as object), ...(prompts as object), ...(resources as object) } as UpstreamCatalog;
+    const parts = await Promise.all(CATALOG_KINDS.map((kind) => this.readList(kind)));
+    return Object.assign({ ...EMPTY_CATALOG }, ...parts);
   }
 
   /** Reads one list, every page of it; a capability the upstream lacks reads as empty. */

@@ -27,19 +27,6 @@ function frontCapabilities(persistent: boolean) {
 /** An upstream may ask several questions in one call (sampling, then elicitation, …). */
 const MAX_INPUT_ROUNDS = 64;
 
-const LIST_RESULT_KEY: Record<ListKind, string> = {
-  tools: 'tools',
-  prompts: 'prompts',
-  resources: 'resources',
-  resourceTemplates: 'resourceTemplates',
-};
-
-/**
- * An MCP server instance (low-level SDK `Server`) in front of the router: lists, calls, reads,
- * completion, logging and subscriptions, with the agent's progress token and cancellation
- * relayed. One instance per agent session (`persistent`) or per request, as the SDK's serving
- * entries want.
- */
 export interface FrontOptions {
   /** One instance per agent session, rather than per request. */
   persistent: boolean;
@@ -52,6 +39,12 @@ export interface FrontOptions {
   progressSettleMs?: number;
 }
 
+/**
+ * An MCP server instance (low-level SDK `Server`) in front of the router: lists, calls, reads,
+ * completion, logging and subscriptions, with the agent's progress token and cancellation
+ * relayed. One instance per agent session (`persistent`) or per request, as the SDK's serving
+ * entries want.
+ */
 export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOptions): Server {
   const server = new Server(
     { name: info.name, version: info.version },
@@ -63,8 +56,9 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
     const page = router.list(kind, request.params?.cursor);
-    // biome-ignore lint/suspicious/noExplicitAny: each list has its own item type; the router built them.
-    const result: any = { [LIST_RESULT_KEY[kind]]: page.items };
+    // The list's kind is its result key (`tools`, `resourceTemplates`, …).
+    // biome-ignore lint/suspicious/noExplicitAny: the router built the items for this list.
+    const result: any = { [kind]: page.items };
     if (page.nextCursor) result.nextCursor = page.nextCursor;
     return result;
   };

@@ -1,5 +1,5 @@
 import type { ClientSessionOptions } from './clientSession.js';
-import type { AgentRequestHandler, UpstreamEvent } from './upstream.js';
+import { type AgentRequestHandler, CATALOG_KINDS, type UpstreamEvent } from './upstream.js';
 
 /** The listeners of one upstream, and the ClientSession hooks that feed them. */
 export class UpstreamEvents {
@@ -16,9 +16,7 @@ export class UpstreamEvents {
 
   /** Announces that every list may have changed (the upstream came or went). */
   emitWholeCatalog(): void {
-    this.emit({ type: 'catalog', kind: 'tools' });
-    this.emit({ type: 'catalog', kind: 'prompts' });
-    this.emit({ type: 'catalog', kind: 'resources' });
+    for (const kind of CATALOG_KINDS) this.emit({ type: 'catalog', kind });
   }
 
   /**
