@@ -1,7 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../config/files.js';
-import { DianeError, ExitCode } from '../errors.js';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { loadOrCreateSecretToken } from '../config/secretToken.js';
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{32,128}$/;
 
@@ -11,26 +9,11 @@ export function isJoinTokenShaped(text: string): boolean {
 }
 
 /**
- * The master's join token (`HomePaths.joinToken`), created on first use (256 random bits, 0600, written atomically)
- * and kept across restarts, so that a printed pair command stays valid. Delete the file and
- * restart to rotate it.
+ * The master's join token (`HomePaths.joinToken`), created on first use and kept across
+ * restarts, so that a printed pair command stays valid. Delete the file and restart to rotate it.
  */
 export function loadOrCreateJoinToken(path: string): string {
-  try {
-    const token = readFileSync(path, 'utf8').trim();
-    if (!isJoinTokenShaped(token)) {
-      throw new DianeError(
-        `${path} does not hold a valid join token; delete it to generate a new one`,
-        ExitCode.config,
-      );
-    }
-    return token;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const token = randomBytes(32).toString('base64url');
-  writeFileAtomic(path, `${token}\n`, 0o600);
-  return token;
+  return loadOrCreateSecretToken(path, 'join token', TOKEN_SHAPE);
 }
 
 /**
