@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerCaCommand } from './caCommand.js';
 import { registerCatalogCommands } from './catalogCommands.js';
 import { registerInfoCommand } from './infoCommand.js';
 import { registerMcpCommand } from './mcpCommand.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerSlaveAdminCommands(slave);
   registerSlaveManagementCommands(slave);
   registerSlaveAgentCommands(slave);
+  registerCaCommand(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -107,6 +107,16 @@ ALTER TABLE slave_servers ADD COLUMN renewal_error_at DATETIME;
 CREATE UNIQUE INDEX slave_servers_pending_cert_serial ON slave_servers (pending_cert_serial);
 `,
   },
+  {
+    version: 5,
+    name: 'CA rollover: which CA issued each current and pending certificate',
+    // `sha256:<hex>` of the issuing CA's key. NULL on rows from before v5: they were issued by the
+    // only CA there was, the one current when the first rollover starts.
+    sql: `
+ALTER TABLE slave_servers ADD COLUMN ca_fingerprint TEXT;
+ALTER TABLE slave_servers ADD COLUMN pending_ca_fingerprint TEXT;
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;
