@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
 import { AdminServer } from '../admin/adminServer.js';
+import { registerAuditRoutes } from '../admin/auditRoutes.js';
 import { registerCoreRoutes } from '../admin/coreRoutes.js';
 import { registerPairingRoutes } from '../admin/pairingRoutes.js';
 import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
+import { AuditLog, type AuditSettings } from '../audit/index.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
 import { RenewalService } from '../cluster/renewal.js';
@@ -42,6 +44,8 @@ export interface DaemonOptions {
   caExpiry: CaExpirySettings;
   link: LinkSettings;
   router: RouterSettings;
+  /** Batching, queue bound and retention of the audit trail (`--audit-retention`, `--audit-max-rows`). */
+  audit: AuditSettings;
   logger: Logger;
 }
 
@@ -74,6 +78,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await admin.listen();
 
   let store: Store | undefined;
+  let audit: AuditLog | undefined;
   let front: HttpFront | undefined;
   let cluster: ClusterListener | undefined;
   let pairing: PairingService | undefined;
@@ -83,6 +88,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
+    // The audit trail of agents' calls (src/audit): written in batches off the callers' path,
+    // trimmed by retention; the admin API reads and follows it.
+    audit = new AuditLog(store, opts.audit, logger);
+    audit.start();
     const tokenRequired = opts.agentAuth === 'token';
     // Created even without auth, so that `diane info` can print it the day auth is turned on.
     const token = loadOrCreateAgentToken(paths.token);
@@ -212,6 +221,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
     registerPairingRoutes(admin, pairing);
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
+    registerAuditRoutes(admin, { audit, events: store.auditEvents });
     admin.ready();
     await manager.reload();
     slaves.syncFromStore();
@@ -228,6 +238,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         await admin.close();
         await manager?.stopAll();
         router.close();
+        // After everything that records calls has stopped: close writes what is still queued.
+        audit?.close();
         store?.close();
       },
     };
@@ -240,6 +252,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await front?.close().catch(() => {});
     await manager?.stopAll().catch(() => {});
     await admin.close().catch(() => {});
+    audit?.close();
     store?.close();
     throw err;
   }

@@ -14,6 +14,7 @@ import {
   toWebRequest,
 } from '@modelcontextprotocol/node';
 import {
+  type AuthInfo,
   createMcpHandler,
   isInitializeRequest,
   isLegacyRequest,
@@ -25,8 +26,9 @@ import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
 import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
-import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
+import { createFrontServer, type FrontInfo } from './frontServer.js';
 import type { Router } from './router.js';
+import { Scope } from './scope.js';
 
 export interface HttpFrontOptions {
   router: Router;
@@ -47,7 +49,16 @@ export interface HttpFrontOptions {
   maxRequestBytes: number;
   sessions: SessionLimits;
   health: () => Record<string, unknown>;
+  /**
+   * The scope of the agent an authenticated request comes from; default: everything. Asked
+   * once per 2025-era session (at its initialize request; `Router.setScope` changes it later)
+   * and once per 2026-07-28 request.
+   */
+  scopeOf?: (req: IncomingMessage) => Scope;
 }
+
+/** Where a 2026-07-28 request's scope rides to its per-request server (the SDK's pass-through `authInfo`). */
+const SCOPE_EXTRA_KEY = 'dev.diane/scope';
 
 /**
  * 2025-era sessions live until the client deletes them, so a client that never does, or a
@@ -92,7 +103,6 @@ export function isLoopbackHost(host: string): boolean {
 export class HttpFront {
   private readonly http: HttpServer;
   private readonly sessions = new Map<string, LegacySession>();
-  private readonly live = new LiveServers();
   private readonly modern: McpHttpHandler;
   private readonly modernNode: ReturnType<typeof toNodeHandler>;
   private readonly validateHost?: (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -101,11 +111,21 @@ export class HttpFront {
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: HttpFrontOptions) {
-    this.modern = createMcpHandler(() => createFrontServer(opts.router, opts.info, { persistent: false }), {
-      legacy: 'reject',
-      maxRequestBodySize: opts.maxRequestBytes,
-      onerror: (err) => opts.logger.debug({ err: err.message }, 'mcp handler error'),
-    });
+    this.modern = createMcpHandler(
+      (ctx) => {
+        const scope = ctx.authInfo?.extra?.[SCOPE_EXTRA_KEY];
+        return createFrontServer(opts.router, opts.info, {
+          persistent: false,
+          // With scopes in use, a request whose scope got lost on the way sees nothing.
+          scope: scope instanceof Scope ? scope : opts.scopeOf ? Scope.parse({ allow: [] }) : Scope.full(),
+        });
+      },
+      {
+        legacy: 'reject',
+        maxRequestBodySize: opts.maxRequestBytes,
+        onerror: (err) => opts.logger.debug({ err: err.message }, 'mcp handler error'),
+      },
+    );
     this.modernNode = toNodeHandler(this.modern);
     // On loopback, refuse Host headers that are not loopback names: a web page cannot use
     // DNS rebinding to reach the agent endpoint, /healthz included.
@@ -115,8 +135,10 @@ export class HttpFront {
     // drive the endpoint with the user's network position, token or not.
     this.validateOrigin = originValidation([...localhostAllowedOrigins(), ...(opts.allowedOrigins ?? [])]);
     if (opts.token) this.tokenBytes = Buffer.from(opts.token, 'utf8');
+    // Sessions (2025 era) hear of list changes from the router, each within its own scope. The
+    // 2026-07-28 `subscriptions/listen` streams have no session: they hear of every change (a
+    // notification names nothing, but a scoped agent may re-list for a change it cannot see).
     this.unsubscribe = opts.router.onListChanged((kind) => {
-      this.live.announceListChanged(kind);
       if (kind === 'tools') this.modern.notify.toolsChanged();
       else if (kind === 'prompts') this.modern.notify.promptsChanged();
       else this.modern.notify.resourcesChanged();
@@ -184,7 +206,19 @@ export class HttpFront {
     const legacy = await isLegacyRequest(await toWebRequest(req, body.value), body.value, {
       maxRequestBodySize: this.opts.maxRequestBytes,
     });
-    if (!legacy) return this.modernNode(req, res, body.value);
+    if (!legacy) {
+      if (this.opts.scopeOf) {
+        const scope = this.opts.scopeOf(req);
+        const auth: AuthInfo = {
+          token: '',
+          clientId: credential,
+          scopes: [],
+          extra: { [SCOPE_EXTRA_KEY]: scope },
+        };
+        (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+      }
+      return this.modernNode(req, res, body.value);
+    }
     if (!isInitializeRequest(body.value)) {
       return sendJsonRpcError(res, 400, -32000, 'Bad Request: no valid session id');
     }
@@ -211,17 +245,18 @@ export class HttpFront {
           'recently. Close sessions you no longer need (HTTP DELETE with their Mcp-Session-Id), or retry later.',
       );
     }
-    const server = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
+    const server = createFrontServer(this.opts.router, this.opts.info, {
+      persistent: true,
+      scope: this.opts.scopeOf?.(req),
+    });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         this.sessions.set(id, { transport, credential, lastUsed: Date.now(), active: 0 });
-        this.live.add(server);
       },
     });
     transport.onclose = () => {
       if (transport.sessionId) this.sessions.delete(transport.sessionId);
-      this.live.delete(server);
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
