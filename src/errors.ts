@@ -28,4 +28,6 @@ export const ExitCode = {
   certExpired: 11,
   pairingDenied: 12,
   pairingExpired: 13,
+  /** `diane slave start` gives up because the master's CA is no longer one this slave trusts. */
+  masterCaChanged: 14,
 } as const;

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import type { CaRolloverStatus, FinishResult } from '../cluster/caRollover.js';
 import type { RevokedHost } from '../cluster/revocation.js';
 import type { SlaveHealth } from '../cluster/slaveRegistry.js';
 import { DianeError, ExitCode } from '../errors.js';
@@ -67,6 +68,18 @@ export class AdminClient {
 
   callTool(call: CallRequest): Promise<CallResponse> {
     return this.request('POST', '/api/tools/call', call);
+  }
+
+  caStatus(): Promise<CaRolloverStatus> {
+    return this.request('GET', '/api/ca');
+  }
+
+  caRotate(): Promise<CaRolloverStatus> {
+    return this.request('POST', '/api/ca/rotate', {});
+  }
+
+  caFinish(force: boolean): Promise<FinishResult> {
+    return this.request('POST', '/api/ca/finish', { force });
   }
 
   pending(): Promise<{ pending: PendingRequestJson[] }> {

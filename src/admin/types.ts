@@ -21,6 +21,8 @@ export interface InfoResponse {
   cluster: { listen: string; url: string };
   /** Slaves pin this when pairing. */
   ca_fingerprint: string;
+  /** The next CA during a rollover (`diane ca rotate`); a pairing pin may name either. */
+  ca_next_fingerprint?: string;
   ca_expires_at: string;
   /** Set while the CA is within `--ca-expiry-warning` of its end. */
   ca_expiry_warning?: string;

@@ -21,6 +21,9 @@ export function registerInfoCommand(program: Command): void {
         `Cluster:       ${info.cluster.url}  (listening on ${info.cluster.listen})`,
         `CA fingerprint: ${info.ca_fingerprint}`,
         `CA expires:    ${info.ca_expires_at}`,
+        ...(info.ca_next_fingerprint
+          ? [`Next CA:       ${info.ca_next_fingerprint} (rollover under way: \`diane ca status\`)`]
+          : []),
         ...(info.ca_expiry_warning ? [`WARNING: ${info.ca_expiry_warning}`] : []),
         '',
         ...agentConfigs(info.mcp.url, info.mcp.tokenRequired ? info.mcp.token : undefined),

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAuditCommand } from './auditCommand.js';
+import { registerCaCommand } from './caCommand.js';
 import { registerCatalogCommands } from './catalogCommands.js';
 import { registerInfoCommand } from './infoCommand.js';
 import { registerMcpCommand } from './mcpCommand.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerSlaveManagementCommands(slave);
   registerSlaveAgentCommands(slave);
   registerSlaveAuditCommand(slave);
+  registerCaCommand(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -26,6 +26,11 @@ const OUTCOME_MESSAGES = {
     ExitCode.revoked,
   ],
   expired: ['Certificate expired. Please re-pair with master', ExitCode.certExpired],
+  'ca-changed': [
+    "The master's CA changed: a CA rollover finished while this host was away (or its CA was retired). " +
+      'Please re-pair with master',
+    ExitCode.masterCaChanged,
+  ],
 } as const;
 
 /** Slave-side commands: run the slave agent, stop it, ask what it is doing. */

@@ -10,14 +10,32 @@ import { ThrottledLog } from '../http/throttledLog.js';
 import type { Logger } from '../log.js';
 import type { PairingService } from '../pairing/index.js';
 import { PairingError } from '../pairing/index.js';
-import { MAX_PAIR_BODY_BYTES, PAIR_PATH, PairBody, REQUEST_ID } from './pairingWire.js';
+import {
+  MAX_PAIR_BODY_BYTES,
+  PAIR_PATH,
+  PAIR_TRUST_PATH,
+  PairBody,
+  type PairTrustReply,
+  REQUEST_ID,
+} from './pairingWire.js';
+
+/** The listener's TLS material, replaced whole when a CA rollover starts or finishes. */
+export interface ClusterTls {
+  /** The master's server certificate and key. */
+  certPem: string;
+  keyPem: string;
+  /** The CA the server certificate chains to, sent in the chain so a pairing slave can pin it. */
+  chainCaPem: string;
+  /** The CAs a client certificate may chain to: the current one, and the next during a rollover. */
+  trustedCaPems: string[];
+}
 
 export interface ClusterListenerOptions {
   host: string;
   port: number;
-  certPem: string;
-  keyPem: string;
-  caPem: string;
+  tls: ClusterTls;
+  /** What `GET /api/slave/trust` answers (see pairingWire.ts). */
+  pairingTrust: () => PairTrustReply;
   pairing: PairingService;
   logger: Logger;
   limits?: ListenerLimits;
@@ -40,10 +58,7 @@ export class ClusterListener {
     this.server = createServer(
       {
         ...serverTimeouts(limits),
-        // The chain includes the CA so a pairing slave can read and pin its fingerprint.
-        cert: `${opts.certPem.trim()}\n${opts.caPem.trim()}\n`,
-        key: opts.keyPem,
-        ca: opts.caPem,
+        ...secureContextOptions(opts.tls),
         minVersion: 'TLSv1.3',
         requestCert: true,
         rejectUnauthorized: false,
@@ -67,6 +82,11 @@ export class ClusterListener {
     this.server.on('tlsClientError', (err) => handshakeFailures.note({ err: err.message }));
   }
 
+  /** New connections use the new material; established links keep theirs. */
+  updateTls(tls: ClusterTls): void {
+    this.server.setSecureContext({ ...secureContextOptions(tls), minVersion: 'TLSv1.3' });
+  }
+
   onUpgrade(handler: UpgradeHandler): void {
     this.upgradeHandler = handler;
   }
@@ -77,6 +97,10 @@ export class ClusterListener {
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === PAIR_TRUST_PATH) {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' });
+      return sendJson(res, 200, this.opts.pairingTrust());
+    }
     if (path === PAIR_PATH) {
       if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
       return this.pair(req, res);
@@ -161,6 +185,15 @@ export class ClusterListener {
       this.server.closeAllConnections();
     });
   }
+}
+
+function secureContextOptions(tls: ClusterTls): { cert: string; key: string; ca: string[] } {
+  return {
+    // The chain includes the CA so a pairing slave can read and pin its fingerprint.
+    cert: `${tls.certPem.trim()}\n${tls.chainCaPem.trim()}\n`,
+    key: tls.keyPem,
+    ca: tls.trustedCaPems,
+  };
 }
 
 function sendError(res: ServerResponse, err: unknown): void {

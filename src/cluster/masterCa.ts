@@ -63,6 +63,42 @@ export function fetchMasterCa(
   });
 }
 
+/**
+ * During a CA rollover the master presents the current CA, and the admin may have given the
+ * next CA's fingerprint instead. The pin still holds if the master's trust reply (fetched over
+ * the unpinned connection, so trusted for nothing by itself) has a self-signed CA with the pinned
+ * key and a cross certificate in which that CA certifies the presented CA's key: only the holder
+ * of the pinned key can make one. Returns the bundle to trust (both CAs), or undefined.
+ */
+export function rolloverPinBundle(
+  presentedPem: string,
+  pin: string,
+  reply: { ca_certs: string[]; cross_certs: string[] },
+): string | undefined {
+  const presented = new X509Certificate(presentedPem);
+  const presentedKey = certKeyFingerprint(presentedPem);
+  for (const caPem of reply.ca_certs) {
+    const ca = parse(caPem);
+    if (!ca || certKeyFingerprint(caPem) !== pin || !ca.ca) continue;
+    if (!ca.checkIssued(ca) || !ca.verify(ca.publicKey)) continue;
+    for (const crossPem of reply.cross_certs) {
+      const cross = parse(crossPem);
+      if (!cross || certKeyFingerprint(crossPem) !== presentedKey) continue;
+      if (!cross.checkIssued(ca) || !cross.verify(ca.publicKey)) continue;
+      return `${presented.toString().trim()}\n${ca.toString().trim()}\n`;
+    }
+  }
+  return undefined;
+}
+
+function parse(pem: string): X509Certificate | undefined {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+}
+
 function chainRoot(
   leaf: PeerCertificate & { issuerCertificate?: PeerCertificate },
 ): PeerCertificate | undefined {

@@ -1,8 +1,8 @@
 import { DianeError, ExitCode } from '../errors.js';
 import { makeCsr } from '../pki/index.js';
 import { pinnedJsonRequest } from './httpsJson.js';
-import { fetchMasterCa, parseMasterUrl } from './masterCa.js';
-import { PAIR_PATH, type PairBody } from './pairingWire.js';
+import { fetchMasterCa, parseMasterUrl, rolloverPinBundle } from './masterCa.js';
+import { PAIR_PATH, PAIR_TRUST_PATH, type PairBody, PairTrustReply } from './pairingWire.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 
 export interface PairingProgress {
@@ -33,13 +33,20 @@ export interface PairOptions {
  */
 export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredentials> {
   const master = parseMasterUrl(opts.masterUrl);
-  const { caPem, fingerprint } = await fetchMasterCa(master.endpoint);
+  const presented = await fetchMasterCa(master.endpoint);
+  const { fingerprint } = presented;
+  let caPem = presented.caPem;
   if (opts.caFingerprint !== undefined) {
-    if (opts.caFingerprint.toLowerCase() !== fingerprint) {
-      throw new DianeError(
-        `the master's CA fingerprint is ${fingerprint}, not ${opts.caFingerprint}: refusing to pair (nothing was sent)`,
-        ExitCode.pki,
-      );
+    const pin = opts.caFingerprint.toLowerCase();
+    if (pin !== fingerprint) {
+      const bundle = await rolloverBundle(master, presented.caPem, pin);
+      if (!bundle) {
+        throw new DianeError(
+          `the master's CA fingerprint is ${fingerprint}, not ${opts.caFingerprint}: refusing to pair (nothing was sent)`,
+          ExitCode.pki,
+        );
+      }
+      caPem = bundle;
     }
   } else if (!(await opts.confirmCa(fingerprint))) {
     throw new DianeError('the master CA was not confirmed; nothing was sent', ExitCode.failure);
@@ -95,6 +102,23 @@ export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredential
     if (status === 'expired') throw new DianeError('Pairing request expired', ExitCode.pairingExpired);
     throw new DianeError(`unexpected pairing status from the master: ${String(reply.body.error ?? status)}`);
   }
+}
+
+/** The presented CA plus the pinned next CA, when the master is in a rollover to the pinned one. */
+async function rolloverBundle(master: URL, presentedPem: string, pin: string): Promise<string | undefined> {
+  let reply: Awaited<ReturnType<typeof pinnedJsonRequest>>;
+  try {
+    reply = await pinnedJsonRequest({
+      url: new URL(PAIR_TRUST_PATH, master),
+      method: 'GET',
+      caPem: presentedPem,
+    });
+  } catch {
+    return undefined;
+  }
+  const parsed = PairTrustReply.safeParse(reply.body);
+  if (reply.status !== 200 || !parsed.success) return undefined;
+  return rolloverPinBundle(presentedPem, pin, parsed.data);
 }
 
 function sleep(ms: number): Promise<void> {

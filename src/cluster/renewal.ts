@@ -1,7 +1,7 @@
 import { type Logger, silentLogger } from '../log.js';
 import {
-  type CertificateAuthority,
   CsrRejectedError,
+  type IssuingCa,
   issueSlaveCertificate,
   type ValidatedCsr,
   validateCsr,
@@ -16,7 +16,8 @@ export interface RenewalSettings {
 
 export interface RenewalServiceDeps {
   store: Store;
-  ca: CertificateAuthority;
+  /** Where renewed certificates are signed: the next CA during a rollover. */
+  ca: IssuingCa;
   settings: RenewalSettings;
   now?: () => Date;
   logger?: Logger;
@@ -58,7 +59,7 @@ interface Refusal {
  */
 export class RenewalService {
   private readonly store: Store;
-  private readonly ca: CertificateAuthority;
+  private readonly ca: IssuingCa;
   private readonly settings: RenewalSettings;
   private readonly now: () => Date;
   private readonly logger: Logger;
@@ -78,7 +79,8 @@ export class RenewalService {
     if (early) throw this.refused(hostId, early);
     const csr = await this.validate(request.csrPem, hostId);
     const issuedAt = this.now();
-    const issued = await issueSlaveCertificate(this.ca, csr, hostId, {
+    const ca = this.ca.issuing();
+    const issued = await issueSlaveCertificate(ca, csr, hostId, {
       validityMs: this.settings.certValidityMs,
       now: issuedAt,
     });
@@ -105,6 +107,7 @@ export class RenewalService {
       this.store.slaveServers.recordPending(hostId, {
         certSerial: issued.serialHex,
         keyFingerprint: issued.keyFingerprint,
+        caFingerprint: ca.fingerprint,
         issuedAt,
         expiresAt: issued.notAfter,
       });
@@ -142,6 +145,35 @@ export class RenewalService {
     if (confirmed)
       this.logger.info({ host: hostId, serial }, 'renewed certificate in use; the previous one is revoked');
     return confirmed;
+  }
+
+  /**
+   * A link opened with the host's current certificate while a renewed one is pending: the slave
+   * never took the renewed one into use (it died before writing it, or the answer was lost).
+   * The pending certificate is revoked (`renewal-abandoned`), so at no moment do two
+   * certificates of one host both open new links. The slave renews again, at once, since it is
+   * past its renewal time.
+   */
+  abandonPending(hostId: string, linkSerial: string): boolean {
+    const abandoned = this.store.transaction(() => {
+      const row = this.store.slaveServers.getByHostId(hostId);
+      if (!row?.pending || row.certSerial !== linkSerial) return undefined;
+      this.store.revokedCredentials.revoke({
+        hostId,
+        certSerial: row.pending.certSerial,
+        reason: 'renewal-abandoned',
+        keyFingerprint: row.pending.keyFingerprint,
+      });
+      this.store.slaveServers.clearPending(hostId, row.pending.certSerial);
+      return row.pending.certSerial;
+    });
+    if (abandoned) {
+      this.logger.warn(
+        { host: hostId, serial: abandoned },
+        'the previous certificate came back before the renewed one was used; the renewed one is revoked',
+      );
+    }
+    return abandoned !== undefined;
   }
 
   /** Why the link with this serial may not renew, or undefined. Reads only. */

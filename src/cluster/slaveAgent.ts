@@ -8,9 +8,12 @@ import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
 import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
+import { fetchMasterCa, parseMasterUrl } from './masterCa.js';
 import { runAt, type Scheduled } from './runAt.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 import { RenewalRefused, type RenewalSchedule, renewalDueAt, requestRenewal } from './slaveRenewal.js';
+import { applyTrust, requestTrust, trustedFingerprints } from './slaveTrust.js';
+import { TRUST_CHANGED_NOTIFICATION, TrustParamsSchema } from './trustWire.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export type SlaveState =
@@ -20,6 +23,7 @@ export type SlaveState =
   | 'revoked'
   | 'superseded'
   | 'expired'
+  | 'ca-changed'
   | 'stopped';
 
 export interface SlaveStatus {
@@ -66,14 +70,30 @@ export interface SlaveAgentOptions {
 }
 
 /** Why the agent stopped for good. */
-export type SlaveOutcome = 'stopped' | 'revoked' | 'superseded' | 'expired';
+export type SlaveOutcome = 'stopped' | 'revoked' | 'superseded' | 'expired' | 'ca-changed';
 
 type LinkEnd =
   | { kind: 'closed'; code: number; reason: string; connectedMs: number }
   /** The certificate was renewed: reconnect with it at once; the master closes the old link. */
   | { kind: 'renewed' }
   | { kind: 'refused'; status: number; refusal?: Refusal }
+  /** TLS: the master's certificate does not chain to a CA this slave trusts. */
+  | { kind: 'untrusted-master'; message: string }
   | { kind: 'failed'; message: string };
+
+/** OpenSSL's verdicts on a server chain that does not lead to a trusted CA. */
+const UNTRUSTED_CHAIN_CODES: ReadonlySet<string> = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+]);
+
+/** How long the master has to answer `diane/trust`. */
+const TRUST_TIMEOUT_MS = 30_000;
 
 const FATAL_REFUSALS: Record<string, SlaveOutcome> = {
   revoked: 'revoked',
@@ -140,7 +160,11 @@ export class SlaveAgent {
         this.backoff.reset();
         continue;
       }
-      if (end.kind === 'refused') {
+      if (end.kind === 'untrusted-master') {
+        const changed = await this.masterCaChanged();
+        if (changed) return this.finish('ca-changed', changed);
+        this.setStatus({ last_error: end.message });
+      } else if (end.kind === 'refused') {
         const fatal = fatalRefusal(end.status, end.refusal);
         if (fatal) return this.finish(fatal, `the master refused the connection: ${end.refusal}`);
         this.setStatus({
@@ -152,6 +176,9 @@ export class SlaveAgent {
           return this.finish('superseded', 'credentials superseded: this host paired again with another key');
         }
         if (end.code === CloseCode.certificateExpired) return this.finish('expired', 'certificate expired');
+        if (end.code === CloseCode.caRetired) {
+          return this.finish('ca-changed', 'the master retired the CA of this certificate (CA rollover)');
+        }
         if (end.connectedMs >= this.opts.stableAfterMs) this.backoff.reset();
         this.setStatus({ last_error: `link closed (${end.code}${end.reason ? ` ${end.reason}` : ''})` });
       } else {
@@ -173,6 +200,7 @@ export class SlaveAgent {
   }
 
   private finish(outcome: SlaveOutcome, why?: string): SlaveOutcome {
+    if (outcome !== 'stopped') this.opts.logger.error({ outcome }, why ?? outcome);
     this.setStatus({
       state: outcome === 'stopped' ? 'stopped' : outcome,
       last_error: why,
@@ -230,18 +258,36 @@ export class SlaveAgent {
         });
         ws.terminate();
       });
-      ws.on('error', (err) => {
+      ws.on('error', (err: NodeJS.ErrnoException) => {
         this.opts.logger.debug({ err: err.message }, 'link error');
-        if (openedAt === undefined) settle({ kind: 'failed', message: err.message });
+        if (openedAt !== undefined) return;
+        if (err.code && UNTRUSTED_CHAIN_CODES.has(err.code)) {
+          settle({
+            kind: 'untrusted-master',
+            message: `the master's certificate is not trusted: ${err.message}`,
+          });
+        } else {
+          settle({ kind: 'failed', message: err.message });
+        }
       });
       ws.on('open', () => {
         openedAt = Date.now();
         const transport = new WebSocketTransport(ws);
         const front = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
         server = front;
+        const refreshTrust = () =>
+          void this.refreshTrust(front).then((renewNow) => {
+            if (renewNow && this.opts.renewal && ws.readyState === WebSocket.OPEN) scheduleRenewal(front, 0);
+          });
+        front.setNotificationHandler(
+          TRUST_CHANGED_NOTIFICATION,
+          { params: TrustParamsSchema.optional() },
+          () => refreshTrust(),
+        );
         // Due already (for example after a time offline past two thirds): renewed at once.
         front.oninitialized = () => {
           if (this.renewalDue) scheduleRenewal(front, this.renewalDue.getTime());
+          refreshTrust();
         };
         // The front's router session tells the master of list changes.
         front.connect(transport).catch((err) => {
@@ -296,7 +342,9 @@ export class SlaveAgent {
     let renewed: SlaveCredentials;
     try {
       this.opts.logger.info({ expiresAt: current.expires_at }, 'renewing the certificate over the link');
-      renewed = await requestRenewal(front, current, schedule.requestTimeoutMs);
+      const answer = await requestRenewal(front, current, schedule.requestTimeoutMs);
+      // The CA bundle may have changed while the request was out (a rollover announced).
+      renewed = { ...this.creds, ...pickCertificate(answer) };
       this.opts.saveCredentials(renewed);
     } catch (err) {
       const message = (err as Error).message;
@@ -339,6 +387,60 @@ export class SlaveAgent {
     settle({ kind: 'renewed' });
   }
 
+  /**
+   * Learns the CAs to trust over the link and keeps them in the credentials file. True when this
+   * slave's certificate is not from the CA that issues now, so it should renew at once.
+   */
+  private async refreshTrust(front: Server): Promise<boolean> {
+    try {
+      const update = applyTrust(this.creds, await requestTrust(front, TRUST_TIMEOUT_MS));
+      if (update.changed) {
+        this.opts.saveCredentials(update.creds);
+        this.creds = update.creds;
+        this.opts.logger.info(
+          { cas: [...trustedFingerprints(update.creds)] },
+          'the master changed the CAs to trust (CA rollover); saved',
+        );
+      }
+      if (update.renewNow) {
+        this.opts.logger.info(
+          this.opts.renewal
+            ? 'this certificate is not from the CA the master issues from now; renewing onto it'
+            : 'this certificate is not from the CA the master issues from now, and renewal is off: ' +
+                'the host must pair again when the rollover finishes',
+        );
+      }
+      return update.renewNow;
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: (err as Error).message },
+        'could not learn the CAs to trust from the master',
+      );
+      return false;
+    }
+  }
+
+  /**
+   * The TLS check failed on the master's chain. Reads the CA the master presents now (without
+   * trusting it) to tell a finished CA rollover this slave missed, which only pairing again can
+   * mend, from anything else, which is retried.
+   */
+  private async masterCaChanged(): Promise<string | undefined> {
+    try {
+      const { fingerprint } = await fetchMasterCa(parseMasterUrl(this.creds.master_url).endpoint);
+      const trusted = trustedFingerprints(this.creds);
+      if (trusted.has(fingerprint)) return undefined;
+      return (
+        `the master presents the CA ${fingerprint}, which this host does not trust (it trusts ` +
+        `${[...trusted].join(', ')}). If the master finished a CA rollover while this host was away, ` +
+        "pair again (`diane slave pair`); otherwise something else answers at the master's address"
+      );
+    } catch (err) {
+      this.opts.logger.debug({ err: (err as Error).message }, 'could not read the master CA');
+      return undefined;
+    }
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -360,4 +462,11 @@ export class SlaveAgent {
     this.current?.close(CloseCode.goingAway, 'slave shutting down');
     for (const ws of this.draining) ws.close(CloseCode.goingAway, 'slave shutting down');
   }
+}
+
+function pickCertificate(
+  creds: SlaveCredentials,
+): Pick<SlaveCredentials, 'client_cert' | 'client_key' | 'issued_at' | 'expires_at'> {
+  const { client_cert, client_key, issued_at, expires_at } = creds;
+  return { client_cert, client_key, issued_at, expires_at };
 }

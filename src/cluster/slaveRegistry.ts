@@ -4,6 +4,7 @@ import type { Router } from '../mcp/router.js';
 import type { Store } from '../store/index.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
+import type { TrustResult } from './trustWire.js';
 import { CloseCode } from './webSocketTransport.js';
 
 /** `last_seen` is written at most this often per host: heartbeats are frequent, disks are slow. */
@@ -48,7 +49,7 @@ export class SlaveRegistry {
     private readonly limits: SlaveLimits,
     private readonly version: string,
     private readonly logger: Logger,
-    private readonly renewal?: RenewalService,
+    private readonly services: { renewal?: RenewalService; trust?: () => TrustResult } = {},
   ) {}
 
   /**
@@ -77,7 +78,7 @@ export class SlaveRegistry {
   ensureHost(hostId: string): SlaveUpstream {
     let slave = this.slaves.get(hostId);
     if (slave) return slave;
-    slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger, this.renewal);
+    slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger, this.services);
     if (this.router.get(hostId)) {
       this.logger.error(
         { host: hostId },
@@ -108,9 +109,12 @@ export class SlaveRegistry {
     info: Omit<LinkInfo, 'certExpiresAt'>,
     pending = false,
   ): Promise<void> {
-    if (pending && !this.renewal?.confirm(hostId, info.certSerial)) {
+    if (pending && !this.services.renewal?.confirm(hostId, info.certSerial)) {
       return Promise.reject(new Error(`the renewed certificate of ${hostId} is no longer pending`));
     }
+    // The previous certificate came back before the renewed one was ever used (the slave died
+    // before writing it): the renewed one must not stay a second way in.
+    if (!pending) this.services.renewal?.abandonPending(hostId, info.certSerial);
     const row = this.store.slaveServers.getByHostId(hostId);
     if (!row) return Promise.reject(new Error(`${hostId} is not a paired host`));
     const slave = this.ensureHost(hostId);
@@ -130,6 +134,27 @@ export class SlaveRegistry {
     } catch (err) {
       this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
     }
+  }
+
+  /** Every live slave asks `diane/trust` again (a CA rollover started or finished). */
+  announceTrustChanged(): void {
+    for (const slave of this.slaves.values()) slave.notifyTrustChanged();
+  }
+
+  /**
+   * Closes the links whose certificate is not from one of these CAs: after a forced `ca finish`,
+   * a host still on the retired CA has nothing to reconnect with and must pair again.
+   */
+  async cutLinksOutside(caFingerprints: ReadonlySet<string>): Promise<string[]> {
+    const cut: string[] = [];
+    for (const row of this.store.slaveServers.list()) {
+      if (row.caFingerprint !== null && caFingerprints.has(row.caFingerprint)) continue;
+      const slave = this.slaves.get(row.hostId);
+      if (!slave?.connected) continue;
+      cut.push(row.hostId);
+      await slave.detach(CloseCode.caRetired, 'the CA of this certificate was retired; pair again');
+    }
+    return cut;
   }
 
   get(hostId: string): SlaveUpstream | undefined {

@@ -28,6 +28,12 @@ import {
   type RenewResult,
 } from './renewalWire.js';
 import { runAt, type Scheduled } from './runAt.js';
+import {
+  TRUST_CHANGED_NOTIFICATION,
+  TRUST_METHOD,
+  TrustParamsSchema,
+  type TrustResult,
+} from './trustWire.js';
 import { CloseCode, WebSocketTransport } from './webSocketTransport.js';
 
 export interface LinkInfo {
@@ -46,6 +52,13 @@ export interface SlaveLimits {
 /** What a link may ask of the master's renewal rules (`RenewalService`). */
 export interface LinkRenewal {
   renew(request: RenewalRequest): Promise<RenewResult>;
+}
+
+/** The master's services a link offers the slave beyond MCP. */
+export interface LinkServices {
+  renewal?: LinkRenewal;
+  /** The CAs slaves trust now, for `diane/trust` (CA rollover). */
+  trust?: () => TrustResult;
 }
 
 /** The longest an old link is kept open for its calls in flight after a renewal handover. */
@@ -96,7 +109,7 @@ export class SlaveUpstream implements Upstream {
     private readonly limits: SlaveLimits,
     private readonly clientVersion: string,
     private readonly logger: Logger,
-    private readonly renewal?: LinkRenewal,
+    private readonly services: LinkServices = {},
   ) {
     this.limit = new ConcurrencyLimit(limits.maxInFlight, limits.maxQueued);
   }
@@ -136,6 +149,16 @@ export class SlaveUpstream implements Upstream {
           params: RenewParamsSchema,
           handle: (params: { csr: string }) => this.renewOverLink(info.certSerial, params.csr),
         },
+        {
+          method: TRUST_METHOD,
+          params: TrustParamsSchema,
+          handle: async () => {
+            const trust = this.services.trust;
+            if (!trust)
+              throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'trust is not offered here');
+            return trust();
+          },
+        },
       ],
     });
     if (attempt !== this.attempt || (!handover && this.transport !== transport)) {
@@ -164,10 +187,10 @@ export class SlaveUpstream implements Upstream {
    * upstream is, and the serial the hub accepted for this link; nothing in the message names it.
    */
   private async renewOverLink(linkSerial: string, csrPem: string): Promise<RenewResult> {
-    if (!this.renewal)
-      throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'renewal is not offered here');
+    const renewal = this.services.renewal;
+    if (!renewal) throw new ProtocolError(ProtocolErrorCode.MethodNotFound, 'renewal is not offered here');
     try {
-      return await this.renewal.renew({ hostId: this.name, linkSerial, csrPem });
+      return await renewal.renew({ hostId: this.name, linkSerial, csrPem });
     } catch (err) {
       if (err instanceof RenewalRefusedError) {
         const code = FINAL_RENEWAL_REFUSALS.has(err.reason) ? REFUSAL_CLOSE[err.reason] : undefined;
@@ -267,6 +290,11 @@ export class SlaveUpstream implements Upstream {
 
   serverCapabilities(): ServerCapabilities | undefined {
     return this.connected ? this.session?.serverCapabilities() : undefined;
+  }
+
+  /** Tells the slave to ask `diane/trust` again: a CA rollover started or finished. */
+  notifyTrustChanged(): void {
+    this.session?.notifyExtension(TRUST_CHANGED_NOTIFICATION);
   }
 
   notifyRootsChanged(): void {

@@ -22,6 +22,8 @@ export const CloseCode = {
    * link is closed by the master once its calls in flight are done. Not an error.
    */
   renewed: 4412,
+  /** A CA rollover finished and this link's certificate is from the retired CA: pair again. */
+  caRetired: 4413,
 } as const;
 
 /** Stays under the ws 123-byte limit on close reasons. */

@@ -17,6 +17,7 @@ export function homeFiles(paths: HomePaths): { path: string; kind: HomeFileKind 
     secret(paths.token),
     secret(paths.joinToken),
     secret(paths.caKey),
+    secret(paths.caNextKey),
     secret(paths.serverKey),
     secret(paths.slaveCredentials),
     // The database holds who is paired and what is revoked; its WAL holds recent writes of it.
@@ -29,6 +30,9 @@ export function homeFiles(paths: HomePaths): { path: string; kind: HomeFileKind 
     secret(`${paths.slaveAudit}-shm`),
     config(paths.mcpServers),
     config(paths.caCert),
+    config(paths.caNextCert),
+    config(paths.caCross),
+    config(paths.caRetiredCert),
     config(paths.serverCert),
     config(paths.socket),
     // `diane slave stop` signals the pid written here.

@@ -23,6 +23,13 @@ export interface HomePaths {
   readonly socket: string;
   readonly caCert: string;
   readonly caKey: string;
+  /** The next CA during a rollover (`diane ca rotate` until `diane ca finish`). */
+  readonly caNextCert: string;
+  readonly caNextKey: string;
+  /** During a rollover: the current CA's key certified by the next CA (for the pairing pin). */
+  readonly caCross: string;
+  /** The CA retired by the last finished rollover; its key is deleted. */
+  readonly caRetiredCert: string;
   readonly serverCert: string;
   readonly serverKey: string;
   readonly slaveCredentials: string;
@@ -44,6 +51,10 @@ export function homePaths(home: string): HomePaths {
     socket: join(root, 'diane.sock'),
     caCert: join(root, 'slave-ca-cert.pem'),
     caKey: join(root, 'slave-ca-key.pem'),
+    caNextCert: join(root, 'slave-ca-next-cert.pem'),
+    caNextKey: join(root, 'slave-ca-next-key.pem'),
+    caCross: join(root, 'slave-ca-cross-cert.pem'),
+    caRetiredCert: join(root, 'slave-ca-retired-cert.pem'),
     serverCert: join(root, 'server-cert.pem'),
     serverKey: join(root, 'server-key.pem'),
     slaveCredentials: join(root, 'slave-credentials.json'),

@@ -1,17 +1,19 @@
 import { hostname } from 'node:os';
 import { AdminServer } from '../admin/adminServer.js';
 import { registerAuditRoutes } from '../admin/auditRoutes.js';
+import { registerCaRoutes } from '../admin/caRoutes.js';
 import { registerCoreRoutes } from '../admin/coreRoutes.js';
 import { registerPairingRoutes } from '../admin/pairingRoutes.js';
 import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
 import { AuditLog, type AuditSettings } from '../audit/index.js';
+import { CaRolloverService } from '../cluster/caRollover.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
 import { RenewalService } from '../cluster/renewal.js';
 import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
-import { ensureHome, homePaths } from '../config/paths.js';
+import { ensureHome, type HomePaths, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
 import { HttpFront, type SessionLimits } from '../mcp/httpFront.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
@@ -20,9 +22,12 @@ import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
 import {
   type CaExpirySettings,
+  type CaSetFiles,
+  type CertificateAuthority,
   caExpiryWarning,
   ensureServerCertificate,
-  loadOrCreateCa,
+  loadCaSet,
+  SlaveCas,
 } from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -102,15 +107,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       );
     }
     const openedStore = store;
-    const ca = await loadOrCreateCa({ certPath: paths.caCert, keyPath: paths.caKey });
-    const caWarning = caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry);
-    if (caWarning) logger.warn({ caExpiresAt: ca.notAfter.toISOString() }, caWarning);
-    const serverCert = await ensureServerCertificate(ca, {
-      certPath: paths.serverCert,
-      keyPath: paths.serverKey,
-      hosts: opts.publicHosts,
-    });
-    if (serverCert.reissued) logger.info({ hosts: opts.publicHosts }, 'issued the TLS server certificate');
+    const caFiles = caSetFiles(paths);
+    const cas = new SlaveCas(await loadCaSet(caFiles));
+    const caWarning = caExpiryWarning(cas.get().current.notAfter, new Date(), opts.caExpiry);
+    if (caWarning) logger.warn({ caExpiresAt: cas.get().current.notAfter.toISOString() }, caWarning);
+    if (cas.get().next) logger.info('a CA rollover is under way (`diane ca status`)');
+    const serverCertificate = async (ca: CertificateAuthority) => {
+      const cert = await ensureServerCertificate(ca, {
+        certPath: paths.serverCert,
+        keyPath: paths.serverKey,
+        hosts: opts.publicHosts,
+      });
+      if (cert.reissued) logger.info({ hosts: opts.publicHosts }, 'issued the TLS server certificate');
+      return cert;
+    };
     manager = new UpstreamManager(
       paths.mcpServers,
       router,
@@ -126,7 +136,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     pairing = new PairingService({
       ...(joinToken === undefined ? {} : { joinToken }),
       store,
-      ca,
+      ca: cas,
       settings: opts.pairing,
       logger,
       isNameTaken: (hostId) =>
@@ -137,7 +147,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     pairing.start();
     const renewal = new RenewalService({
       store,
-      ca,
+      ca: cas,
       settings: { certValidityMs: opts.pairing.certValidityMs },
       logger,
     });
@@ -151,9 +161,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       VERSION,
       logger,
-      renewal,
+      { renewal, trust: () => rollover.trust() },
     );
     registry = slaves;
+    const rollover: CaRolloverService = new CaRolloverService({
+      cas,
+      files: caFiles,
+      store,
+      links: {
+        announceTrustChanged: () => slaves.announceTrustChanged(),
+        cutLinksOutside: (fingerprints) => slaves.cutLinksOutside(fingerprints),
+        isConnected: (hostId) => slaves.get(hostId)?.connected === true,
+      },
+      serverCertificate,
+      applyTls: (tls) => cluster?.updateTls(tls),
+      logger,
+    });
     pairing.subscribe((event) => {
       if (event.type === 'approved') slaves.syncFromStore();
     });
@@ -169,9 +192,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     cluster = new ClusterListener({
       host: opts.clusterListen.host,
       port: opts.clusterListen.port,
-      certPem: serverCert.certPem,
-      keyPem: serverCert.keyPem,
-      caPem: ca.certPem,
+      tls: await rollover.tls(),
+      pairingTrust: () => rollover.pairingTrust(),
       pairing,
       logger,
     });
@@ -211,10 +233,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       socket: paths.socket,
       cluster: { listen: clusterAddress, url: clusterUrl },
-      ca_fingerprint: ca.fingerprint,
-      ca_expires_at: ca.notAfter.toISOString(),
-      ca_expiry_warning: caExpiryWarning(ca.notAfter, new Date(), opts.caExpiry),
-      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${ca.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
+      ca_fingerprint: cas.get().current.fingerprint,
+      ca_next_fingerprint: cas.get().next?.fingerprint,
+      ca_expires_at: cas.get().current.notAfter.toISOString(),
+      ca_expiry_warning: caExpiryWarning(cas.get().current.notAfter, new Date(), opts.caExpiry),
+      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${cas.get().current.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,
     });
@@ -222,6 +245,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     registerPairingRoutes(admin, pairing);
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
     registerAuditRoutes(admin, { audit, events: store.auditEvents });
+    registerCaRoutes(admin, rollover);
     admin.ready();
     await manager.reload();
     slaves.syncFromStore();
@@ -256,4 +280,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     store?.close();
     throw err;
   }
+}
+
+function caSetFiles(paths: HomePaths): CaSetFiles {
+  return {
+    certPath: paths.caCert,
+    keyPath: paths.caKey,
+    nextCertPath: paths.caNextCert,
+    nextKeyPath: paths.caNextKey,
+    crossPath: paths.caCross,
+    retiredCertPath: paths.caRetiredCert,
+  };
 }

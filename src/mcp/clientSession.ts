@@ -348,6 +348,11 @@ export class ClientSession {
     if (this.isOpen) this.client.sendRootsListChanged().catch(() => {});
   }
 
+  /** Sends one of the owner's non-spec notifications (the counterpart of `extensionRequests`). */
+  notifyExtension(method: string): void {
+    if (this.isOpen) this.client.notification({ method } as never).catch(() => {});
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     await this.client.close();

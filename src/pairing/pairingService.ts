@@ -1,7 +1,7 @@
 import { type Logger, silentLogger } from '../log.js';
 import {
-  type CertificateAuthority,
   CsrRejectedError,
+  type IssuingCa,
   issueSlaveCertificate,
   type ValidatedCsr,
   validateCsr,
@@ -23,7 +23,8 @@ import { sourcePrefix } from './sourcePrefix.js';
 
 export interface PairingServiceDeps {
   store: Store;
-  ca: CertificateAuthority;
+  /** Where new certificates are signed: the next CA during a rollover. */
+  ca: IssuingCa;
   settings: PairingSettings;
   now?: () => Date;
   /** Why a host id is already used by something else (an upstream server), or undefined. */
@@ -98,7 +99,7 @@ interface Refusal {
  */
 export class PairingService {
   private readonly store: Store;
-  private readonly ca: CertificateAuthority;
+  private readonly ca: IssuingCa;
   private readonly settings: PairingSettings;
   private readonly now: () => Date;
   private readonly isNameTaken: ((hostId: string) => string | undefined) | undefined;
@@ -188,7 +189,7 @@ export class PairingService {
           status: 'approved',
           hostId,
           clientCert: request.clientCert,
-          caCert: this.ca.certPem,
+          caCert: this.ca.issuing().certPem,
           certExpiresAt: request.certExpiresAt,
         };
       case 'denied':
@@ -235,7 +236,8 @@ export class PairingService {
 
     const csr = await this.validate(target.csr, hostId);
     const issuedAt = this.now();
-    const issued = await issueSlaveCertificate(this.ca, csr, hostId, {
+    const ca = this.ca.issuing();
+    const issued = await issueSlaveCertificate(ca, csr, hostId, {
       validityMs: this.settings.certValidityMs,
       now: issuedAt,
     });
@@ -274,6 +276,7 @@ export class PairingService {
         issuedAt,
         expiresAt: issued.notAfter,
         keyFingerprint: issued.keyFingerprint,
+        caFingerprint: ca.fingerprint,
       });
       return { request: current, rePair };
     });

@@ -5,6 +5,18 @@ import './x509.js';
 export type { CaFiles, CertificateAuthority } from './authority.js';
 export { loadCa, loadOrCreateCa } from './ca.js';
 export { type CaExpirySettings, caExpiryWarning, DEFAULT_CA_EXPIRY_SETTINGS } from './caExpiry.js';
+export {
+  type CaSet,
+  type CaSetFiles,
+  crossCertify,
+  finishRollover,
+  type IssuingCa,
+  issuingCa,
+  loadCaSet,
+  SlaveCas,
+  startRollover,
+  trustedCas,
+} from './caSet.js';
 export { CA_KEY_BITS, type CreateCaOptions } from './createCa.js';
 export { MAX_CSR_BYTES, type ValidatedCsr, validateCsr } from './csr.js';
 export type { SlaveKeyType } from './csrPolicy.js';

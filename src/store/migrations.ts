@@ -109,6 +109,16 @@ CREATE UNIQUE INDEX slave_servers_pending_cert_serial ON slave_servers (pending_
   },
   {
     version: 5,
+    name: 'CA rollover: which CA issued each current and pending certificate',
+    // `sha256:<hex>` of the issuing CA's key. NULL on rows from before v5: they were issued by the
+    // only CA there was, the one current when the first rollover starts.
+    sql: `
+ALTER TABLE slave_servers ADD COLUMN ca_fingerprint TEXT;
+ALTER TABLE slave_servers ADD COLUMN pending_ca_fingerprint TEXT;
+`,
+  },
+  {
+    version: 6,
     name: 'agents (identities, token hashes, scopes) and the audit trail of their calls',
     // An agent's bearer token is never stored, only its SHA-256 (config/agentTokens.ts), looked up
     // through the unique index on every request. allow/deny are JSON arrays of name patterns. The

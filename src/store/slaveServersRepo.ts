@@ -14,6 +14,8 @@ export interface SlaveServer {
   updatedAt: Date;
   /** `sha256:<hex>` of the certificate's public key; null only for rows made before schema v3. */
   keyFingerprint: string | null;
+  /** Key fingerprint of the CA that issued the current certificate; null before schema v5. */
+  caFingerprint: string | null;
   /** A renewed certificate issued but not yet seen on a link; null when none is pending. */
   pending: PendingCertificate | null;
   lastRenewedAt: Date | null;
@@ -24,6 +26,8 @@ export interface SlaveServer {
 
 export interface PendingCertificate extends SlaveCertificate {
   keyFingerprint: string;
+  /** Null only for a renewal pending across the upgrade to schema v5. */
+  caFingerprint: string | null;
 }
 
 export interface SlaveCertificate {
@@ -40,6 +44,7 @@ export interface NewSlaveServer extends SlaveCertificate {
 export interface SlaveEnrollment extends SlaveCertificate {
   hostId: string;
   keyFingerprint: string;
+  caFingerprint: string;
 }
 
 interface SlaveServerRow {
@@ -53,6 +58,8 @@ interface SlaveServerRow {
   created_at: string;
   updated_at: string;
   key_fingerprint: string | null;
+  ca_fingerprint: string | null;
+  pending_ca_fingerprint: string | null;
   pending_cert_serial: string | null;
   pending_key_fingerprint: string | null;
   pending_issued_at: string | null;
@@ -71,6 +78,8 @@ export class SlaveServersRepo {
   private readonly pendingStmt: Statement;
   private readonly promoteStmt: Statement;
   private readonly renewalErrorStmt: Statement;
+  private readonly clearPendingStmt: Statement;
+  private readonly backfillCaStmt: Statement;
   private readonly byKeyFingerprintStmt: Statement<[string], SlaveServerRow>;
   private readonly listStmt: Statement<[], SlaveServerRow>;
   private readonly lastSeenStmt: Statement;
@@ -92,14 +101,17 @@ export class SlaveServersRepo {
     this.upsertStmt = db.prepare(
       `INSERT INTO slave_servers
          (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at,
-          key_fingerprint)
-       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now, @keyFingerprint)
+          key_fingerprint, ca_fingerprint)
+       VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now, @keyFingerprint,
+               @caFingerprint)
        ON CONFLICT (host_id) DO UPDATE
           SET cert_serial = excluded.cert_serial, issued_at = excluded.issued_at,
               expires_at = excluded.expires_at, key_fingerprint = excluded.key_fingerprint,
+              ca_fingerprint = excluded.ca_fingerprint,
               enabled = 1, updated_at = excluded.updated_at,
               pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
-              pending_expires_at = NULL, renewal_error = NULL, renewal_error_at = NULL`,
+              pending_expires_at = NULL, pending_ca_fingerprint = NULL,
+              renewal_error = NULL, renewal_error_at = NULL`,
     );
     this.byHostIdStmt = db.prepare('SELECT * FROM slave_servers WHERE host_id = ?');
     // The pending certificate is found too: its first link is what makes it current.
@@ -110,6 +122,7 @@ export class SlaveServersRepo {
       `UPDATE slave_servers
           SET pending_cert_serial = @certSerial, pending_key_fingerprint = @keyFingerprint,
               pending_issued_at = @issuedAt, pending_expires_at = @expiresAt,
+              pending_ca_fingerprint = @caFingerprint,
               renewal_error = NULL, renewal_error_at = NULL, updated_at = @now
         WHERE host_id = @hostId`,
     );
@@ -117,9 +130,19 @@ export class SlaveServersRepo {
       `UPDATE slave_servers
           SET cert_serial = pending_cert_serial, key_fingerprint = pending_key_fingerprint,
               issued_at = pending_issued_at, expires_at = pending_expires_at, last_renewed_at = @now,
+              ca_fingerprint = pending_ca_fingerprint,
               pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
-              pending_expires_at = NULL, updated_at = @now
+              pending_expires_at = NULL, pending_ca_fingerprint = NULL, updated_at = @now
         WHERE host_id = @hostId AND pending_cert_serial = @serial`,
+    );
+    this.clearPendingStmt = db.prepare(
+      `UPDATE slave_servers
+          SET pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
+              pending_expires_at = NULL, pending_ca_fingerprint = NULL, updated_at = @now
+        WHERE host_id = @hostId AND pending_cert_serial = @serial`,
+    );
+    this.backfillCaStmt = db.prepare(
+      'UPDATE slave_servers SET ca_fingerprint = @caFingerprint WHERE ca_fingerprint IS NULL',
     );
     this.renewalErrorStmt = db.prepare(
       'UPDATE slave_servers SET renewal_error = @error, renewal_error_at = @at WHERE host_id = @hostId',
@@ -168,6 +191,7 @@ export class SlaveServersRepo {
       expiresAt: toStoredTime(input.expiresAt),
       now: toStoredTime(this.now()),
       keyFingerprint: input.keyFingerprint,
+      caFingerprint: input.caFingerprint,
     });
     return this.getByHostId(input.hostId)!;
   }
@@ -224,6 +248,7 @@ export class SlaveServersRepo {
       hostId,
       certSerial: cert.certSerial,
       keyFingerprint: cert.keyFingerprint,
+      caFingerprint: cert.caFingerprint,
       issuedAt: toStoredTime(cert.issuedAt),
       expiresAt: toStoredTime(cert.expiresAt),
       now: toStoredTime(this.now()),
@@ -234,6 +259,16 @@ export class SlaveServersRepo {
   /** Makes the pending certificate `serial` the current one; false if it is not the pending one. */
   promotePending(hostId: string, serial: string, at: Date): boolean {
     return this.promoteStmt.run({ hostId, serial, now: toStoredTime(at) }).changes === 1;
+  }
+
+  /** Forgets the pending certificate `serial`; false if it is not the pending one. */
+  clearPending(hostId: string, serial: string): boolean {
+    return this.clearPendingStmt.run({ hostId, serial, now: toStoredTime(this.now()) }).changes === 1;
+  }
+
+  /** Names the issuer of certificates recorded before schema v5, which did not record it. */
+  backfillCaFingerprint(caFingerprint: string): number {
+    return this.backfillCaStmt.run({ caFingerprint }).changes;
   }
 
   /** `error` null clears it. Not a change of the record, so updated_at stays. */
@@ -260,6 +295,7 @@ function toSlaveServer(row: SlaveServerRow): SlaveServer {
     createdAt: fromStoredTime(row.created_at),
     updatedAt: fromStoredTime(row.updated_at),
     keyFingerprint: row.key_fingerprint,
+    caFingerprint: row.ca_fingerprint,
     pending:
       row.pending_cert_serial === null ||
       row.pending_key_fingerprint === null ||
@@ -269,6 +305,7 @@ function toSlaveServer(row: SlaveServerRow): SlaveServer {
         : {
             certSerial: row.pending_cert_serial,
             keyFingerprint: row.pending_key_fingerprint,
+            caFingerprint: row.pending_ca_fingerprint,
             issuedAt: fromStoredTime(row.pending_issued_at),
             expiresAt: fromStoredTime(row.pending_expires_at),
           },

@@ -216,7 +216,7 @@ describe('schema v5', () => {
     old.close();
     const store = open();
     expect(store.schemaVersion).toBe(latestSchemaVersion);
-    expect(latestSchemaVersion).toBe(5);
+    expect(latestSchemaVersion).toBe(6);
     expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe('0a01');
     expect(store.agents.list()).toEqual([]);
     expect(store.auditEvents.count()).toBe(0);

@@ -24,7 +24,14 @@ import {
   redactJoinToken,
   sourcePrefix,
 } from '../../src/pairing/index.js';
-import { type CertificateAuthority, loadOrCreateCa, makeCsr, serialOf, x509 } from '../../src/pki/index.js';
+import {
+  type CertificateAuthority,
+  loadOrCreateCa,
+  makeCsr,
+  SlaveCas,
+  serialOf,
+  x509,
+} from '../../src/pki/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
 const MINUTE = 60_000;
@@ -85,7 +92,7 @@ function setup(
   opened.push(store);
   const service = new PairingService({
     store,
-    ca,
+    ca: new SlaveCas({ current: ca }),
     settings: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: TTL, ...options.settings },
     now: () => clock,
     ...(options.isNameTaken ? { isNameTaken: options.isNameTaken } : {}),

@@ -13,7 +13,7 @@ import {
   PairingService,
   type PairingSettings,
 } from '../../src/pairing/index.js';
-import { type CertificateAuthority, loadOrCreateCa, makeCsr } from '../../src/pki/index.js';
+import { type CertificateAuthority, loadOrCreateCa, makeCsr, SlaveCas } from '../../src/pki/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
 /*
@@ -70,7 +70,7 @@ function makeService(deps: { now?: boolean; settings?: Partial<PairingSettings> 
   );
   const made = new PairingService({
     store,
-    ca,
+    ca: new SlaveCas({ current: ca }),
     settings: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: TTL, ...deps.settings },
     ...(deps.now === false ? {} : { now: () => clock }),
     logger,

@@ -9,6 +9,7 @@ import {
   type CertificateAuthority,
   loadOrCreateCa,
   makeCsr,
+  SlaveCas,
   serialOf,
   validateCsr,
   x509,
@@ -57,7 +58,7 @@ beforeEach(() => {
   const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
   service = new RenewalService({
     store,
-    ca,
+    ca: new SlaveCas({ current: ca }),
     settings: { certValidityMs: VALIDITY },
     now: () => clock,
     logger,
@@ -74,6 +75,7 @@ function enroll(patch: { certSerial?: string; expiresAt?: Date; keyFingerprint?:
     issuedAt: new Date(clock.getTime() - 20 * DAY),
     expiresAt: patch.expiresAt ?? new Date(clock.getTime() + 10 * DAY),
     keyFingerprint: patch.keyFingerprint ?? OLD_KEY,
+    caFingerprint: ca.fingerprint,
   });
 }
 
@@ -246,7 +248,11 @@ describe('RenewalService bookkeeping', () => {
       expiresAt: new Date(Date.now() - 1000),
       keyFingerprint: OLD_KEY,
     });
-    const realClock = new RenewalService({ store, ca, settings: { certValidityMs: VALIDITY } });
+    const realClock = new RenewalService({
+      store,
+      ca: new SlaveCas({ current: ca }),
+      settings: { certValidityMs: VALIDITY },
+    });
     await expect(
       realClock.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem }),
     ).rejects.toMatchObject({ reason: 'expired' });
@@ -267,7 +273,7 @@ describe('RenewalService bookkeeping', () => {
     };
     const refusing = new RenewalService({
       store: broken as never,
-      ca,
+      ca: new SlaveCas({ current: ca }),
       settings: { certValidityMs: VALIDITY },
       now: () => clock,
       logger: pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) }),
@@ -298,6 +304,7 @@ describe('RenewalService renews', () => {
     expect(row.pending).toEqual({
       certSerial: serialOf(cert),
       keyFingerprint: csrWs1.key,
+      caFingerprint: ca.fingerprint,
       issuedAt: clock,
       expiresAt: cert.notAfter,
     });
@@ -401,5 +408,30 @@ describe('RenewalService.confirm', () => {
     expect(store.slaveServers.getByHostId('ws1')?.pending).toBeNull();
     expect(store.slaveServers.getByCertSerial(serial)).toBeUndefined();
     expect(service.confirm('ws1', serial)).toBe(false);
+  });
+});
+
+describe('RenewalService.abandonPending', () => {
+  it('a link with the previous certificate revokes the unused pending one: never two ways in', async () => {
+    enroll();
+    const result = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
+    const serial = serialOf(new x509.X509Certificate(result.client_cert));
+    expect(service.abandonPending('ws1', LINK_SERIAL)).toBe(true);
+    const row = store.slaveServers.getByHostId('ws1')!;
+    expect(row).toMatchObject({ certSerial: LINK_SERIAL, pending: null });
+    expect(store.revokedCredentials.getBySerial(serial)).toMatchObject({ reason: 'renewal-abandoned' });
+    expect(store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
+    expect(service.confirm('ws1', serial)).toBe(false);
+    expect(logs.at(-1)).toMatchObject({ level: 40, host: 'ws1', serial });
+  });
+
+  it('changes nothing without a pending certificate, or for a serial that is not the current one', async () => {
+    enroll();
+    expect(service.abandonPending('ws1', LINK_SERIAL)).toBe(false);
+    await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
+    expect(service.abandonPending('ws1', '00ffff')).toBe(false);
+    expect(service.abandonPending('nobody', LINK_SERIAL)).toBe(false);
+    expect(store.slaveServers.getByHostId('ws1')?.pending).not.toBeNull();
+    expect(store.revokedCredentials.list()).toEqual([]);
   });
 });

@@ -79,6 +79,8 @@ describe('openStore', () => {
       ['last_renewed_at', 'DATETIME', 0, null, 0],
       ['renewal_error', 'TEXT', 0, null, 0],
       ['renewal_error_at', 'DATETIME', 0, null, 0],
+      ['ca_fingerprint', 'TEXT', 0, null, 0],
+      ['pending_ca_fingerprint', 'TEXT', 0, null, 0],
     ]);
     expect(columns(store, 'revoked_slave_credentials')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -274,6 +276,7 @@ describe('slaveServers', () => {
       createdAt: T0,
       updatedAt: T0,
       keyFingerprint: null,
+      caFingerprint: null,
       pending: null,
       lastRenewedAt: null,
       renewalError: null,
