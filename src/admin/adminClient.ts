@@ -1,8 +1,10 @@
 import { request as httpRequest } from 'node:http';
+import type { AgentView } from '../agents/agentService.js';
 import type { CaRolloverStatus, FinishResult } from '../cluster/caRollover.js';
 import type { RevokedHost } from '../cluster/revocation.js';
 import type { SlaveHealth } from '../cluster/slaveRegistry.js';
 import { DianeError, ExitCode } from '../errors.js';
+import type { AgentDetail } from './agentRoutes.js';
 import type { PendingRequestJson } from './pairingRoutes.js';
 import type {
   ApproveResponse,
@@ -68,6 +70,42 @@ export class AdminClient {
 
   callTool(call: CallRequest): Promise<CallResponse> {
     return this.request('POST', '/api/tools/call', call);
+  }
+
+  agents(): Promise<{ agents: AgentView[] }> {
+    return this.request('GET', '/api/agents');
+  }
+
+  agentShow(name: string): Promise<AgentDetail> {
+    return this.request('POST', '/api/agents/show', { name });
+  }
+
+  agentAdd(body: { name: string; allow: string[]; deny: string[]; record_arguments: boolean }): Promise<{
+    agent: AgentView;
+    token: string;
+  }> {
+    return this.request('POST', '/api/agents/add', body);
+  }
+
+  agentWhoami(token: string): Promise<{ name: string }> {
+    return this.request('POST', '/api/agents/whoami', { token });
+  }
+
+  agentRotate(name: string): Promise<{ agent: AgentView; token: string }> {
+    return this.request('POST', '/api/agents/rotate', { name });
+  }
+
+  agentRemove(name: string): Promise<{ removed: string }> {
+    return this.request('POST', '/api/agents/remove', { name });
+  }
+
+  agentUpdate(body: {
+    name: string;
+    allow?: string[];
+    deny?: string[];
+    record_arguments?: boolean;
+  }): Promise<AgentView> {
+    return this.request('POST', '/api/agents/update', body);
   }
 
   caStatus(): Promise<CaRolloverStatus> {

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerAgentsCommand } from './agentsCommand.js';
 import { registerAuditCommand } from './auditCommand.js';
 import { registerCaCommand } from './caCommand.js';
 import { registerCatalogCommands } from './catalogCommands.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerSlaveAgentCommands(slave);
   registerSlaveAuditCommand(slave);
   registerCaCommand(program);
+  registerAgentsCommand(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

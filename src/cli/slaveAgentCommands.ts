@@ -11,9 +11,16 @@ import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { ExposedAndHidden, ServerExposure } from '../mcp/exposure.js';
 import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
-import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
+import {
+  type AuditOptions,
+  auditOptions,
+  auditSettingsFrom,
+  routerSettingsFrom,
+  type SharedDaemonOptions,
+  sharedDaemonOptions,
+} from './sharedOptions.js';
 
-interface StartOptions extends SharedDaemonOptions {
+interface StartOptions extends SharedDaemonOptions, AuditOptions {
   detach?: boolean;
   /** commander's `--no-renewal`: true unless the flag was given. */
   renewal: boolean;
@@ -51,6 +58,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       ),
     );
   for (const option of sharedDaemonOptions()) start.addOption(option);
+  for (const option of auditOptions()) start.addOption(option);
   start.action(async (opts: StartOptions, cmd: Command) => {
     const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
     // The slave's status, pid and log files are for its user only.
@@ -64,6 +72,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       maxPayloadBytes: opts.maxPayload,
       renewal: opts.renewal,
+      audit: auditSettingsFrom(opts),
     });
     if (outcome !== 'stopped') {
       const [message, code] = OUTCOME_MESSAGES[outcome];

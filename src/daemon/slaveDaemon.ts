@@ -15,6 +15,7 @@ import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { type AuditStore, openSlaveAuditStore } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { feedAudit } from './auditFeed.js';
 import { claimPidFile } from './pidFile.js';
 
 export interface SlaveDaemonOptions {
@@ -52,6 +53,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   const audit = new AuditLog(auditStore, opts.audit ?? DEFAULT_AUDIT_SETTINGS, logger);
   audit.start();
   const router = new Router(opts.router, logger);
+  feedAudit(router, audit);
   const manager = new UpstreamManager(
     paths.mcpServers,
     router,

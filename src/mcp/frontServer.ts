@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
 import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
+import { type AgentIdentity, UNNAMED_AGENT } from './agentIdentity.js';
 import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
-import { Scope } from './scope.js';
+import type { Scope } from './scope.js';
 import type { JsonObject, ProgressUpdate } from './upstream.js';
 
 export interface FrontInfo {
@@ -39,10 +40,10 @@ export interface FrontOptions {
    */
   progressSettleMs?: number;
   /**
-   * What the agent may see and use (default: everything). A persistent instance's session
-   * starts with it and follows `Router.setScope` afterwards.
+   * Who the agent is (default: `UNNAMED_AGENT`, which sees everything). A persistent instance's
+   * session starts with its scope and follows `Router.setAgentScope` afterwards.
    */
-  scope?: Scope;
+  agent?: AgentIdentity;
 }
 
 /**
@@ -58,8 +59,9 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   );
   // A connection that stays open has a session in the router from the start: list changes, log
   // messages and resource updates reach it.
-  const session = opts.persistent ? openSession(router, server, opts.scope ?? Scope.full()) : undefined;
-  const scope = () => session?.scope ?? opts.scope ?? Scope.full();
+  const agent = opts.agent ?? UNNAMED_AGENT;
+  const session = opts.persistent ? openSession(router, server, agent) : undefined;
+  const scope = () => session?.scope ?? agent.scope;
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
     const page = router.list(kind, request.params?.cursor, scope());
@@ -78,7 +80,7 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   const call = (method: RoutedMethod) => (request: { params?: unknown }, ctx: ServerContext) => {
     const params = (request.params ?? {}) as JsonObject;
     // biome-ignore lint/suspicious/noExplicitAny: results are relayed as the upstream sent them.
-    return serveCall(router, server, method, params, ctx, settleMs, scope()) as Promise<any>;
+    return serveCall(router, server, method, params, ctx, settleMs, scope(), opts.agent) as Promise<any>;
   };
   server.setRequestHandler('tools/call', call('tools/call'));
   server.setRequestHandler('prompts/get', call('prompts/get'));
@@ -108,7 +110,7 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   return server;
 }
 
-function openSession(router: Router, server: Server, scope: Scope): AgentSession {
+function openSession(router: Router, server: Server, agent: AgentIdentity): AgentSession {
   const session = router.openSession(
     {
       notify: (method, params) => {
@@ -117,7 +119,8 @@ function openSession(router: Router, server: Server, scope: Scope): AgentSession
         });
       },
     },
-    scope,
+    agent.scope,
+    agent.name,
   );
   onServerClose(server, () => router.closeSession(session));
   return session;
@@ -137,6 +140,8 @@ async function serveCall(
   ctx: ServerContext,
   progressSettleMs: number,
   scope: Scope,
+  /** Undefined for a caller no token names (a slave serving its master, `--agent-auth none`). */
+  agent: AgentIdentity | undefined,
 ): Promise<unknown> {
   const progressToken = (params._meta as JsonObject | undefined)?.progressToken;
   // Progress notifications are written in order, and the result only after the last of them:
@@ -170,6 +175,7 @@ async function serveCall(
       onprogress,
       capabilities: server.getClientCapabilities(),
       scope,
+      agent,
     });
   }
   // 2025-era rounds stay inside one agent request, whose cancellation keeps applying; a

@@ -9,6 +9,17 @@ import type {
 } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/client';
 import type { Logger } from '../log.js';
+import type { AgentIdentity } from './agentIdentity.js';
+import {
+  AGENT_META_KEY,
+  approximateJsonBytes,
+  type CallOutcome,
+  type CallRecord,
+  errorOutcome,
+  errorText,
+  type RecordedMethod,
+  resultOutcome,
+} from './callRecords.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { Exposure, type ServerExposure } from './exposure.js';
 import {
@@ -82,6 +93,8 @@ export interface CallContext {
   capabilities?: ClientCapabilities;
   /** What the agent may use; default: everything. */
   scope?: Scope;
+  /** Who is calling, for the audit trail (`onCallFinished`). */
+  agent?: AgentIdentity;
 }
 
 /** How the router reaches one connected agent session, for notifications. */
@@ -92,6 +105,8 @@ export interface AgentPeer {
 /** One agent session's state in the router: its scope, log level and resource subscriptions. */
 export interface AgentSession {
   readonly peer: AgentPeer;
+  /** The agent's name, so that `setAgentScope` finds its sessions. */
+  readonly agent?: string;
   /** What the session may see and use; changed with `Router.setScope`. */
   readonly scope: Scope;
   logLevel?: LoggingLevel;
@@ -125,6 +140,8 @@ export interface RefusedRequest {
   name: string;
   /** The caller's scope (the one that refused, for `scope`); `Scope.full()` for the owner. */
   scope: Scope;
+  /** Who asked, when known: the agent, or on a slave what the master said. */
+  agent?: string;
 }
 
 export interface ResourceListing {
@@ -208,6 +225,9 @@ export class Router {
   private readonly catalogListeners = new Set<() => void>();
   private catalogTimer?: NodeJS.Timeout;
   private readonly refusedListeners = new Set<(event: RefusedRequest) => void>();
+  private readonly callListeners = new Set<(record: CallRecord) => void>();
+  /** The agent whose request is being routed right now (route() is synchronous). */
+  private caller?: string;
   /** Upstream name → host; kept after a removal, so the entries it took away can still be judged. */
   private readonly hosts = new Map<string, string>();
   /** Bumped by every rebuild: the scopes' cached views are of one generation. */
@@ -340,6 +360,25 @@ export class Router {
    * Called for every request refused for an entry that exists: hidden by its server's exposure
    * (also logged as a warning, with the server's own names only), or outside the caller's scope.
    */
+  /**
+   * Every finished call, and every server request relayed to an agent, for the audit trail.
+   * Listeners run on the call path: they must only queue.
+   */
+  onCallFinished(listener: (record: CallRecord) => void): () => void {
+    this.callListeners.add(listener);
+    return () => this.callListeners.delete(listener);
+  }
+
+  private recordCall(record: CallRecord): void {
+    for (const listener of this.callListeners) {
+      try {
+        listener(record);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'call listener failed');
+      }
+    }
+  }
+
   onRefused(listener: (event: RefusedRequest) => void): () => void {
     this.refusedListeners.add(listener);
     return () => this.refusedListeners.delete(listener);
@@ -373,8 +412,11 @@ export class Router {
           : this.resources.resourceTemplates;
   }
 
-  /** A list as a scope sees it; filtered once per scope and generation of the tables. */
-  private visible(kind: ListKind, scope: Scope): readonly unknown[] {
+  /**
+   * A list as a scope sees it, unpaged (also `diane agents show`); filtered once per scope and
+   * generation of the tables.
+   */
+  visible(kind: ListKind, scope: Scope): readonly unknown[] {
     if (scope.isFull) return this.fullList(kind);
     const view = this.viewOf(scope);
     let list = view.lists.get(kind);
@@ -449,6 +491,10 @@ export class Router {
     const peerCallId =
       typeof incomingMeta?.[CALL_META_KEY] === 'string' ? incomingMeta[CALL_META_KEY] : undefined;
     let routed: { upstream: string; forwarded: JsonObject };
+    // Refusals happen synchronously inside route(): they are told whose request it was.
+    this.caller =
+      ctx.agent?.name ??
+      (typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined);
     try {
       routed = this.route(method, params, ctx.scope ?? Scope.full());
     } catch (err) {
@@ -456,10 +502,18 @@ export class Router {
       const call = new RoutedCall('', ctx.capabilities, peerCallId);
       call.finish({ kind: 'result', result: toolError(err.message) });
       return call;
+    } finally {
+      this.caller = undefined;
     }
     const { upstream, forwarded } = routed;
     const reg = this.registrations.get(upstream)!;
     const call = new RoutedCall(upstream, ctx.capabilities, peerCallId);
+    const peerAgent =
+      typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined;
+    const audited =
+      this.callListeners.size > 0
+        ? this.auditContext(method, params, routed, ctx, call, peerAgent)
+        : undefined;
     call.bind(ctx.signal, ctx.onprogress);
     const idleMs = Math.min(reg.timeoutMs ?? this.settings.callTimeoutMs, this.settings.callTimeoutCapMs);
     call.armIdleTimeout(idleMs);
@@ -473,14 +527,66 @@ export class Router {
         timeoutMs: this.settings.callTimeoutCapMs,
         maxTotalMs: this.settings.callTimeoutCapMs,
         deadline: call.startedAt + this.settings.callTimeoutCapMs,
-        meta: { [CALL_META_KEY]: call.id },
+        meta: {
+          [CALL_META_KEY]: call.id,
+          ...(ctx.agent ? { [AGENT_META_KEY]: ctx.agent.name } : {}),
+        },
       })
       .then(
-        (result) => call.finish({ kind: 'result', result: this.exposeResult(method, upstream, result) }),
-        (err) => call.finish(this.failure(method, params, call, err)),
+        (result) => {
+          if (audited)
+            this.recordCall({
+              ...audited(),
+              outcome: resultOutcome(method, result),
+              bytesOut: approximateJsonBytes(result),
+            });
+          call.finish({ kind: 'result', result: this.exposeResult(method, upstream, result) });
+        },
+        (err) => {
+          const step = this.failure(method, params, call, err);
+          if (audited) {
+            const timedOut = call.timedOut || err instanceof UpstreamTimeoutError;
+            // An unavailable upstream's call ends as a tool error result; it ran nothing.
+            const outcome =
+              timedOut || step.kind !== 'result'
+                ? errorOutcome(timedOut, call.abort.signal.aborted)
+                : 'tool_error';
+            this.recordCall({ ...audited(), outcome, error: errorText(err), bytesOut: 0 });
+          }
+          call.finish(step);
+        },
       )
       .finally(() => this.untrack(call));
     return call;
+  }
+
+  /** What the audit record of a call will say, minus how it ended. */
+  private auditContext(
+    method: RoutedMethod,
+    params: JsonObject,
+    routed: { upstream: string; forwarded: JsonObject },
+    ctx: CallContext,
+    call: RoutedCall,
+    peerAgent: string | undefined,
+  ): () => Omit<CallRecord, 'outcome' | 'bytesOut'> {
+    const exposedName = String(method === 'resources/read' ? params.uri : params.name);
+    const originalName = String(method === 'resources/read' ? routed.forwarded.uri : routed.forwarded.name);
+    const args = method === 'resources/read' ? undefined : params.arguments;
+    const base = {
+      method,
+      agent: ctx.agent?.name,
+      peerAgent,
+      exposedName,
+      host: this.hostOf(routed.upstream),
+      server: routed.upstream,
+      originalName,
+      startedAt: call.startedAt,
+      bytesIn: args === undefined ? 0 : approximateJsonBytes(args),
+      callId: call.id,
+      peerCallId: call.peerCallId,
+      ...(ctx.agent?.recordArguments && args !== undefined ? { arguments: args } : {}),
+    };
+    return () => ({ ...base, durationMs: Date.now() - call.startedAt });
   }
 
   /**
@@ -633,9 +739,10 @@ export class Router {
         "refused a request outside the agent's scope",
       );
     }
+    const told = this.caller === undefined ? event : { ...event, agent: this.caller };
     for (const listener of this.refusedListeners) {
       try {
-        listener(event);
+        listener(told);
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, 'refusal listener failed');
       }
@@ -732,7 +839,35 @@ export class Router {
         ),
       );
     }
-    return target.ask(request, signal);
+    if (this.callListeners.size === 0) return target.ask(request, signal);
+    const startedAt = Date.now();
+    const asking = target;
+    const record = (outcome: CallOutcome, bytesOut: number, error?: string) =>
+      this.recordCall({
+        method: request.method as RecordedMethod,
+        agent: asking.agent,
+        exposedName: request.method,
+        host: this.hostOf(upstream),
+        server: upstream,
+        originalName: request.method,
+        startedAt,
+        durationMs: Date.now() - startedAt,
+        outcome,
+        ...(error === undefined ? {} : { error }),
+        bytesIn: approximateJsonBytes(request.params),
+        bytesOut,
+        callId: asking.id,
+      });
+    return target.ask(request, signal).then(
+      (answer) => {
+        record('ok', approximateJsonBytes(answer));
+        return answer;
+      },
+      (err) => {
+        record(signal.aborted ? 'cancelled' : 'protocol_error', 0, errorText(err));
+        throw err;
+      },
+    );
   }
 
   // ---- completion ----
@@ -788,8 +923,8 @@ export class Router {
   // ---- agent sessions: log levels and resource subscriptions ----
 
   /** A connected agent: it is told of list changes within `scope`, log messages, resource updates. */
-  openSession(peer: AgentPeer, scope: Scope = Scope.full()): AgentSession {
-    const session: AgentSession = { peer, scope, subscriptions: new Set() };
+  openSession(peer: AgentPeer, scope: Scope = Scope.full(), agent?: string): AgentSession {
+    const session: AgentSession = { peer, scope, agent, subscriptions: new Set() };
     this.sessions.add(session);
     return session;
   }
@@ -808,6 +943,11 @@ export class Router {
       this.releaseSubscription(uri);
     }
     for (const kind of CATALOG_KINDS) this.tell(session, LIST_CHANGED[kind]);
+  }
+
+  /** Gives every live session of an agent another scope (its scope was changed by the admin). */
+  setAgentScope(agent: string, scope: Scope): void {
+    for (const session of [...this.sessions]) if (session.agent === agent) this.setScope(session, scope);
   }
 
   private tell(session: AgentSession, method: string, params?: JsonObject): void {
@@ -1215,7 +1355,7 @@ function canAnswer(capabilities: ClientCapabilities | undefined, request: AgentR
 function withoutDianeMeta(params: JsonObject): JsonObject {
   const meta = params._meta as JsonObject | undefined;
   if (!meta) return params;
-  const { progressToken: _progress, [CALL_META_KEY]: _call, ...rest } = meta;
+  const { progressToken: _progress, [CALL_META_KEY]: _call, [AGENT_META_KEY]: _agent, ...rest } = meta;
   const { _meta: _dropped, ...withoutMeta } = params;
   return Object.keys(rest).length ? { ...withoutMeta, _meta: rest } : withoutMeta;
 }

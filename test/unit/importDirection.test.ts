@@ -18,9 +18,10 @@ const ALLOWED: Record<string, string[]> = {
   pairing: ['config', 'pki', 'store'],
   mcp: ['config', 'http'],
   cluster: ['config', 'http', 'mcp', 'pairing', 'pki', 'store'],
-  admin: ['audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
-  daemon: ['admin', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'pki', 'store'],
-  cli: ['admin', 'audit', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  agents: ['config', 'mcp', 'store'],
+  admin: ['agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
+  daemon: ['admin', 'agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  cli: ['admin', 'agents', 'audit', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
 };
 
 function filesOf(dir: string): string[] {

@@ -417,7 +417,14 @@ describe('Router scopes: notifications', () => {
 
 describe('Router scopes through the MCP front', () => {
   async function connect(router: Router, scope: Scope, persistent = true) {
-    const server = createFrontServer(router, { name: 'diane', version: 'test' }, { persistent, scope });
+    const server = createFrontServer(
+      router,
+      { name: 'diane', version: 'test' },
+      {
+        persistent,
+        agent: { name: 'scoped', scope, recordArguments: false },
+      },
+    );
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     await server.connect(serverSide);
     const client = new Client({ name: 'agent', version: '1' });
