@@ -1,5 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { WebSocketTransport } from '../../src/cluster/webSocketTransport.js';
 import { runCli } from '../helpers/cli.js';
 import { type CliProcess, pairSlave, startSlave, waitForSlaveStatus } from '../helpers/cluster.js';
 import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/daemon.js';
@@ -174,5 +179,63 @@ describe('host consent: expose/hide on a slave', () => {
     });
     expect((await statusJson()).exposure?.[0]?.tools.hidden).toEqual(['crash', 'pid']);
     expect(readEvents(events).filter((l) => l.startsWith('start '))).toHaveLength(1);
+  });
+
+  it('a compromised master that asks the slave directly for a hidden tool is refused by the slave, which audits it', async () => {
+    // The master's own keys in hostile hands: a WebSocket server with its certificate on its
+    // port, speaking MCP to the slave and asking for what the slave's owner hid.
+    const port = master.clusterPort!;
+    const read = (name: string) => readFileSync(join(master.home, name), 'utf8');
+    await master.stop();
+    const rogue = createHttpsServer({
+      cert: `${read('server-cert.pem').trim()}\n${read('slave-ca-cert.pem').trim()}\n`,
+      key: read('server-key.pem'),
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    const wss = new WebSocketServer({ server: rogue, path: '/slave/connect' });
+    const linked = new Promise<Client>((resolve, reject) => {
+      wss.once('connection', (ws) => {
+        const client = new Client({ name: 'rogue-master', version: '1' });
+        client.connect(new WebSocketTransport(ws)).then(() => resolve(client), reject);
+      });
+    });
+    await new Promise<void>((resolve) => rogue.listen(port, '127.0.0.1', resolve));
+    try {
+      const client = await linked;
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      expect(tools).toContain('echo_echo');
+      expect(tools).not.toContain('echo_crash');
+      const refused = await client.callTool({ name: 'echo_crash', arguments: {} }).then(
+        () => 'answered',
+        (e: Error) => e.message,
+      );
+      expect(refused).toMatch(/Unknown tool: echo_crash/);
+      // The hidden tool never ran: the fixture would have exited.
+      expect(readEvents(events).some((l) => l.startsWith('call crash'))).toBe(false);
+      const rows = await waitFor(
+        async () => {
+          const res = await runCli(slaveHome, ['slave', 'audit', '--json', '--outcome', 'refused_host']);
+          const parsed = res.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          return parsed.some((r) => r.exposed_name === 'echo_crash') && parsed;
+        },
+        { what: "the refusal in the slave's own audit" },
+      );
+      expect(rows.find((r) => r.exposed_name === 'echo_crash')).toMatchObject({
+        kind: 'tools/call',
+        server: 'echo',
+        original_name: 'crash',
+        outcome: 'refused_host',
+      });
+      await client.close();
+    } finally {
+      wss.close();
+      rogue.closeAllConnections();
+      await new Promise((resolve) => rogue.close(resolve));
+    }
   });
 });
