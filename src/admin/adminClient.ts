@@ -1,11 +1,16 @@
 import { request as httpRequest } from 'node:http';
+import type { AgentView } from '../agents/agentService.js';
 import type { CaRolloverStatus, FinishResult } from '../cluster/caRollover.js';
 import type { RevokedHost } from '../cluster/revocation.js';
 import type { SlaveHealth } from '../cluster/slaveRegistry.js';
 import { DianeError, ExitCode } from '../errors.js';
+import type { AgentDetail } from './agentRoutes.js';
 import type { PendingRequestJson } from './pairingRoutes.js';
 import type {
   ApproveResponse,
+  AuditEventJson,
+  AuditParams,
+  AuditResponse,
   CallRequest,
   CallResponse,
   InfoResponse,
@@ -67,6 +72,42 @@ export class AdminClient {
     return this.request('POST', '/api/tools/call', call);
   }
 
+  agents(): Promise<{ agents: AgentView[] }> {
+    return this.request('GET', '/api/agents');
+  }
+
+  agentShow(name: string): Promise<AgentDetail> {
+    return this.request('POST', '/api/agents/show', { name });
+  }
+
+  agentAdd(body: { name: string; allow: string[]; deny: string[]; record_arguments: boolean }): Promise<{
+    agent: AgentView;
+    token: string;
+  }> {
+    return this.request('POST', '/api/agents/add', body);
+  }
+
+  agentWhoami(token: string): Promise<{ name: string }> {
+    return this.request('POST', '/api/agents/whoami', { token });
+  }
+
+  agentRotate(name: string): Promise<{ agent: AgentView; token: string }> {
+    return this.request('POST', '/api/agents/rotate', { name });
+  }
+
+  agentRemove(name: string): Promise<{ removed: string }> {
+    return this.request('POST', '/api/agents/remove', { name });
+  }
+
+  agentUpdate(body: {
+    name: string;
+    allow?: string[];
+    deny?: string[];
+    record_arguments?: boolean;
+  }): Promise<AgentView> {
+    return this.request('POST', '/api/agents/update', body);
+  }
+
   caStatus(): Promise<CaRolloverStatus> {
     return this.request('GET', '/api/ca');
   }
@@ -103,6 +144,50 @@ export class AdminClient {
     return this.request('POST', '/api/slave/revoke', { ...target, ...(reason ? { reason } : {}) });
   }
 
+  /** The audit trail: the newest `limit` rows matching, or the oldest after `after_id`. */
+  audit(params: AuditParams = {}): Promise<AuditResponse> {
+    return this.request('GET', `/api/audit${auditQueryString(params)}`);
+  }
+
+  /**
+   * Follows the audit trail: `onEvent` gets each row after `params.after_id` (or, without it,
+   * each row written from now on), as it is written, until `signal` aborts. Rejects when the
+   * daemon cuts the stream or goes away.
+   */
+  async followAudit(
+    params: AuditParams,
+    onEvent: (event: AuditEventJson) => void,
+    signal?: AbortSignal,
+    onOpen?: () => void,
+  ): Promise<void> {
+    const stop = new AbortController();
+    const forward = () => stop.abort();
+    signal?.addEventListener('abort', forward);
+    let failure: DianeError | undefined;
+    try {
+      await this.streamEvents(
+        `/api/audit${auditQueryString({ ...params, limit: undefined, follow: 1 })}`,
+        (type, data) => {
+          if (failure) return;
+          if (type === 'audit') onEvent(data as AuditEventJson);
+          else if (type === 'error') {
+            failure = new DianeError((data as { error?: string }).error ?? 'the audit stream failed');
+            stop.abort();
+          }
+        },
+        stop.signal,
+        onOpen,
+      );
+    } catch (err) {
+      // Refusals and "no daemon" say what they mean; a stream cut mid-way is the daemon leaving.
+      if (err instanceof DianeError) throw err;
+    } finally {
+      signal?.removeEventListener('abort', forward);
+    }
+    if (failure) throw failure;
+    if (!signal?.aborted) throw new DianeError('the daemon ended the audit stream (did it stop?)');
+  }
+
   /**
    * Streams server-sent events from `path` until the daemon goes away or `signal` aborts.
    * `onOpen` runs once the daemon accepted the stream: from then on no event is missed.
@@ -116,8 +201,27 @@ export class AdminClient {
     return new Promise((resolve, reject) => {
       const req = httpRequest({ socketPath: this.socketPath, path, method: 'GET' }, (res) => {
         if ((res.statusCode ?? 500) >= 400) {
-          res.resume();
-          reject(new DianeError(`the daemon refused the event stream (HTTP ${res.statusCode})`));
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            if (text.length < 64 * 1024) text += chunk;
+          });
+          res.on('end', () => {
+            const refusal = `the daemon refused the event stream (HTTP ${res.statusCode})`;
+            let body: { error?: unknown; code?: unknown } = {};
+            try {
+              body = JSON.parse(text) as typeof body;
+            } catch {
+              // Not JSON: the status says enough.
+            }
+            reject(
+              new AdminRequestError(
+                typeof body.error === 'string' ? body.error : refusal,
+                res.statusCode ?? 500,
+                typeof body.code === 'string' ? body.code : 'error',
+              ),
+            );
+          });
           return;
         }
         onOpen?.();
@@ -223,4 +327,14 @@ export class AdminClient {
       'no-daemon',
     );
   }
+}
+
+/** `?agent=...&limit=...` of the defined filters, or '' when there are none. */
+function auditQueryString(params: AuditParams & { follow?: 1 }): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined) query.set(key, String(value));
+  }
+  const text = query.toString();
+  return text ? `?${text}` : '';
 }

@@ -44,6 +44,21 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
 }
 
 /**
+ * Parses the query string with a zod schema over its parameters as strings, like parseBody. A
+ * parameter given twice is refused rather than one of its values picked.
+ */
+export function parseQuery<T extends z.ZodType>(schema: T, query: URLSearchParams): z.infer<T> {
+  const params: Record<string, string> = {};
+  for (const [key, value] of query) {
+    if (Object.hasOwn(params, key)) {
+      throw new AdminHttpError(400, `invalid request: ${key}: given more than once`, 'bad-request');
+    }
+    params[key] = value;
+  }
+  return parseBody(schema, params);
+}
+
+/**
  * The admin API: HTTP over a Unix socket only. The socket is created with mode 0600 (the umask
  * is set around `listen`, so there is no window in which it is more open), which makes "can
  * connect" mean "is the user who runs the daemon". It is never bound to TCP.

@@ -5,6 +5,7 @@ import type {
   ResourceTemplateType,
   Tool,
 } from '@modelcontextprotocol/client';
+import type { AuditEventJson } from '../audit/index.js';
 import type { RejectedItem } from '../mcp/nameTable.js';
 import type { UpstreamStatus } from '../mcp/upstream.js';
 
@@ -115,4 +116,29 @@ export interface RevokedJson {
   cert_serial: string;
   revoked_at: string;
   reason: string | null;
+}
+
+export type { AuditEventJson };
+
+/** `GET /api/audit`. */
+export interface AuditResponse {
+  /** Oldest first. */
+  events: AuditEventJson[];
+  /** True when the limit cut rows off (older ones without `after_id`, newer ones with it). */
+  more: boolean;
+  /** The newest id in the whole trail: where `follow=1&after_id=` picks up. */
+  last_id: number;
+}
+
+/** The filters of `GET /api/audit`, as the CLI sends them. */
+export interface AuditParams {
+  agent?: string;
+  host?: string;
+  outcome?: string;
+  kind?: string;
+  /** ISO-8601 time, or a duration back from now (`1h`). */
+  since?: string;
+  until?: string;
+  limit?: number;
+  after_id?: number;
 }

@@ -5,6 +5,7 @@ import { assertHomeTrusted } from '../config/homeTrust.js';
 import { homePaths, resolveHome } from '../config/paths.js';
 import { DianeError, ExitCode } from '../errors.js';
 import type { RejectedItem } from '../mcp/nameTable.js';
+import { terminalSafeJson } from './terminalText.js';
 
 /** Global options every command sees. */
 export interface GlobalOptions {
@@ -51,7 +52,12 @@ export function positiveIntArg(flag: string, min = 1, max = Number.MAX_SAFE_INTE
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${terminalSafeJson(value, 2)}\n`);
+}
+
+/** One JSON object on one line (NDJSON), for output a script reads line by line. */
+export function printJsonLine(value: unknown): void {
+  process.stdout.write(`${terminalSafeJson(value)}\n`);
 }
 
 /** A plain text table: columns padded to the widest cell. */

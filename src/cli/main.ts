@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DianeError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerAgentsCommand } from './agentsCommand.js';
+import { registerAuditCommand } from './auditCommand.js';
 import { registerCaCommand } from './caCommand.js';
 import { registerCatalogCommands } from './catalogCommands.js';
 import { registerInfoCommand } from './infoCommand.js';
@@ -9,6 +11,7 @@ import { registerServeCommand } from './serveCommand.js';
 import { registerServersCommand } from './serversCommand.js';
 import { registerSlaveAdminCommands, registerSlaveManagementCommands } from './slaveAdminCommands.js';
 import { registerSlaveAgentCommands } from './slaveAgentCommands.js';
+import { registerSlaveAuditCommand } from './slaveAuditCommand.js';
 import { registerSlavePairCommand } from './slavePairCommand.js';
 import { guardTerminalOutput } from './terminalText.js';
 import { registerToolsCommand } from './toolsCommand.js';
@@ -33,6 +36,7 @@ export function buildProgram(): Command {
   registerServersCommand(program);
   registerToolsCommand(program);
   registerCatalogCommands(program);
+  registerAuditCommand(program);
   const slave = program
     .command('slave')
     .description('pairing and slaves: enroll this machine, or manage the slaves of this master');
@@ -40,7 +44,9 @@ export function buildProgram(): Command {
   registerSlaveAdminCommands(slave);
   registerSlaveManagementCommands(slave);
   registerSlaveAgentCommands(slave);
+  registerSlaveAuditCommand(slave);
   registerCaCommand(program);
+  registerAgentsCommand(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

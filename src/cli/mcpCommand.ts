@@ -1,4 +1,6 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import type { AdminClient } from '../admin/adminClient.js';
+import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
 import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { runStdioBridge } from '../mcp/stdioBridge.js';
@@ -12,13 +14,21 @@ export function registerMcpCommand(program: Command): void {
     .description(
       "serve the daemon's tools as an MCP server on stdin/stdout (for agents that spawn a command)",
     )
-    .action(async (_opts: unknown, cmd: Command) => {
+    .addOption(
+      new Option(
+        '--agent <name>',
+        'act as this agent; its token comes from DIANE_AGENT_TOKEN (default: the owner, from agent-token)',
+      ).env('DIANE_AGENT'),
+    )
+    .action(async (opts: { agent?: string }, cmd: Command) => {
       // stdout is the MCP channel: everything human goes to stderr.
       const logger = createLogger(process.env.DIANE_LOG_LEVEL ?? 'warn');
-      const info = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).info();
+      const client = adminClientFor(cmd.optsWithGlobals<GlobalOptions>());
+      const info = await client.info();
+      const token = await agentToken(client, info.mcp.token, opts.agent);
       await runStdioBridge({
         mcpUrl: info.mcp.url,
-        token: info.mcp.token,
+        token,
         info: { name: 'diane', version: VERSION },
         supervisor: {
           ...DEFAULT_SUPERVISOR_SETTINGS,
@@ -30,4 +40,30 @@ export function registerMcpCommand(program: Command): void {
         logger,
       });
     });
+}
+
+/**
+ * The token the bridge presents: `DIANE_AGENT_TOKEN` when set (an agent's token never touches a
+ * command line), else the owner's. With `--agent`, the token must be that agent's, checked with
+ * the daemon before anything is served.
+ */
+async function agentToken(
+  client: AdminClient,
+  ownerToken: string | undefined,
+  agent: string | undefined,
+): Promise<string | undefined> {
+  const fromEnv = process.env.DIANE_AGENT_TOKEN?.trim();
+  if (agent === undefined) return fromEnv || ownerToken;
+  if (!fromEnv) {
+    if (agent === 'owner') return ownerToken;
+    throw new DianeError(
+      `--agent ${agent}: set DIANE_AGENT_TOKEN to the token of ${agent} (shown by \`diane agents add\` or \`rotate\`)`,
+      ExitCode.usage,
+    );
+  }
+  const { name } = await client.agentWhoami(fromEnv);
+  if (name !== agent) {
+    throw new DianeError(`DIANE_AGENT_TOKEN is the token of ${name}, not ${agent}`, ExitCode.usage);
+  }
+  return fromEnv;
 }

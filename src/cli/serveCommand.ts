@@ -9,9 +9,16 @@ import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
 import { DEFAULT_PAIRING_SETTINGS, redactJoinToken } from '../pairing/index.js';
 import { DEFAULT_CA_EXPIRY_SETTINGS } from '../pki/index.js';
 import { durationArg, type GlobalOptions, homeFrom, positiveIntArg } from './common.js';
-import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
+import {
+  type AuditOptions,
+  auditOptions,
+  auditSettingsFrom,
+  routerSettingsFrom,
+  type SharedDaemonOptions,
+  sharedDaemonOptions,
+} from './sharedOptions.js';
 
-interface ServeOptions extends SharedDaemonOptions {
+interface ServeOptions extends SharedDaemonOptions, AuditOptions {
   mcpListen: string;
   agentAuth: AgentAuth;
   allowOrigin: string[];
@@ -126,6 +133,7 @@ export function registerServeCommand(program: Command): void {
         .default(DEFAULT_ROUTER_SETTINGS.callTimeoutCapMs, '10m'),
     );
 
+  for (const option of auditOptions()) serve.addOption(option);
   for (const option of sharedDaemonOptions()) serve.addOption(option);
   serve.action(async (opts: ServeOptions, cmd: Command) => {
     const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
@@ -157,6 +165,7 @@ export function registerServeCommand(program: Command): void {
         maxToolNameLength: opts.maxToolNameLength,
         callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),
       },
+      audit: auditSettingsFrom(opts),
       logger,
     });
     const info = daemon.info();

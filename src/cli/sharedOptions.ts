@@ -1,4 +1,5 @@
 import { Option } from 'commander';
+import { type AuditSettings, DEFAULT_AUDIT_SETTINGS } from '../audit/index.js';
 import { DEFAULT_ROUTER_SETTINGS, type RouterSettings } from '../mcp/router.js';
 import { durationArg, positiveIntArg } from './common.js';
 
@@ -74,4 +75,28 @@ export function sharedDaemonOptions(): Option[] {
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
       .default('info'),
   ];
+}
+
+/** The audit trail's retention flags: `serve` has them (and `slave start` may take them too). */
+export interface AuditOptions {
+  auditRetention: number;
+  auditMaxRows: number;
+}
+
+export function auditOptions(): Option[] {
+  return [
+    new Option('--audit-retention <duration>', 'audit events older than this are deleted')
+      .env('DIANE_AUDIT_RETENTION')
+      .argParser(durationArg('--audit-retention'))
+      .default(DEFAULT_AUDIT_SETTINGS.retentionMs, '30d'),
+    new Option('--audit-max-rows <n>', 'past this many audit events the oldest are deleted')
+      .env('DIANE_AUDIT_MAX_ROWS')
+      .argParser(positiveIntArg('--audit-max-rows', 1000, 1_000_000_000))
+      .default(DEFAULT_AUDIT_SETTINGS.maxRows),
+  ];
+}
+
+/** The audit settings the retention flags choose. */
+export function auditSettingsFrom(opts: AuditOptions): AuditSettings {
+  return { ...DEFAULT_AUDIT_SETTINGS, retentionMs: opts.auditRetention, maxRows: opts.auditMaxRows };
 }

@@ -2,17 +2,25 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { SlaveStatus } from '../cluster/slaveAgent.js';
+import type { SlaveStatus, SlaveStatusFile } from '../cluster/slaveAgent.js';
 import { assertHomeTrusted } from '../config/homeTrust.js';
 import { homePaths } from '../config/paths.js';
 import { isProcessAlive, readPid } from '../daemon/pidFile.js';
 import { runSlaveDaemon } from '../daemon/slaveDaemon.js';
 import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
+import type { ExposedAndHidden, ServerExposure } from '../mcp/exposure.js';
 import { type GlobalOptions, homeFrom, jsonOption, printJson } from './common.js';
-import { routerSettingsFrom, type SharedDaemonOptions, sharedDaemonOptions } from './sharedOptions.js';
+import {
+  type AuditOptions,
+  auditOptions,
+  auditSettingsFrom,
+  routerSettingsFrom,
+  type SharedDaemonOptions,
+  sharedDaemonOptions,
+} from './sharedOptions.js';
 
-interface StartOptions extends SharedDaemonOptions {
+interface StartOptions extends SharedDaemonOptions, AuditOptions {
   detach?: boolean;
   /** commander's `--no-renewal`: true unless the flag was given. */
   renewal: boolean;
@@ -50,6 +58,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       ),
     );
   for (const option of sharedDaemonOptions()) start.addOption(option);
+  for (const option of auditOptions()) start.addOption(option);
   start.action(async (opts: StartOptions, cmd: Command) => {
     const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
     // The slave's status, pid and log files are for its user only.
@@ -63,6 +72,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       maxPayloadBytes: opts.maxPayload,
       renewal: opts.renewal,
+      audit: auditSettingsFrom(opts),
     });
     if (outcome !== 'stopped') {
       const [message, code] = OUTCOME_MESSAGES[outcome];
@@ -91,7 +101,9 @@ export function registerSlaveAgentCommands(slave: Command): void {
 
   slave
     .command('status')
-    .description('what the local slave is doing: connected, reconnecting, revoked...')
+    .description(
+      'what the local slave is doing (connected, reconnecting, revoked...) and what it exposes to the master',
+    )
     .addOption(jsonOption())
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const paths = homePaths(homeFrom(cmd.optsWithGlobals<GlobalOptions>()));
@@ -124,12 +136,35 @@ export function registerSlaveAgentCommands(slave: Command): void {
       if (view.renewal_error) lines.push(`Renewal error: ${view.renewal_error}`);
       if (view.next_retry_at) lines.push(`Next retry:   ${view.next_retry_at}`);
       if (view.last_error) lines.push(`Last error:   ${view.last_error}`);
+      if (view.exposure) lines.push(...exposureLines(view.exposure));
       process.stdout.write(`${lines.join('\n')}\n`);
       if (!running) process.exitCode = ExitCode.failure;
     });
 }
 
-function readStatus(path: string): (SlaveStatus & { pid?: number }) | undefined {
+/**
+ * What the master may see, per server, as counts; `--json` has the names. Hidden entries are
+ * those that `expose`/`hide` in mcp-servers.json keep from the master.
+ */
+function exposureLines(exposure: readonly ServerExposure[]): string[] {
+  if (exposure.length === 0) return ['Exposed:      no MCP servers running'];
+  const count = (what: string, ...parts: ExposedAndHidden[]) => {
+    const exposed = parts.reduce((n, p) => n + p.exposed.length, 0);
+    const hidden = parts.reduce((n, p) => n + p.hidden.length, 0);
+    return `${what} ${exposed} exposed${hidden > 0 ? `, ${hidden} hidden` : ''}`;
+  };
+  const width = Math.max(...exposure.map((s) => s.server.length));
+  return [
+    'Exposed to the master (expose/hide in mcp-servers.json):',
+    ...exposure.map(
+      (s) =>
+        `  ${s.server.padEnd(width)}  ${count('tools', s.tools)}; ${count('prompts', s.prompts)}; ` +
+        count('resources', s.resources, s.resourceTemplates),
+    ),
+  ];
+}
+
+function readStatus(path: string): (SlaveStatus & Partial<SlaveStatusFile>) | undefined {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch {

@@ -31,6 +31,24 @@ export function escapeTerminalText(text: string): string {
 }
 
 /**
+ * JSON text for a terminal that stays valid JSON: the characters escapeTerminalText would rewrite
+ * (as `\x..`, which is not JSON) are written as JSON's own `\u....` escapes instead. JSON.stringify
+ * already escapes C0 controls; outside strings JSON text is ASCII, so only strings change.
+ */
+export function terminalSafeJson(value: unknown, indent?: number): string {
+  const text = JSON.stringify(value, null, indent) ?? 'null';
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (!isDangerous(code)) continue;
+    out += `${text.slice(from, i)}\\u${code.toString(16).padStart(4, '0')}`;
+    from = i + 1;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
+/**
  * Routes everything a command writes to `stream` through escapeTerminalText. Installed for
  * every command but `diane mcp`, whose stdout is the MCP channel.
  */

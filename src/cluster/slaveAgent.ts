@@ -3,7 +3,8 @@ import type { Server } from '@modelcontextprotocol/server';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { Backoff } from '../mcp/backoff.js';
-import { createFrontServer, type FrontInfo, LiveServers } from '../mcp/frontServer.js';
+import type { ServerExposure } from '../mcp/exposure.js';
+import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
 import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { startHeartbeat } from './heartbeat.js';
@@ -39,6 +40,14 @@ export interface SlaveStatus {
   last_renewed_at?: string;
   /** Why the last renewal attempt failed; cleared by a successful one. */
   renewal_error?: string;
+}
+
+/** `slave-status.json` as `diane slave start` writes it and `diane slave status` reads it. */
+export interface SlaveStatusFile extends SlaveStatus {
+  pid: number;
+  /** Per configured server: what the master may see, by the server's own names. */
+  exposure?: ServerExposure[];
+  updated_at: string;
 }
 
 export interface SlaveAgentOptions {
@@ -205,7 +214,6 @@ export class SlaveAgent {
     return new Promise<LinkEnd>((resolve) => {
       let openedAt: number | undefined;
       let server: Server | undefined;
-      let unsubscribe: (() => void) | undefined;
       let renewalTimer: Scheduled | undefined;
       let settled = false;
       let cleanedUp = false;
@@ -215,7 +223,6 @@ export class SlaveAgent {
         if (cleanedUp) return;
         cleanedUp = true;
         renewalTimer?.cancel();
-        unsubscribe?.();
         void server?.close().catch(() => {});
       };
       const settle = (end: LinkEnd) => {
@@ -282,9 +289,7 @@ export class SlaveAgent {
           if (this.renewalDue) scheduleRenewal(front, this.renewalDue.getTime());
           refreshTrust();
         };
-        const live = new LiveServers();
-        live.add(front);
-        unsubscribe = this.opts.router.onListChanged((kind) => live.announceListChanged(kind));
+        // The front's router session tells the master of list changes.
         front.connect(transport).catch((err) => {
           this.opts.logger.warn({ err: (err as Error).message }, 'could not serve MCP on the link');
           ws.close(CloseCode.invalidFrame, 'MCP setup failed');

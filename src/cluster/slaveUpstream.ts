@@ -85,6 +85,10 @@ const REFUSAL_CLOSE: Record<RenewalRefusal, number | undefined> = {
  */
 export class SlaveUpstream implements Upstream {
   readonly kind = 'slave' as const;
+  /** Its entries belong to the host it is named after, for `host:` scope patterns. */
+  get host(): string {
+    return this.name;
+  }
   private session?: ClientSession;
   private transport?: WebSocketTransport;
   private link?: LinkInfo & { connectedAt: Date };

@@ -24,6 +24,10 @@ export function homeFiles(paths: HomePaths): { path: string; kind: HomeFileKind 
     secret(paths.db),
     secret(`${paths.db}-wal`),
     secret(`${paths.db}-shm`),
+    // What the master had this slave run, arguments included when recorded.
+    secret(paths.slaveAudit),
+    secret(`${paths.slaveAudit}-wal`),
+    secret(`${paths.slaveAudit}-shm`),
     config(paths.mcpServers),
     config(paths.caCert),
     config(paths.caNextCert),

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DianeError, ExitCode } from '../errors.js';
 import { formatDuration, parseDuration } from './duration.js';
+import { exposurePatternProblem, MAX_PATTERNS } from './glob.js';
 import { parseJsonFile } from './parseJson.js';
 
 /**
@@ -15,7 +16,17 @@ export function isValidName(name: string): boolean {
   return NAME_PATTERN.test(name);
 }
 
-export interface StdioServerConfig {
+/**
+ * The owner's consent for one server: `expose` (absent: everything) and `hide` (wins), glob
+ * patterns over the server's own tool names, prompt names and resource URIs. The full rules are
+ * on `Exposure` in `mcp/exposure.ts`. They are applied on a reload without restarting the server.
+ */
+export interface ExposureFields {
+  expose?: string[];
+  hide?: string[];
+}
+
+export interface StdioServerConfig extends ExposureFields {
   kind: 'stdio';
   name: string;
   command: string;
@@ -27,7 +38,7 @@ export interface StdioServerConfig {
   timeoutMs?: number;
 }
 
-export interface HttpServerConfig {
+export interface HttpServerConfig extends ExposureFields {
   /** `http` is Streamable HTTP; `sse` is the legacy HTTP+SSE transport. */
   kind: 'http' | 'sse';
   name: string;
@@ -107,10 +118,21 @@ function isHttpUrl(text: string): boolean {
   return protocol === 'http:' || protocol === 'https:';
 }
 
+const exposurePattern = z.string().superRefine((pattern, ctx) => {
+  const problem = exposurePatternProblem(pattern);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const patternList = z
+  .array(exposurePattern)
+  .max(MAX_PATTERNS, { message: `must have at most ${MAX_PATTERNS} patterns` });
+
 const commonFields = {
   type: z.unknown().optional(),
   enabled: z.boolean().default(true),
   timeout: timeoutField,
+  expose: patternList.optional(),
+  hide: patternList.optional(),
 };
 
 const stdioEntry = z.object({
@@ -241,6 +263,8 @@ function toServerConfig(
     name,
     enabled: data.enabled,
     ...(data.timeout === undefined ? {} : { timeoutMs: data.timeout }),
+    ...(data.expose === undefined ? {} : { expose: data.expose }),
+    ...(data.hide === undefined ? {} : { hide: data.hide }),
   };
   if (kind === 'stdio') {
     const { command, args, env, cwd } = data as StdioEntry;
@@ -281,12 +305,14 @@ export function loadMcpServersConfig(path: string): McpServersConfig {
 }
 
 /**
- * A stable digest of everything that defines a server, so a reload restarts only the servers
- * whose settings changed. Hashed rather than returned as JSON because env and headers often hold
+ * A stable digest of everything that defines how a server runs, so a reload restarts only the
+ * servers whose settings changed. `expose` and `hide` are not part of it: a new exposure applies
+ * without a restart. Hashed rather than returned as JSON because env and headers often hold
  * secrets and fingerprints end up in logs.
  */
 export function configFingerprint(server: UpstreamServerConfig): string {
-  return createHash('sha256').update(canonicalJson(server)).digest('hex');
+  const { expose: _expose, hide: _hide, ...running } = server;
+  return createHash('sha256').update(canonicalJson(running)).digest('hex');
 }
 
 function canonicalJson(value: unknown): string {

@@ -39,6 +39,8 @@ export interface HomePaths {
   readonly joinToken: string;
   readonly slavePid: string;
   readonly slaveStatus: string;
+  /** The slave's own audit trail of what its master had it run. */
+  readonly slaveAudit: string;
 }
 
 export function homePaths(home: string): HomePaths {
@@ -61,6 +63,7 @@ export function homePaths(home: string): HomePaths {
     joinToken: join(root, 'join-token'),
     slavePid: join(root, 'slave.pid'),
     slaveStatus: join(root, 'slave-status.json'),
+    slaveAudit: join(root, 'slave-audit.db'),
   };
 }
 

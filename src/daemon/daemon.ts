@@ -1,10 +1,14 @@
 import { hostname } from 'node:os';
 import { AdminServer } from '../admin/adminServer.js';
+import { registerAgentRoutes } from '../admin/agentRoutes.js';
+import { registerAuditRoutes } from '../admin/auditRoutes.js';
 import { registerCaRoutes } from '../admin/caRoutes.js';
 import { registerCoreRoutes } from '../admin/coreRoutes.js';
 import { registerPairingRoutes } from '../admin/pairingRoutes.js';
 import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
+import { AgentService } from '../agents/agentService.js';
+import { AuditLog, type AuditSettings } from '../audit/index.js';
 import { CaRolloverService } from '../cluster/caRollover.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
@@ -30,6 +34,7 @@ import {
 import { openStore, type Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
+import { feedAudit } from './auditFeed.js';
 import { formatHostPort, type ListenAddress } from './listenAddress.js';
 
 export interface DaemonOptions {
@@ -47,6 +52,8 @@ export interface DaemonOptions {
   caExpiry: CaExpirySettings;
   link: LinkSettings;
   router: RouterSettings;
+  /** Batching, queue bound and retention of the audit trail (`--audit-retention`, `--audit-max-rows`). */
+  audit: AuditSettings;
   logger: Logger;
 }
 
@@ -79,6 +86,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await admin.listen();
 
   let store: Store | undefined;
+  let audit: AuditLog | undefined;
   let front: HttpFront | undefined;
   let cluster: ClusterListener | undefined;
   let pairing: PairingService | undefined;
@@ -88,9 +96,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
+    // The audit trail of agents' calls (src/audit): written in batches off the callers' path,
+    // trimmed by retention; the admin API reads and follows it.
+    audit = new AuditLog(store, opts.audit, logger);
+    audit.start();
+    feedAudit(router, audit);
     const tokenRequired = opts.agentAuth === 'token';
     // Created even without auth, so that `diane info` can print it the day auth is turned on.
+    // It is the token of the agent `owner`; other agents' tokens are stored only as hashes.
     const token = loadOrCreateAgentToken(paths.token);
+    const agents = new AgentService({
+      store,
+      ownerTokenPath: paths.token,
+      closeSessions: (agent) => front?.closeSessionsOf(agent),
+      applyScope: (agent, scope) => router.setAgentScope(agent, scope),
+      logger,
+    });
+    agents.ensureOwner(token);
     if (!tokenRequired) {
       logger.warn(
         { mcp: formatHostPort(opts.mcpListen.host, opts.mcpListen.port) },
@@ -200,7 +222,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       info: { name: 'diane', version: VERSION },
       host: opts.mcpListen.host,
       port: opts.mcpListen.port,
-      token: tokenRequired ? token : undefined,
+      ...(tokenRequired ? { agents } : {}),
       allowedOrigins: opts.allowedOrigins,
       logger,
       maxRequestBytes: 16 * 1024 * 1024,
@@ -220,7 +242,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         listen: mcpAddress,
         url: `http://${formatHostPort(urlHost, bound.port)}/mcp`,
         tokenRequired,
-        token: tokenRequired ? token : undefined,
+        // The owner's token, read again: `agents rotate owner` replaces it.
+        token: tokenRequired ? loadOrCreateAgentToken(paths.token) : undefined,
       },
       socket: paths.socket,
       cluster: { listen: clusterAddress, url: clusterUrl },
@@ -235,7 +258,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
     registerPairingRoutes(admin, pairing);
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
+    registerAuditRoutes(admin, { audit, events: store.auditEvents });
     registerCaRoutes(admin, rollover);
+    registerAgentRoutes(admin, { agents, router });
     admin.ready();
     await manager.reload();
     slaves.syncFromStore();
@@ -252,6 +277,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         await admin.close();
         await manager?.stopAll();
         router.close();
+        // After everything that records calls has stopped: close writes what is still queued.
+        audit?.close();
         store?.close();
       },
     };
@@ -264,6 +291,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await front?.close().catch(() => {});
     await manager?.stopAll().catch(() => {});
     await admin.close().catch(() => {});
+    audit?.close();
     store?.close();
     throw err;
   }

@@ -1,4 +1,10 @@
-import { SlaveAgent, type SlaveOutcome, type SlaveStatus } from '../cluster/slaveAgent.js';
+import { AuditLog, type AuditSettings, DEFAULT_AUDIT_SETTINGS } from '../audit/index.js';
+import {
+  SlaveAgent,
+  type SlaveOutcome,
+  type SlaveStatus,
+  type SlaveStatusFile,
+} from '../cluster/slaveAgent.js';
 import { loadSlaveCredentials, saveSlaveCredentials } from '../cluster/slaveCredentials.js';
 import { DEFAULT_RENEWAL_SCHEDULE } from '../cluster/slaveRenewal.js';
 import { writeFileAtomic } from '../config/files.js';
@@ -7,7 +13,9 @@ import type { Logger } from '../log.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
+import { type AuditStore, openSlaveAuditStore } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { feedAudit } from './auditFeed.js';
 import { claimPidFile } from './pidFile.js';
 
 export interface SlaveDaemonOptions {
@@ -19,6 +27,8 @@ export interface SlaveDaemonOptions {
   maxPayloadBytes: number;
   /** False: the certificate is never renewed (the slave exits at its expiry). */
   renewal: boolean;
+  /** The slave's own audit trail (`slave-audit.db`); default DEFAULT_AUDIT_SETTINGS. */
+  audit?: AuditSettings;
 }
 
 /**
@@ -31,24 +41,44 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   ensureHome(paths.home);
   const creds = loadSlaveCredentials(paths.slaveCredentials);
   const releasePid = claimPidFile(paths.slavePid, 'a Diane slave for this DIANE_HOME');
+  let auditStore: AuditStore;
+  try {
+    auditStore = openSlaveAuditStore(paths.slaveAudit);
+  } catch (err) {
+    releasePid();
+    throw err;
+  }
+  // What the master has this machine run, recorded here so that the owner can check it without
+  // the master (`diane slave audit`). The agent names in it are the master's word.
+  const audit = new AuditLog(auditStore, opts.audit ?? DEFAULT_AUDIT_SETTINGS, logger);
+  audit.start();
   const router = new Router(opts.router, logger);
+  feedAudit(router, audit);
   const manager = new UpstreamManager(
     paths.mcpServers,
     router,
     { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
     logger,
   );
-  const writeStatus = (status: SlaveStatus) => {
+  // The status file also says what this host exposes to the master (`diane slave status`):
+  // rewritten with the link's state, and whenever a catalog or an exposure changes.
+  let lastStatus: SlaveStatus | undefined;
+  const writeStatus = (status?: SlaveStatus) => {
+    if (status) lastStatus = status;
+    if (!lastStatus) return;
+    const file: SlaveStatusFile = {
+      pid: process.pid,
+      ...lastStatus,
+      exposure: router.exposureSummary(),
+      updated_at: new Date().toISOString(),
+    };
     try {
-      writeFileAtomic(
-        paths.slaveStatus,
-        `${JSON.stringify({ pid: process.pid, ...status, updated_at: new Date().toISOString() })}\n`,
-        0o600,
-      );
+      writeFileAtomic(paths.slaveStatus, `${JSON.stringify(file)}\n`, 0o600);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'could not write the slave status file');
     }
   };
+  const stopWatchingCatalog = router.onCatalogChanged(() => writeStatus());
   const agent = new SlaveAgent({
     creds,
     router,
@@ -80,8 +110,11 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     process.off('SIGHUP', reload);
+    stopWatchingCatalog();
     await manager.stopAll();
     router.close();
+    audit.close();
+    auditStore.close();
     releasePid();
   }
 }

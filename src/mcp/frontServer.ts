@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
 import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
+import { type AgentIdentity, UNNAMED_AGENT } from './agentIdentity.js';
 import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
-import type { CatalogKind, JsonObject, ProgressUpdate } from './upstream.js';
+import type { Scope } from './scope.js';
+import type { JsonObject, ProgressUpdate } from './upstream.js';
 
 export interface FrontInfo {
   name: string;
@@ -37,6 +39,11 @@ export interface FrontOptions {
    * arrive in one read. The pause lets the agent read them apart. Zero elsewhere.
    */
   progressSettleMs?: number;
+  /**
+   * Who the agent is (default: `UNNAMED_AGENT`, which sees everything). A persistent instance's
+   * session starts with its scope and follows `Router.setAgentScope` afterwards.
+   */
+  agent?: AgentIdentity;
 }
 
 /**
@@ -50,12 +57,14 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
     { name: info.name, version: info.version },
     { capabilities: frontCapabilities(opts.persistent), inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
   );
-  // A connection that stays open has a session in the router from the start: log messages and
-  // resource updates reach it.
-  const session = opts.persistent ? openSession(router, server) : undefined;
+  // A connection that stays open has a session in the router from the start: list changes, log
+  // messages and resource updates reach it.
+  const agent = opts.agent ?? UNNAMED_AGENT;
+  const session = opts.persistent ? openSession(router, server, agent) : undefined;
+  const scope = () => session?.scope ?? agent.scope;
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
-    const page = router.list(kind, request.params?.cursor);
+    const page = router.list(kind, request.params?.cursor, scope());
     // The list's kind is its result key (`tools`, `resourceTemplates`, …).
     // biome-ignore lint/suspicious/noExplicitAny: the router built the items for this list.
     const result: any = { [kind]: page.items };
@@ -71,15 +80,17 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   const call = (method: RoutedMethod) => (request: { params?: unknown }, ctx: ServerContext) => {
     const params = (request.params ?? {}) as JsonObject;
     // biome-ignore lint/suspicious/noExplicitAny: results are relayed as the upstream sent them.
-    return serveCall(router, server, method, params, ctx, settleMs) as Promise<any>;
+    return serveCall(router, server, method, params, ctx, settleMs, scope(), opts.agent) as Promise<any>;
   };
   server.setRequestHandler('tools/call', call('tools/call'));
   server.setRequestHandler('prompts/get', call('prompts/get'));
   server.setRequestHandler('resources/read', call('resources/read'));
 
   server.setRequestHandler('completion/complete', async (request, ctx) => {
+    const params = request.params as unknown as JsonObject;
+    const result = await router.complete(params, ctx.mcpReq.signal, scope());
     // biome-ignore lint/suspicious/noExplicitAny: relayed as the upstream sent it.
-    return (await router.complete(request.params as unknown as JsonObject, ctx.mcpReq.signal)) as any;
+    return result as any;
   });
   if (session) {
     server.setRequestHandler('logging/setLevel', async (request) => {
@@ -99,14 +110,18 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   return server;
 }
 
-function openSession(router: Router, server: Server): AgentSession {
-  const session = router.openSession({
-    notify: (method, params) => {
-      server.notification({ method, params } as never).catch(() => {
-        // A session that is closing cannot be told.
-      });
+function openSession(router: Router, server: Server, agent: AgentIdentity): AgentSession {
+  const session = router.openSession(
+    {
+      notify: (method, params) => {
+        server.notification((params === undefined ? { method } : { method, params }) as never).catch(() => {
+          // A session that is closing (or not connected yet) cannot be told; it lists anew.
+        });
+      },
     },
-  });
+    agent.scope,
+    agent.name,
+  );
   onServerClose(server, () => router.closeSession(session));
   return session;
 }
@@ -124,6 +139,9 @@ async function serveCall(
   params: JsonObject,
   ctx: ServerContext,
   progressSettleMs: number,
+  scope: Scope,
+  /** Undefined for a caller no token names (a slave serving its master, `--agent-auth none`). */
+  agent: AgentIdentity | undefined,
 ): Promise<unknown> {
   const progressToken = (params._meta as JsonObject | undefined)?.progressToken;
   // Progress notifications are written in order, and the result only after the last of them:
@@ -156,6 +174,8 @@ async function serveCall(
       signal: ctx.mcpReq.signal,
       onprogress,
       capabilities: server.getClientCapabilities(),
+      scope,
+      agent,
     });
   }
   // 2025-era rounds stay inside one agent request, whose cancellation keeps applying; a
@@ -166,40 +186,6 @@ async function serveCall(
   if (step.kind === 'result') return step.result;
   if (step.kind === 'error') throw step.error;
   return inputRequired({ inputRequests: step.requests as never, requestState: routed.id });
-}
-
-/**
- * The live instances that keep a connection open (legacy HTTP sessions, a stdio connection),
- * so a change in a list can be announced on each of them.
- */
-export class LiveServers {
-  private readonly servers = new Set<Server>();
-
-  add(server: Server): void {
-    this.servers.add(server);
-  }
-
-  delete(server: Server): void {
-    this.servers.delete(server);
-  }
-
-  get size(): number {
-    return this.servers.size;
-  }
-
-  announceListChanged(kind: CatalogKind): void {
-    for (const server of this.servers) {
-      const sent =
-        kind === 'tools'
-          ? server.sendToolListChanged()
-          : kind === 'prompts'
-            ? server.sendPromptListChanged()
-            : server.sendResourceListChanged();
-      sent.catch(() => {
-        // A session that is closing cannot be told; it will re-list when it reconnects.
-      });
-    }
-  }
 }
 
 /** Chains a close handler onto a server without dropping the one the front set. */

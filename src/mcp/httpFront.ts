@@ -1,4 +1,4 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   createServer,
   type Server as HttpServer,
@@ -14,6 +14,7 @@ import {
   toWebRequest,
 } from '@modelcontextprotocol/node';
 import {
+  type AuthInfo,
   createMcpHandler,
   isInitializeRequest,
   isLegacyRequest,
@@ -25,7 +26,8 @@ import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
 import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
-import { createFrontServer, type FrontInfo, LiveServers } from './frontServer.js';
+import { type AgentDirectory, type AgentIdentity, NOBODY, UNNAMED_AGENT } from './agentIdentity.js';
+import { createFrontServer, type FrontInfo } from './frontServer.js';
 import type { Router } from './router.js';
 
 export interface HttpFrontOptions {
@@ -34,10 +36,11 @@ export interface HttpFrontOptions {
   host: string;
   port: number;
   /**
-   * When set, every /mcp request must carry `Authorization: Bearer <token>`. Unset means no
-   * authentication, which the daemon allows on loopback only.
+   * When set, every /mcp request must carry `Authorization: Bearer <token>` of an agent it
+   * knows. Unset means no authentication (every caller is `UNNAMED_AGENT`), which the daemon
+   * allows on loopback only.
    */
-  token?: string;
+  agents?: AgentDirectory;
   /**
    * Origins (hostnames, port-agnostic, or `<scheme>://*`) allowed besides loopback ones. A
    * request without `Origin` (any non-browser client) is not affected.
@@ -49,9 +52,12 @@ export interface HttpFrontOptions {
   health: () => Record<string, unknown>;
 }
 
+/** Where a 2026-07-28 request's agent rides to its per-request server (the SDK's pass-through `authInfo`). */
+const AGENT_EXTRA_KEY = 'dev.diane/agent';
+
 /**
  * 2025-era sessions live until the client deletes them, so a client that never does, or a
- * hostile one, could pile them up. Each credential (the token, or "anonymous" without auth) has
+ * hostile one, could pile them up. Each credential (an agent, or "anonymous" without auth) has
  * its own cap: at the cap, the least recently used of its own sessions that has been idle for
  * `reclaimIdleMs` (no request, no open stream) is closed; if none has, the new session is
  * refused. Sessions of another credential are never touched.
@@ -66,12 +72,10 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   reclaimIdleMs: 10 * 60_000,
 };
 
-/** What a request authenticated as: a session belongs to it. */
-type Credential = 'agent-token' | 'anonymous';
-
 interface LegacySession {
   transport: NodeStreamableHTTPServerTransport;
-  credential: Credential;
+  /** The agent it belongs to: each request must authenticate as this agent again. */
+  agent: AgentIdentity;
   lastUsed: number;
   /** Requests of this session in progress, open GET streams included. */
   active: number;
@@ -92,20 +96,28 @@ export function isLoopbackHost(host: string): boolean {
 export class HttpFront {
   private readonly http: HttpServer;
   private readonly sessions = new Map<string, LegacySession>();
-  private readonly live = new LiveServers();
   private readonly modern: McpHttpHandler;
   private readonly modernNode: ReturnType<typeof toNodeHandler>;
   private readonly validateHost?: (req: IncomingMessage, res: ServerResponse) => boolean;
   private readonly validateOrigin: (req: IncomingMessage, res: ServerResponse) => boolean;
-  private readonly tokenBytes?: Buffer;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: HttpFrontOptions) {
-    this.modern = createMcpHandler(() => createFrontServer(opts.router, opts.info, { persistent: false }), {
-      legacy: 'reject',
-      maxRequestBodySize: opts.maxRequestBytes,
-      onerror: (err) => opts.logger.debug({ err: err.message }, 'mcp handler error'),
-    });
+    this.modern = createMcpHandler(
+      (ctx) => {
+        const agent = ctx.authInfo?.extra?.[AGENT_EXTRA_KEY] as AgentIdentity | undefined;
+        // With identities in use, a request whose identity got lost on the way sees nothing.
+        return createFrontServer(opts.router, opts.info, {
+          persistent: false,
+          agent: agent ?? (opts.agents ? NOBODY : UNNAMED_AGENT),
+        });
+      },
+      {
+        legacy: 'reject',
+        maxRequestBodySize: opts.maxRequestBytes,
+        onerror: (err) => opts.logger.debug({ err: err.message }, 'mcp handler error'),
+      },
+    );
     this.modernNode = toNodeHandler(this.modern);
     // On loopback, refuse Host headers that are not loopback names: a web page cannot use
     // DNS rebinding to reach the agent endpoint, /healthz included.
@@ -114,9 +126,10 @@ export class HttpFront {
     // The MCP spec requires servers to validate Origin: a browser page of another site must not
     // drive the endpoint with the user's network position, token or not.
     this.validateOrigin = originValidation([...localhostAllowedOrigins(), ...(opts.allowedOrigins ?? [])]);
-    if (opts.token) this.tokenBytes = Buffer.from(opts.token, 'utf8');
+    // Sessions (2025 era) hear of list changes from the router, each within its own scope. The
+    // 2026-07-28 `subscriptions/listen` streams have no session: they hear of every change (a
+    // notification names nothing, but a scoped agent may re-list for a change it cannot see).
     this.unsubscribe = opts.router.onListChanged((kind) => {
-      this.live.announceListChanged(kind);
       if (kind === 'tools') this.modern.notify.toolsChanged();
       else if (kind === 'prompts') this.modern.notify.promptsChanged();
       else this.modern.notify.resourcesChanged();
@@ -150,8 +163,8 @@ export class HttpFront {
       return sendJson(res, 200, { status: 'ok', ...this.opts.health() });
     }
     if (path !== '/mcp') return sendJson(res, 404, { error: 'not found; the MCP endpoint is /mcp' });
-    const credential = this.authenticate(req);
-    if (!credential) {
+    const agent = this.authenticate(req);
+    if (!agent) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="diane"');
       return sendJson(res, 401, {
         error: 'missing or wrong bearer token: send "Authorization: Bearer <token>" (see `diane info`)',
@@ -160,8 +173,8 @@ export class HttpFront {
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = this.sessions.get(sessionId);
-      // Another credential's session id is as good as unknown: ids are not capabilities.
-      if (!session || session.credential !== credential)
+      // Another agent's session id is as good as unknown: ids are not capabilities.
+      if (!session || session.agent.name !== agent.name)
         return sendJsonRpcError(res, 404, -32001, 'Session not found');
       session.lastUsed = Date.now();
       session.active++;
@@ -184,23 +197,32 @@ export class HttpFront {
     const legacy = await isLegacyRequest(await toWebRequest(req, body.value), body.value, {
       maxRequestBodySize: this.opts.maxRequestBytes,
     });
-    if (!legacy) return this.modernNode(req, res, body.value);
+    if (!legacy) {
+      const auth: AuthInfo = {
+        token: '',
+        clientId: agent.name,
+        scopes: [],
+        extra: { [AGENT_EXTRA_KEY]: agent },
+      };
+      (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+      return this.modernNode(req, res, body.value);
+    }
     if (!isInitializeRequest(body.value)) {
       return sendJsonRpcError(res, 400, -32000, 'Bad Request: no valid session id');
     }
-    return this.openLegacySession(req, res, body.value, credential);
+    return this.openLegacySession(req, res, body.value, agent);
   }
 
   private async openLegacySession(
     req: IncomingMessage,
     res: ServerResponse,
     body: unknown,
-    credential: Credential,
+    agent: AgentIdentity,
   ): Promise<void> {
-    if (!this.makeRoomFor(credential)) {
+    if (!this.makeRoomFor(agent.name)) {
       const { maxPerCredential } = this.opts.sessions;
       this.opts.logger.warn(
-        { credential, sessions: maxPerCredential },
+        { agent: agent.name, sessions: maxPerCredential },
         'refused a new agent session (limit)',
       );
       return sendJsonRpcError(
@@ -211,25 +233,26 @@ export class HttpFront {
           'recently. Close sessions you no longer need (HTTP DELETE with their Mcp-Session-Id), or retry later.',
       );
     }
-    const server = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
+    const server = createFrontServer(this.opts.router, this.opts.info, {
+      persistent: true,
+      agent,
+    });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { transport, credential, lastUsed: Date.now(), active: 0 });
-        this.live.add(server);
+        this.sessions.set(id, { transport, agent, lastUsed: Date.now(), active: 0 });
       },
     });
     transport.onclose = () => {
       if (transport.sessionId) this.sessions.delete(transport.sessionId);
-      this.live.delete(server);
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
   }
 
-  /** Whether `credential` may open one more session, closing an idle one of its own if needed. */
-  private makeRoomFor(credential: Credential): boolean {
-    const own = [...this.sessions].filter(([, s]) => s.credential === credential);
+  /** Whether `agent` may open one more session, closing an idle one of its own if needed. */
+  private makeRoomFor(agent: string): boolean {
+    const own = [...this.sessions].filter(([, s]) => s.agent.name === agent);
     if (own.length < this.opts.sessions.maxPerCredential) return true;
     const idleSince = Date.now() - this.opts.sessions.reclaimIdleMs;
     let oldest: [string, LegacySession] | undefined;
@@ -240,7 +263,7 @@ export class HttpFront {
     }
     if (!oldest) return false;
     this.opts.logger.info(
-      { session: oldest[0], credential },
+      { session: oldest[0], agent },
       'closing an idle agent session of the same credential (session limit)',
     );
     this.sessions.delete(oldest[0]);
@@ -248,15 +271,28 @@ export class HttpFront {
     return true;
   }
 
-  private authenticate(req: IncomingMessage): Credential | undefined {
-    if (!this.tokenBytes) return 'anonymous';
+  private authenticate(req: IncomingMessage): AgentIdentity | undefined {
+    if (!this.opts.agents) return UNNAMED_AGENT;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) return undefined;
-    const given = Buffer.from(match[1]!.trim(), 'utf8');
-    return given.length === this.tokenBytes.length && timingSafeEqual(given, this.tokenBytes)
-      ? 'agent-token'
-      : undefined;
+    return this.opts.agents.authenticate(match[1]!.trim());
+  }
+
+  /**
+   * Ends every 2025-era session of an agent at once, open streams included: its token was
+   * rotated or it was removed. (Its next request would be refused anyway; this cuts what is
+   * already open.) 2026-07-28 requests carry no session and are judged one by one.
+   */
+  closeSessionsOf(agent: string): number {
+    let closed = 0;
+    for (const [id, session] of [...this.sessions]) {
+      if (session.agent.name !== agent) continue;
+      this.sessions.delete(id);
+      void session.transport.close().catch(() => {});
+      closed++;
+    }
+    return closed;
   }
 
   async close(): Promise<void> {

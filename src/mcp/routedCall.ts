@@ -31,6 +31,8 @@ export class RoutedCall {
   readonly id = randomUUID();
   readonly startedAt = Date.now();
   readonly abort = new AbortController();
+  /** The caller's name, for the audit of the questions its call relays to it. */
+  agent?: string;
   private outcome?: CallStep;
   private readonly queued: AskedInput[] = [];
   private readonly awaiting = new Map<string, AskedInput>();

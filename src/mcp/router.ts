@@ -9,7 +9,19 @@ import type {
 } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/client';
 import type { Logger } from '../log.js';
+import type { AgentIdentity } from './agentIdentity.js';
+import {
+  AGENT_META_KEY,
+  approximateJsonBytes,
+  type CallOutcome,
+  type CallRecord,
+  errorOutcome,
+  errorText,
+  type RecordedMethod,
+  resultOutcome,
+} from './callRecords.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { Exposure, type ServerExposure } from './exposure.js';
 import {
   buildNameTable,
   type ExposeName,
@@ -18,10 +30,10 @@ import {
   type NameTable,
   prefixedName,
   type RejectedItem,
-  sameExposed,
 } from './nameTable.js';
 import { CALL_META_KEY, exposeUri, parseExposedUri, type RoutedUri } from './resourceUris.js';
 import { type CallStep, RoutedCall } from './routedCall.js';
+import { type EntryKind, LOCAL_HOST, Scope } from './scope.js';
 import {
   type AgentRequest,
   CATALOG_KINDS,
@@ -79,18 +91,57 @@ export interface CallContext {
   onprogress?: (update: ProgressUpdate) => void;
   /** What the agent declared it can answer (sampling, elicitation, roots). */
   capabilities?: ClientCapabilities;
+  /** What the agent may use; default: everything. */
+  scope?: Scope;
+  /** Who is calling, for the audit trail (`onCallFinished`). */
+  agent?: AgentIdentity;
 }
 
 /** How the router reaches one connected agent session, for notifications. */
 export interface AgentPeer {
-  notify(method: string, params: JsonObject): void;
+  notify(method: string, params?: JsonObject): void;
 }
 
-/** One agent session's state in the router: its log level and resource subscriptions. */
+/** One agent session's state in the router: its scope, log level and resource subscriptions. */
 export interface AgentSession {
   readonly peer: AgentPeer;
+  /** The agent's name, so that `setAgentScope` finds its sessions. */
+  readonly agent?: string;
+  /** What the session may see and use; changed with `Router.setScope`. */
+  readonly scope: Scope;
   logLevel?: LoggingLevel;
   readonly subscriptions: Set<string>;
+}
+
+/** The requests a server's exposure (`expose`/`hide`) can refuse. */
+export type RefusableMethod =
+  | 'tools/call'
+  | 'prompts/get'
+  | 'resources/read'
+  | 'resources/subscribe'
+  | 'completion/complete';
+
+/**
+ * A request for an entry that exists but was refused as if it did not: `hidden` by its server's
+ * exposure (`expose`/`hide`, the host owner's consent), or outside the caller's `scope`. A name
+ * that exists nowhere is not a refusal.
+ */
+export interface RefusedRequest {
+  method: RefusableMethod;
+  reason: 'hidden' | 'scope';
+  kind: EntryKind;
+  /** The name or Diane URI the caller used. */
+  exposedName: string;
+  /** The host of the entry (`local` for this machine's servers). */
+  host: string;
+  /** The upstream (on this machine: the configured server) that has the entry. */
+  server: string;
+  /** The server's own name or URI of the entry. */
+  name: string;
+  /** The caller's scope (the one that refused, for `scope`); `Scope.full()` for the owner. */
+  scope: Scope;
+  /** Who asked, when known: the agent, or on a slave what the master said. */
+  agent?: string;
 }
 
 export interface ResourceListing {
@@ -113,9 +164,33 @@ export type ListKind = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 interface Registration {
   upstream: Upstream;
   timeoutMs?: number;
+  /** The owner's consent: what of the upstream is offered at all. */
+  exposure: Exposure;
   unsubscribe: () => void;
   connected: boolean;
 }
+
+/** An entry that appeared, went or changed in a list, for the sessions that can see it. */
+interface ListChange {
+  kind: EntryKind;
+  /** The exposed name or URI. */
+  name: string;
+  host: string;
+}
+
+/** A scope's filtered lists for one generation of the tables. */
+interface ScopeView {
+  generation: number;
+  lists: Map<ListKind, readonly unknown[]>;
+  /** The upstreams with at least one entry in the view: their log messages reach the session. */
+  upstreams?: ReadonlySet<string>;
+}
+
+const LIST_CHANGED: Record<CatalogKind, string> = {
+  tools: 'notifications/tools/list_changed',
+  prompts: 'notifications/prompts/list_changed',
+  resources: 'notifications/resources/list_changed',
+};
 
 const LOG_SEVERITY: Record<LoggingLevel, number> = {
   debug: 0,
@@ -145,6 +220,19 @@ export class Router {
   private resources: ResourceListing = EMPTY_RESOURCES;
   private readonly changeListeners = new Set<(kind: CatalogKind) => void>();
   private readonly debounceTimers = new Map<CatalogKind, NodeJS.Timeout>();
+  /** What changed in each list since its last announcement. */
+  private readonly pendingChanges = new Map<CatalogKind, ListChange[]>();
+  private readonly catalogListeners = new Set<() => void>();
+  private catalogTimer?: NodeJS.Timeout;
+  private readonly refusedListeners = new Set<(event: RefusedRequest) => void>();
+  private readonly callListeners = new Set<(record: CallRecord) => void>();
+  /** The agent whose request is being routed right now (route() is synchronous). */
+  private caller?: string;
+  /** Upstream name → host; kept after a removal, so the entries it took away can still be judged. */
+  private readonly hosts = new Map<string, string>();
+  /** Bumped by every rebuild: the scopes' cached views are of one generation. */
+  private generation = 0;
+  private readonly views = new WeakMap<Scope, ScopeView>();
   private reportedRejections = new Set<string>();
   private readonly inflight = new Map<string, Map<string, RoutedCall>>();
   private readonly parked = new Map<string, { call: RoutedCall; timer: NodeJS.Timeout }>();
@@ -161,7 +249,8 @@ export class Router {
     this.exposeName = settings.naming === 'transparent' ? (_upstream, name) => name : prefixedName;
   }
 
-  add(upstream: Upstream, opts: { timeoutMs?: number } = {}): void {
+  /** `exposure`: what of the upstream is offered at all (default: everything). */
+  add(upstream: Upstream, opts: { timeoutMs?: number; exposure?: Exposure } = {}): void {
     if (this.registrations.has(upstream.name)) {
       throw new Error(`an upstream named ${upstream.name} is already registered`);
     }
@@ -181,9 +270,11 @@ export class Router {
       }
     });
     upstream.agentRequests = (request, signal) => this.routeAgentRequest(upstream.name, request, signal);
+    this.hosts.set(upstream.name, upstream.host ?? LOCAL_HOST);
     this.registrations.set(upstream.name, {
       upstream,
       timeoutMs: opts.timeoutMs,
+      exposure: opts.exposure ?? Exposure.all(),
       unsubscribe,
       connected: false,
     });
@@ -206,6 +297,25 @@ export class Router {
     return this.registrations.get(name)?.upstream;
   }
 
+  /** Applies an upstream's new exposure at once (a reload), for every session. */
+  setExposure(name: string, exposure: Exposure): void {
+    const reg = this.registrations.get(name);
+    if (!reg || reg.exposure.sameAs(exposure)) return;
+    reg.exposure = exposure;
+    this.logger.info({ server: name, expose: exposure.expose, hide: exposure.hide }, 'exposure changed');
+    for (const kind of CATALOG_KINDS) this.rebuild(kind);
+  }
+
+  /** Each upstream's entries, by its own names, split into exposed and hidden by its exposure. */
+  exposureSummary(): ServerExposure[] {
+    return this.sortedRegistrations().map((r) => r.exposure.summarize(r.upstream.name, r.upstream.catalog()));
+  }
+
+  /** The host an upstream's entries belong to, for `host:` scope patterns. */
+  hostOf(upstream: string): string {
+    return this.hosts.get(upstream) ?? LOCAL_HOST;
+  }
+
   upstreams(): Upstream[] {
     return [...this.registrations.values()].map((r) => r.upstream);
   }
@@ -226,27 +336,148 @@ export class Router {
     return this.resources;
   }
 
+  /**
+   * Called (debounced) when a list changed, whoever can see the change. Agent sessions do not
+   * need it: each is told by the router, and only of changes within its scope. It serves the
+   * fronts without a session (2026-07-28 `subscriptions/listen` streams).
+   */
   onListChanged(listener: (kind: CatalogKind) => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
   }
 
-  /** One page of a list, behind an opaque cursor. */
-  list(kind: ListKind, cursor: string | undefined): { items: unknown[]; nextCursor?: string } {
-    const all: readonly unknown[] =
-      kind === 'tools'
-        ? this.tools.exposed.map((t) => t.definition)
-        : kind === 'prompts'
-          ? this.prompts.exposed.map((p) => p.definition)
-          : kind === 'resources'
-            ? this.resources.resources
-            : this.resources.resourceTemplates;
+  /**
+   * Called (debounced) after any upstream's catalog or exposure changed, even when no agent can
+   * see the difference (only hidden entries changed): `diane slave status` keeps its summary
+   * of what is exposed with it.
+   */
+  onCatalogChanged(listener: () => void): () => void {
+    this.catalogListeners.add(listener);
+    return () => this.catalogListeners.delete(listener);
+  }
+
+  /**
+   * Called for every request refused for an entry that exists: hidden by its server's exposure
+   * (also logged as a warning, with the server's own names only), or outside the caller's scope.
+   */
+  /**
+   * Every finished call, and every server request relayed to an agent, for the audit trail.
+   * Listeners run on the call path: they must only queue.
+   */
+  onCallFinished(listener: (record: CallRecord) => void): () => void {
+    this.callListeners.add(listener);
+    return () => this.callListeners.delete(listener);
+  }
+
+  private recordCall(record: CallRecord): void {
+    for (const listener of this.callListeners) {
+      try {
+        listener(record);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'call listener failed');
+      }
+    }
+  }
+
+  onRefused(listener: (event: RefusedRequest) => void): () => void {
+    this.refusedListeners.add(listener);
+    return () => this.refusedListeners.delete(listener);
+  }
+
+  /**
+   * One page of a list as `scope` sees it, behind an opaque cursor. The offsets count within
+   * the scope's view, so paging is as consistent as for the whole list.
+   */
+  list(
+    kind: ListKind,
+    cursor: string | undefined,
+    scope: Scope = Scope.full(),
+  ): { items: unknown[]; nextCursor?: string } {
+    const all = this.visible(kind, scope);
     const offset = cursor === undefined ? 0 : decodeCursor(cursor, kind);
     const end = offset + this.settings.listPageSize;
     return {
       items: all.slice(offset, end),
       nextCursor: end < all.length ? encodeCursor(kind, end) : undefined,
     };
+  }
+
+  private fullList(kind: ListKind): readonly unknown[] {
+    return kind === 'tools'
+      ? this.tools.exposed.map((t) => t.definition)
+      : kind === 'prompts'
+        ? this.prompts.exposed.map((p) => p.definition)
+        : kind === 'resources'
+          ? this.resources.resources
+          : this.resources.resourceTemplates;
+  }
+
+  /**
+   * A list as a scope sees it, unpaged (also `diane agents show`); filtered once per scope and
+   * generation of the tables.
+   */
+  visible(kind: ListKind, scope: Scope): readonly unknown[] {
+    if (scope.isFull) return this.fullList(kind);
+    const view = this.viewOf(scope);
+    let list = view.lists.get(kind);
+    if (!list) {
+      list = this.filtered(kind, scope);
+      view.lists.set(kind, list);
+    }
+    return list;
+  }
+
+  private viewOf(scope: Scope): ScopeView {
+    let view = this.views.get(scope);
+    if (!view || view.generation !== this.generation) {
+      view = { generation: this.generation, lists: new Map() };
+      this.views.set(scope, view);
+    }
+    return view;
+  }
+
+  private filtered(kind: ListKind, scope: Scope): unknown[] {
+    const { owners } = this.resources;
+    switch (kind) {
+      case 'tools':
+        return this.tools.exposed
+          .filter((e) => scope.allows('tool', e.exposedName, this.hostOf(e.upstream)))
+          .map((e) => e.definition);
+      case 'prompts':
+        return this.prompts.exposed
+          .filter((e) => scope.allows('prompt', e.exposedName, this.hostOf(e.upstream)))
+          .map((e) => e.definition);
+      case 'resources':
+        return this.resources.resources.filter((r) =>
+          scope.allows('resource', r.uri, this.hostOf(owners.get(r.uri) ?? '')),
+        );
+      case 'resourceTemplates':
+        return this.resources.resourceTemplates.filter((t) =>
+          scope.allows('resource', t.uriTemplate, this.hostOf(owners.get(t.uriTemplate) ?? '')),
+        );
+    }
+  }
+
+  /** Whether a scope sees at least one entry of an upstream: then its log messages reach it. */
+  private seesUpstream(scope: Scope, upstream: string): boolean {
+    if (scope.isFull) return true;
+    const view = this.viewOf(scope);
+    if (!view.upstreams) {
+      const seen = new Set<string>();
+      for (const [kind, table] of [
+        ['tool', this.tools],
+        ['prompt', this.prompts],
+      ] as const) {
+        for (const e of table.exposed) {
+          if (scope.allows(kind, e.exposedName, this.hostOf(e.upstream))) seen.add(e.upstream);
+        }
+      }
+      for (const [uri, owner] of this.resources.owners) {
+        if (scope.allows('resource', uri, this.hostOf(owner))) seen.add(owner);
+      }
+      view.upstreams = seen;
+    }
+    return view.upstreams.has(upstream);
   }
 
   // ---- calls: tools/call, prompts/get, resources/read ----
@@ -260,17 +491,29 @@ export class Router {
     const peerCallId =
       typeof incomingMeta?.[CALL_META_KEY] === 'string' ? incomingMeta[CALL_META_KEY] : undefined;
     let routed: { upstream: string; forwarded: JsonObject };
+    // Refusals happen synchronously inside route(): they are told whose request it was.
+    this.caller =
+      ctx.agent?.name ??
+      (typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined);
     try {
-      routed = this.route(method, params);
+      routed = this.route(method, params, ctx.scope ?? Scope.full());
     } catch (err) {
       if (!(err instanceof UnavailableToolError)) throw err;
       const call = new RoutedCall('', ctx.capabilities, peerCallId);
       call.finish({ kind: 'result', result: toolError(err.message) });
       return call;
+    } finally {
+      this.caller = undefined;
     }
     const { upstream, forwarded } = routed;
     const reg = this.registrations.get(upstream)!;
     const call = new RoutedCall(upstream, ctx.capabilities, peerCallId);
+    const peerAgent =
+      typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined;
+    const audited =
+      this.callListeners.size > 0
+        ? this.auditContext(method, params, routed, ctx, call, peerAgent)
+        : undefined;
     call.bind(ctx.signal, ctx.onprogress);
     const idleMs = Math.min(reg.timeoutMs ?? this.settings.callTimeoutMs, this.settings.callTimeoutCapMs);
     call.armIdleTimeout(idleMs);
@@ -284,14 +527,66 @@ export class Router {
         timeoutMs: this.settings.callTimeoutCapMs,
         maxTotalMs: this.settings.callTimeoutCapMs,
         deadline: call.startedAt + this.settings.callTimeoutCapMs,
-        meta: { [CALL_META_KEY]: call.id },
+        meta: {
+          [CALL_META_KEY]: call.id,
+          ...(ctx.agent ? { [AGENT_META_KEY]: ctx.agent.name } : {}),
+        },
       })
       .then(
-        (result) => call.finish({ kind: 'result', result: this.exposeResult(method, upstream, result) }),
-        (err) => call.finish(this.failure(method, params, call, err)),
+        (result) => {
+          if (audited)
+            this.recordCall({
+              ...audited(),
+              outcome: resultOutcome(method, result),
+              bytesOut: approximateJsonBytes(result),
+            });
+          call.finish({ kind: 'result', result: this.exposeResult(method, upstream, result) });
+        },
+        (err) => {
+          const step = this.failure(method, params, call, err);
+          if (audited) {
+            const timedOut = call.timedOut || err instanceof UpstreamTimeoutError;
+            // An unavailable upstream's call ends as a tool error result; it ran nothing.
+            const outcome =
+              timedOut || step.kind !== 'result'
+                ? errorOutcome(timedOut, call.abort.signal.aborted)
+                : 'tool_error';
+            this.recordCall({ ...audited(), outcome, error: errorText(err), bytesOut: 0 });
+          }
+          call.finish(step);
+        },
       )
       .finally(() => this.untrack(call));
     return call;
+  }
+
+  /** What the audit record of a call will say, minus how it ended. */
+  private auditContext(
+    method: RoutedMethod,
+    params: JsonObject,
+    routed: { upstream: string; forwarded: JsonObject },
+    ctx: CallContext,
+    call: RoutedCall,
+    peerAgent: string | undefined,
+  ): () => Omit<CallRecord, 'outcome' | 'bytesOut'> {
+    const exposedName = String(method === 'resources/read' ? params.uri : params.name);
+    const originalName = String(method === 'resources/read' ? routed.forwarded.uri : routed.forwarded.name);
+    const args = method === 'resources/read' ? undefined : params.arguments;
+    const base = {
+      method,
+      agent: ctx.agent?.name,
+      peerAgent,
+      exposedName,
+      host: this.hostOf(routed.upstream),
+      server: routed.upstream,
+      originalName,
+      startedAt: call.startedAt,
+      bytesIn: args === undefined ? 0 : approximateJsonBytes(args),
+      callId: call.id,
+      peerCallId: call.peerCallId,
+      ...(ctx.agent?.recordArguments && args !== undefined ? { arguments: args } : {}),
+    };
+    return () => ({ ...base, durationMs: Date.now() - call.startedAt });
   }
 
   /**
@@ -333,45 +628,151 @@ export class Router {
     return step;
   }
 
-  private route(method: RoutedMethod, params: JsonObject): { upstream: string; forwarded: JsonObject } {
+  private route(
+    method: RoutedMethod,
+    params: JsonObject,
+    scope: Scope,
+  ): { upstream: string; forwarded: JsonObject } {
     const forwarded = withoutDianeMeta(params);
-    if (method === 'tools/call') {
+    if (method === 'tools/call' || method === 'prompts/get') {
       const name = String(params.name);
-      const entry = this.tools.byName.get(name);
-      if (!entry) this.unknownName('tool', name, this.tools);
+      const entry = this.namedEntry(method === 'tools/call' ? 'tool' : 'prompt', name, scope, method);
       return { upstream: entry.upstream, forwarded: { ...forwarded, name: entry.originalName } };
     }
-    if (method === 'prompts/get') {
-      const name = String(params.name);
-      const entry = this.prompts.byName.get(name);
-      if (!entry) this.unknownName('prompt', name, this.prompts);
-      return { upstream: entry.upstream, forwarded: { ...forwarded, name: entry.originalName } };
-    }
-    const routed = this.routeUri(String(params.uri));
+    const routed = this.routeUri(String(params.uri), scope, method);
     return { upstream: routed.upstream, forwarded: { ...forwarded, uri: routed.originalUri } };
   }
 
-  private routeUri(uri: string): RoutedUri {
+  /**
+   * The tool or prompt an agent names, if it exists and is in the agent's scope; anything else
+   * fails the one way an unknown name fails, so that a scope or a hidden entry cannot be told
+   * apart from a name that routes nowhere.
+   */
+  private namedEntry(
+    what: 'tool' | 'prompt',
+    name: string,
+    scope: Scope,
+    method: RefusableMethod,
+  ): { upstream: string; originalName: string } {
+    const table: NameTable<Named> = what === 'tool' ? this.tools : this.prompts;
+    const entry = table.byName.get(name);
+    if (entry) {
+      const host = this.hostOf(entry.upstream);
+      if (scope.allows(what, name, host)) return entry;
+      this.refused({
+        method,
+        reason: 'scope',
+        kind: what,
+        exposedName: name,
+        host,
+        server: entry.upstream,
+        name: entry.originalName,
+        scope,
+      });
+    } else {
+      this.refuseIfHidden(method, what, name, scope);
+    }
+    return this.unknownName(what, name, table, scope);
+  }
+
+  /** An agent's URI split into its upstream and that upstream's own URI; no checks beyond that. */
+  private parseUri(uri: string): RoutedUri | undefined {
     const routed =
       this.settings.naming === 'transparent'
         ? { upstream: this.registrations.keys().next().value ?? '', originalUri: uri }
         : parseExposedUri(uri);
-    if (!routed || !this.registrations.has(routed.upstream)) {
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown resource: ${uri}`);
+    return routed && this.registrations.has(routed.upstream) ? routed : undefined;
+  }
+
+  /**
+   * Where an agent's URI goes, if its upstream exists, exposes it, and the agent's scope allows
+   * it; every refusal is the same "Unknown resource" error.
+   */
+  private routeUri(uri: string, scope: Scope, method: RefusableMethod): RoutedUri {
+    const routed = this.parseUri(uri);
+    if (!routed) throw unknownResource(uri);
+    const host = this.hostOf(routed.upstream);
+    const refusal = { method, kind: 'resource', exposedName: uri, host, server: routed.upstream } as const;
+    if (!this.registrations.get(routed.upstream)!.exposure.allows('resource', routed.originalUri)) {
+      this.refused({ ...refusal, reason: 'hidden', name: routed.originalUri, scope });
+      throw unknownResource(uri);
+    }
+    if (!scope.allows('resource', uri, host)) {
+      this.refused({ ...refusal, reason: 'scope', name: routed.originalUri, scope });
+      throw unknownResource(uri);
     }
     return routed;
   }
 
-  private unknownName(what: 'tool' | 'prompt', name: string, table: NameTable<{ name: string }>): never {
-    // Only for the error message: routing never parses names, but a person deserves to hear
-    // that the host is offline rather than that the tool does not exist.
+  /** A name that is not in the table: if an upstream has it but hides it, that is a refusal. */
+  private refuseIfHidden(
+    method: RefusableMethod,
+    kind: 'tool' | 'prompt',
+    exposedName: string,
+    scope: Scope,
+  ): void {
+    for (const reg of this.registrations.values()) {
+      if (reg.exposure.isAll) continue;
+      const catalog = reg.upstream.catalog();
+      const items: readonly Named[] = kind === 'tool' ? catalog.tools : catalog.prompts;
+      for (const item of items) {
+        if (this.exposeName(reg.upstream.name, item.name) !== exposedName) continue;
+        if (!reg.exposure.allows(kind, item.name)) {
+          const server = reg.upstream.name;
+          const host = this.hostOf(server);
+          this.refused({ method, reason: 'hidden', kind, exposedName, host, server, name: item.name, scope });
+          return;
+        }
+      }
+    }
+  }
+
+  private refused(event: RefusedRequest): void {
+    if (event.reason === 'hidden') {
+      this.logger.warn(
+        { method: event.method, server: event.server, kind: event.kind, name: event.name },
+        'refused a request for an entry that mcp-servers.json does not expose (expose/hide)',
+      );
+    } else {
+      this.logger.debug(
+        { method: event.method, exposedName: event.exposedName },
+        "refused a request outside the agent's scope",
+      );
+    }
+    const told = this.caller === undefined ? event : { ...event, agent: this.caller };
+    for (const listener of this.refusedListeners) {
+      try {
+        listener(told);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'refusal listener failed');
+      }
+    }
+  }
+
+  /**
+   * Only for the error message: routing never parses names, but a person deserves to hear that
+   * the host is offline rather than that the tool does not exist. Hints are given only about
+   * what the agent's scope could see, so an out-of-scope entry reads as unknown.
+   */
+  private unknownName(
+    what: 'tool' | 'prompt',
+    name: string,
+    table: NameTable<{ name: string }>,
+    scope: Scope,
+  ): never {
     for (const { upstream } of this.registrations.values()) {
-      if (name.startsWith(`${upstream.name}_`) && upstream.status().state !== 'connected') {
+      if (
+        name.startsWith(`${upstream.name}_`) &&
+        upstream.status().state !== 'connected' &&
+        scope.allows(what, name, this.hostOf(upstream.name))
+      ) {
         if (what === 'tool') throw new UnavailableToolError(upstream.unavailableMessage());
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, upstream.unavailableMessage());
       }
     }
-    const rejected = table.rejected.find((r) => r.exposedName === name);
+    const rejected = table.rejected.find(
+      (r) => r.exposedName === name && scope.allows(what, name, this.hostOf(r.upstream)),
+    );
     if (rejected) {
       throw new ProtocolError(
         ProtocolErrorCode.InvalidParams,
@@ -438,22 +839,49 @@ export class Router {
         ),
       );
     }
-    return target.ask(request, signal);
+    if (this.callListeners.size === 0) return target.ask(request, signal);
+    const startedAt = Date.now();
+    const asking = target;
+    const record = (outcome: CallOutcome, bytesOut: number, error?: string) =>
+      this.recordCall({
+        method: request.method as RecordedMethod,
+        agent: asking.agent,
+        exposedName: request.method,
+        host: this.hostOf(upstream),
+        server: upstream,
+        originalName: request.method,
+        startedAt,
+        durationMs: Date.now() - startedAt,
+        outcome,
+        ...(error === undefined ? {} : { error }),
+        bytesIn: approximateJsonBytes(request.params),
+        bytesOut,
+        callId: asking.id,
+      });
+    return target.ask(request, signal).then(
+      (answer) => {
+        record('ok', approximateJsonBytes(answer));
+        return answer;
+      },
+      (err) => {
+        record(signal.aborted ? 'cancelled' : 'protocol_error', 0, errorText(err));
+        throw err;
+      },
+    );
   }
 
   // ---- completion ----
 
-  async complete(params: JsonObject, signal: AbortSignal): Promise<JsonObject> {
+  async complete(params: JsonObject, signal: AbortSignal, scope: Scope = Scope.full()): Promise<JsonObject> {
     const ref = (params.ref ?? {}) as JsonObject;
     let upstream: string;
     let forwardedRef: JsonObject;
     if (ref.type === 'ref/prompt') {
-      const entry = this.prompts.byName.get(String(ref.name));
-      if (!entry) this.unknownName('prompt', String(ref.name), this.prompts);
+      const entry = this.namedEntry('prompt', String(ref.name), scope, 'completion/complete');
       upstream = entry.upstream;
       forwardedRef = { ...ref, name: entry.originalName };
     } else if (ref.type === 'ref/resource') {
-      const routed = this.routeUri(String(ref.uri));
+      const routed = this.routeUri(String(ref.uri), scope, 'completion/complete');
       upstream = routed.upstream;
       forwardedRef = { ...ref, uri: routed.originalUri };
     } else {
@@ -494,10 +922,40 @@ export class Router {
 
   // ---- agent sessions: log levels and resource subscriptions ----
 
-  openSession(peer: AgentPeer): AgentSession {
-    const session: AgentSession = { peer, subscriptions: new Set() };
+  /** A connected agent: it is told of list changes within `scope`, log messages, resource updates. */
+  openSession(peer: AgentPeer, scope: Scope = Scope.full(), agent?: string): AgentSession {
+    const session: AgentSession = { peer, scope, agent, subscriptions: new Set() };
     this.sessions.add(session);
     return session;
+  }
+
+  /**
+   * Gives a live session another scope, at once: its next lists and calls use it, its
+   * subscriptions to resources outside it end, and it is told that every list changed.
+   */
+  setScope(session: AgentSession, scope: Scope): void {
+    (session as { scope: Scope }).scope = scope;
+    if (!this.sessions.has(session)) return;
+    for (const uri of [...session.subscriptions]) {
+      const routed = this.parseUri(uri);
+      if (!routed || scope.allows('resource', uri, this.hostOf(routed.upstream))) continue;
+      session.subscriptions.delete(uri);
+      this.releaseSubscription(uri);
+    }
+    for (const kind of CATALOG_KINDS) this.tell(session, LIST_CHANGED[kind]);
+  }
+
+  /** Gives every live session of an agent another scope (its scope was changed by the admin). */
+  setAgentScope(agent: string, scope: Scope): void {
+    for (const session of [...this.sessions]) if (session.agent === agent) this.setScope(session, scope);
+  }
+
+  private tell(session: AgentSession, method: string, params?: JsonObject): void {
+    try {
+      session.peer.notify(method, params);
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message, method }, 'could not notify an agent session');
+    }
   }
 
   closeSession(session: AgentSession): void {
@@ -514,7 +972,7 @@ export class Router {
 
   async subscribeResource(session: AgentSession, uri: string, signal: AbortSignal): Promise<void> {
     if (session.subscriptions.has(uri)) return;
-    const routed = this.routeUri(uri);
+    const routed = this.routeUri(uri, session.scope, 'resources/subscribe');
     const key = subscriptionKey(routed);
     const count = this.upstreamSubscriptions.get(key) ?? 0;
     if (count === 0) {
@@ -539,7 +997,7 @@ export class Router {
   }
 
   private releaseSubscription(uri: string): void {
-    const routed = this.routeUriOrUndefined(uri);
+    const routed = this.parseUri(uri);
     if (!routed) return;
     const key = subscriptionKey(routed);
     const count = (this.upstreamSubscriptions.get(key) ?? 1) - 1;
@@ -558,14 +1016,6 @@ export class Router {
     }
   }
 
-  private routeUriOrUndefined(uri: string): RoutedUri | undefined {
-    try {
-      return this.routeUri(uri);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** The agents' roots changed: every upstream that asks for roots is told. */
   rootsChanged(): void {
     for (const { upstream } of this.registrations.values()) upstream.notifyRootsChanged?.();
@@ -581,18 +1031,23 @@ export class Router {
     const message = { ...params, ...(logger === undefined ? {} : { logger }) } as JsonObject;
     const severity = LOG_SEVERITY[params.level] ?? 0;
     for (const session of this.sessions) {
-      if (severity >= LOG_SEVERITY[session.logLevel ?? DEFAULT_AGENT_LOG_LEVEL]) {
-        session.peer.notify('notifications/message', message);
+      if (
+        severity >= LOG_SEVERITY[session.logLevel ?? DEFAULT_AGENT_LOG_LEVEL] &&
+        this.seesUpstream(session.scope, upstream)
+      ) {
+        this.tell(session, 'notifications/message', message);
       }
     }
   }
 
   private deliverResourceUpdate(upstream: string, uri: string): void {
+    if (this.registrations.get(upstream)?.exposure.allows('resource', uri) === false) return;
     const exposed = this.settings.naming === 'transparent' ? uri : exposeUri(upstream, uri);
     if (exposed === undefined) return;
+    const host = this.hostOf(upstream);
     for (const session of this.sessions) {
-      if (session.subscriptions.has(exposed))
-        session.peer.notify('notifications/resources/updated', { uri: exposed });
+      if (session.subscriptions.has(exposed) && session.scope.allows('resource', exposed, host))
+        this.tell(session, 'notifications/resources/updated', { uri: exposed });
     }
   }
 
@@ -656,25 +1111,64 @@ export class Router {
 
   private rebuild(kind: CatalogKind): void {
     const regs = this.sortedRegistrations();
-    let changed: boolean;
+    let changes: ListChange[];
     if (kind === 'tools') {
       const next = this.namedTable(regs, 'tools', (c) => c.tools);
       this.reportRejections('tool', this.tools.rejected, next.rejected);
-      changed = !sameExposed(this.tools, next);
+      changes = this.tableChanges('tool', this.tools, next);
       this.tools = next;
     } else if (kind === 'prompts') {
       const next = this.namedTable(regs, 'prompts', (c) => c.prompts);
       this.reportRejections('prompt', this.prompts.rejected, next.rejected);
-      changed = !sameExposed(this.prompts, next);
+      changes = this.tableChanges('prompt', this.prompts, next);
       this.prompts = next;
     } else {
       const next = this.buildResources(regs);
-      changed =
-        JSON.stringify(next.resources) !== JSON.stringify(this.resources.resources) ||
-        JSON.stringify(next.resourceTemplates) !== JSON.stringify(this.resources.resourceTemplates);
+      changes = this.resourceChanges(this.resources, next);
       this.resources = next;
     }
-    if (changed) this.scheduleListChanged(kind);
+    this.generation++;
+    this.scheduleCatalogChanged();
+    if (changes.length > 0) this.scheduleListChanged(kind, changes);
+  }
+
+  /** The entries that appeared, went, or whose definition changed between two tables. */
+  private tableChanges<T extends Named>(
+    kind: EntryKind,
+    before: NameTable<T>,
+    after: NameTable<T>,
+  ): ListChange[] {
+    const changes: ListChange[] = [];
+    const change = (e: { exposedName: string; upstream: string }) =>
+      changes.push({ kind, name: e.exposedName, host: this.hostOf(e.upstream) });
+    for (const item of before.exposed) {
+      const other = after.byName.get(item.exposedName);
+      if (!other || JSON.stringify(other.definition) !== JSON.stringify(item.definition)) change(item);
+    }
+    for (const item of after.exposed) if (!before.byName.has(item.exposedName)) change(item);
+    return changes;
+  }
+
+  private resourceChanges(before: ResourceListing, after: ResourceListing): ListChange[] {
+    const index = (listing: ResourceListing) => {
+      const map = new Map<string, { uri: string; json: string; owner: string }>();
+      for (const r of listing.resources) {
+        map.set(`r${r.uri}`, { uri: r.uri, json: JSON.stringify(r), owner: listing.owners.get(r.uri) ?? '' });
+      }
+      for (const t of listing.resourceTemplates) {
+        const owner = listing.owners.get(t.uriTemplate) ?? '';
+        map.set(`t${t.uriTemplate}`, { uri: t.uriTemplate, json: JSON.stringify(t), owner });
+      }
+      return map;
+    };
+    const was = index(before);
+    const now = index(after);
+    const changes: ListChange[] = [];
+    const change = (e: { uri: string; owner: string }) =>
+      changes.push({ kind: 'resource', name: e.uri, host: this.hostOf(e.owner) });
+    for (const [key, entry] of was) if (now.get(key)?.json !== entry.json) change(entry);
+    for (const [key, entry] of now) if (!was.has(key)) change(entry);
+    return changes;
   }
 
   /** Tools or prompts: cut to the per-upstream limits, then named through the table. */
@@ -700,8 +1194,9 @@ export class Router {
     nameOf?: (item: T) => string,
   ): { sources: { upstream: string; items: readonly T[] }[]; rejected: RejectedItem[] } {
     const rejected: RejectedItem[] = [];
-    const sources = regs.map(({ upstream }) => {
-      const items = pick(upstream.catalog());
+    const sources = regs.map(({ upstream, exposure }) => {
+      // What the owner does not expose is gone before anything else sees it.
+      const items = pick(exposure.filter(upstream.catalog()));
       if (this.settings.naming === 'transparent') return { upstream: upstream.name, items };
       const checked = withinLimits(upstream.name, kind, items, this.settings.upstreamLimits, nameOf);
       rejected.push(...checked.rejected);
@@ -771,24 +1266,60 @@ export class Router {
     ]);
   }
 
-  private scheduleListChanged(kind: CatalogKind): void {
+  private scheduleListChanged(kind: CatalogKind, changes: readonly ListChange[]): void {
+    let pending = this.pendingChanges.get(kind);
+    if (!pending) {
+      pending = [];
+      this.pendingChanges.set(kind, pending);
+    }
+    for (const change of changes) pending.push(change);
     if (this.debounceTimers.has(kind)) return;
     const timer = setTimeout(() => {
       this.debounceTimers.delete(kind);
-      for (const l of this.changeListeners) {
+      const all = this.pendingChanges.get(kind) ?? [];
+      this.pendingChanges.delete(kind);
+      this.announceListChanged(kind, all);
+    }, this.settings.listChangedDebounceMs);
+    this.debounceTimers.set(kind, timer);
+  }
+
+  /** Each session hears of a change only when some changed entry is within its scope. */
+  private announceListChanged(kind: CatalogKind, changes: readonly ListChange[]): void {
+    for (const session of this.sessions) {
+      const { scope } = session;
+      if (scope.isFull || changes.some((c) => scope.allows(c.kind, c.name, c.host))) {
+        this.tell(session, LIST_CHANGED[kind]);
+      }
+    }
+    for (const l of this.changeListeners) {
+      try {
+        l(kind);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'list-changed listener failed');
+      }
+    }
+  }
+
+  private scheduleCatalogChanged(): void {
+    if (this.catalogTimer || this.catalogListeners.size === 0) return;
+    this.catalogTimer = setTimeout(() => {
+      this.catalogTimer = undefined;
+      for (const l of this.catalogListeners) {
         try {
-          l(kind);
+          l();
         } catch (err) {
-          this.logger.warn({ err: (err as Error).message }, 'list-changed listener failed');
+          this.logger.warn({ err: (err as Error).message }, 'catalog listener failed');
         }
       }
     }, this.settings.listChangedDebounceMs);
-    this.debounceTimers.set(kind, timer);
   }
 
   close(): void {
     for (const timer of this.debounceTimers.values()) clearTimeout(timer);
     this.debounceTimers.clear();
+    this.pendingChanges.clear();
+    clearTimeout(this.catalogTimer);
+    this.catalogTimer = undefined;
     for (const { call, timer } of this.parked.values()) {
       clearTimeout(timer);
       call.cancel('Diane is shutting down');
@@ -824,9 +1355,13 @@ function canAnswer(capabilities: ClientCapabilities | undefined, request: AgentR
 function withoutDianeMeta(params: JsonObject): JsonObject {
   const meta = params._meta as JsonObject | undefined;
   if (!meta) return params;
-  const { progressToken: _progress, [CALL_META_KEY]: _call, ...rest } = meta;
+  const { progressToken: _progress, [CALL_META_KEY]: _call, [AGENT_META_KEY]: _agent, ...rest } = meta;
   const { _meta: _dropped, ...withoutMeta } = params;
   return Object.keys(rest).length ? { ...withoutMeta, _meta: rest } : withoutMeta;
+}
+
+function unknownResource(uri: string): ProtocolError {
+  return new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown resource: ${uri}`);
 }
 
 function subscriptionKey(routed: RoutedUri): string {

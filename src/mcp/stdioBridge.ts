@@ -2,7 +2,7 @@ import type { Server } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { DianeError, ExitCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createFrontServer, type FrontInfo, LiveServers, onServerClose } from './frontServer.js';
+import { createFrontServer, type FrontInfo, onServerClose } from './frontServer.js';
 import { DEFAULT_ROUTER_SETTINGS, Router } from './router.js';
 import { SupervisedUpstream, type SupervisorSettings } from './supervisedUpstream.js';
 
@@ -46,8 +46,6 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
     opts.logger,
   );
   router.add(daemon);
-  const live = new LiveServers();
-  router.onListChanged((kind) => live.announceListChanged(kind));
   try {
     await waitForFirstConnection(daemon, opts.supervisor.connectTimeoutMs);
   } catch (err) {
@@ -62,11 +60,8 @@ export async function runStdioBridge(opts: BridgeOptions): Promise<void> {
           persistent: true,
           progressSettleMs: 20,
         });
-        live.add(server);
-        onServerClose(server, () => {
-          live.delete(server);
-          resolve();
-        });
+        // Its router session tells it of list changes.
+        onServerClose(server, () => resolve());
         return server;
       },
       { onerror: (err) => opts.logger.debug({ err: err.message }, 'stdio error') },

@@ -118,6 +118,11 @@ export type JsonObject = Record<string, unknown>;
 export interface Upstream {
   readonly name: string;
   readonly kind: UpstreamKind;
+  /**
+   * The machine whose entries these are, for `host:` scope patterns: a slave's host id. Unset
+   * for servers configured on this machine, whose host is `local` (`LOCAL_HOST` in scope.ts).
+   */
+  readonly host?: string;
   status(): UpstreamStatus;
   /** What the upstream offers, as it names it; empty while not connected. */
   catalog(): UpstreamCatalog;

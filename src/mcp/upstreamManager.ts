@@ -5,6 +5,7 @@ import {
   type UpstreamServerConfig,
 } from '../config/mcpServers.js';
 import type { Logger } from '../log.js';
+import { Exposure } from './exposure.js';
 import type { Router } from './router.js';
 import { SupervisedUpstream, type SupervisorSettings } from './supervisedUpstream.js';
 
@@ -23,7 +24,8 @@ interface Running {
 
 /**
  * Keeps the running upstreams in step with `mcp-servers.json`: on start and on every reload it
- * starts new servers, stops removed ones and restarts only those whose entry changed.
+ * starts new servers, stops removed ones and restarts only those whose entry changed. A change
+ * of `expose` or `hide` alone restarts nothing: the router applies it at once.
  */
 export class UpstreamManager {
   private readonly running = new Map<string, Running>();
@@ -90,6 +92,7 @@ export class UpstreamManager {
       if (next && configFingerprint(next) === run.fingerprint) {
         result.unchanged.push(name);
         wanted.delete(name);
+        this.router.setExposure(name, Exposure.from(next));
         continue;
       }
       this.router.remove(name);
@@ -102,7 +105,7 @@ export class UpstreamManager {
     for (const [name, config] of wanted) {
       const upstream = new SupervisedUpstream(config, this.settings, this.logger);
       this.running.set(name, { upstream, fingerprint: configFingerprint(config) });
-      this.router.add(upstream, { timeoutMs: config.timeoutMs });
+      this.router.add(upstream, { timeoutMs: config.timeoutMs, exposure: Exposure.from(config) });
       upstream.start();
       if (!result.restarted.includes(name)) result.added.push(name);
     }

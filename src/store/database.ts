@@ -1,7 +1,9 @@
 import { accessSync, closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { AgentsRepo } from './agentsRepo.js';
+import { AuditRepo, MASTER_AUDIT_TABLE, SLAVE_AUDIT_TABLE } from './auditRepo.js';
 import { StoreError, storeErrorFrom } from './errors.js';
-import { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+import { type Migration, migrations, slaveAuditMigrations } from './migrations.js';
 import { PairingRequestsRepo } from './pairingRequestsRepo.js';
 import { RevokedCredentialsRepo } from './revokedCredentialsRepo.js';
 import { SlaveServersRepo } from './slaveServersRepo.js';
@@ -11,15 +13,19 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** The clock used for created/updated/requested/revoked times; tests pass a fixed one. */
   now?: () => Date;
+  /**
+   * Opens an existing database for reading only: nothing is created, migrated or written, so a
+   * command that only looks (`diane slave audit`) never changes the file. The file must exist and
+   * already have this build's schema.
+   */
+  readOnly?: boolean;
 }
 
-export interface Store {
+/** What every database file of Diane offers: the connection, its transactions, closing. */
+export interface Connection {
   /** The raw connection, for repositories only: services go through the repositories. */
   readonly db: Database.Database;
   readonly schemaVersion: number;
-  readonly slaveServers: SlaveServersRepo;
-  readonly revokedCredentials: RevokedCredentialsRepo;
-  readonly pairingRequests: PairingRequestsRepo;
   /** Runs `fn` in an IMMEDIATE transaction: the write lock is taken up front, so no upgrade deadlock. */
   transaction<T>(fn: () => T): T;
   /**
@@ -31,6 +37,40 @@ export interface Store {
   close(): void;
 }
 
+/** A database that holds an audit trail: the master's store and the slave's audit file alike. */
+export interface AuditStore extends Connection {
+  readonly auditEvents: AuditRepo;
+}
+
+/** The master's database (`diane.db`). */
+export interface Store extends AuditStore {
+  readonly slaveServers: SlaveServersRepo;
+  readonly revokedCredentials: RevokedCredentialsRepo;
+  readonly pairingRequests: PairingRequestsRepo;
+  readonly agents: AgentsRepo;
+}
+
+/**
+ * One kind of database file: its migrations and the `application_id` that marks a file as being
+ * of this kind, so that one kind is never migrated into another (the versions of two lists mean
+ * different things).
+ */
+export interface Schema {
+  readonly applicationId: number;
+  readonly migrations: readonly Migration[];
+}
+
+/** "DIAN": marks the file as Diane's, so another program's SQLite file is never migrated into. */
+export const DIANE_APPLICATION_ID = 0x4449414e;
+/** "DIAU": the slave's audit file (`slave-audit.db`). */
+export const SLAVE_AUDIT_APPLICATION_ID = 0x44494155;
+
+export const MAIN_SCHEMA: Schema = { applicationId: DIANE_APPLICATION_ID, migrations };
+export const SLAVE_AUDIT_SCHEMA: Schema = {
+  applicationId: SLAVE_AUDIT_APPLICATION_ID,
+  migrations: slaveAuditMigrations,
+};
+
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 /**
@@ -39,24 +79,52 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * byte for byte as it was. Failures a person can fix come out as StoreError.
  */
 export function openStore(path: string, opts: StoreOptions = {}): Store {
+  const { db, schemaVersion } = openDatabase(path, MAIN_SCHEMA, opts);
+  return new SqliteStore(db, schemaVersion, opts.now);
+}
+
+/** Opens the slave's own audit trail (`slave-audit.db`) the same way. */
+export function openSlaveAuditStore(path: string, opts: StoreOptions = {}): AuditStore {
+  const { db, schemaVersion } = openDatabase(path, SLAVE_AUDIT_SCHEMA, opts);
+  return new SqliteAuditStore(db, schemaVersion, opts.now);
+}
+
+function openDatabase(
+  path: string,
+  schema: Schema,
+  opts: StoreOptions,
+): { db: Database.Database; schemaVersion: number } {
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const latest = latestVersionOf(schema);
   let db: Database.Database | undefined;
   try {
+    if (opts.readOnly) {
+      db = new Database(path, { timeout: busyTimeoutMs, readonly: true, fileMustExist: true });
+      const found = readSchemaVersion(db);
+      refuseNewerSchema(path, found, latest);
+      refuseForeignDatabase(db, path, found, schema.applicationId);
+      refuseOlderSchema(path, found, latest);
+      return { db, schemaVersion: found };
+    }
     refuseReadOnlyFile(path);
     createPrivateFile(path);
     db = new Database(path, { timeout: busyTimeoutMs });
     const found = readSchemaVersion(db);
-    refuseNewerSchema(path, found);
-    refuseForeignDatabase(db, path, found);
+    refuseNewerSchema(path, found, latest);
+    refuseForeignDatabase(db, path, found, schema.applicationId);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
-    const schemaVersion = migrate(db, path, migrations, found);
-    return new SqliteStore(db, schemaVersion, opts.now);
+    const schemaVersion = migrate(db, path, schema, found);
+    return { db, schemaVersion };
   } catch (err) {
     db?.close();
     throw storeErrorFrom(err, path) ?? err;
   }
+}
+
+function latestVersionOf(schema: Schema): number {
+  return schema.migrations.at(-1)?.version ?? 0;
 }
 
 /** SQLite silently opens a file it cannot write read-only; failing later, mid-write, is worse. */
@@ -100,26 +168,32 @@ function readSchemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-function refuseNewerSchema(path: string, found: number): void {
-  if (found <= latestSchemaVersion) return;
+function refuseNewerSchema(path: string, found: number, latest: number): void {
+  if (found <= latest) return;
   throw new StoreError(
     'newer-schema',
     `${path} was written by a newer version of Diane (schema v${found}; this build knows up to ` +
-      `v${latestSchemaVersion}). Upgrade Diane, or point DIANE_HOME elsewhere.`,
+      `v${latest}). Upgrade Diane, or point DIANE_HOME elsewhere.`,
   );
 }
 
-/** "DIAN": marks the file as Diane's, so another program's SQLite file is never migrated into. */
-export const DIANE_APPLICATION_ID = 0x4449414e;
+/** Read-only opens cannot migrate, and the repositories expect the latest schema. */
+function refuseOlderSchema(path: string, found: number, latest: number): void {
+  if (found >= latest) return;
+  throw new StoreError(
+    'older-schema',
+    `${path} has schema v${found}, older than this build's v${latest}; run the Diane that writes it ` +
+      '(this version) once to upgrade it, then try again.',
+  );
+}
 
-function refuseForeignDatabase(db: Database.Database, path: string, found: number): void {
+function refuseForeignDatabase(db: Database.Database, path: string, found: number, expected: number): void {
   const applicationId = db.pragma('application_id', { simple: true }) as number;
   const tables = db
     .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'")
     .pluck()
     .get() as number;
-  const foreign =
-    (applicationId !== 0 && applicationId !== DIANE_APPLICATION_ID) || (found === 0 && tables > 0);
+  const foreign = (applicationId !== 0 && applicationId !== expected) || (found === 0 && tables > 0);
   if (!foreign) return;
   throw new StoreError(
     'foreign',
@@ -133,7 +207,9 @@ function refuseForeignDatabase(db: Database.Database, path: string, found: numbe
  * `user_version` bump, so a crash leaves the old version or the new one, never half of one. The
  * version is read again inside the lock because another process may have migrated meanwhile.
  */
-function migrate(db: Database.Database, path: string, list: readonly Migration[], found: number): number {
+function migrate(db: Database.Database, path: string, schema: Schema, found: number): number {
+  const list = schema.migrations;
+  const latest = latestVersionOf(schema);
   list.forEach((migration, index) => {
     if (migration.version !== index + 1) {
       throw new Error(
@@ -147,30 +223,21 @@ function migrate(db: Database.Database, path: string, list: readonly Migration[]
   for (const migration of pending) {
     db.transaction(() => {
       const current = readSchemaVersion(db);
-      refuseNewerSchema(path, current);
+      refuseNewerSchema(path, current, latest);
       if (current >= migration.version) return;
       db.exec(migration.sql);
       db.pragma(`user_version = ${migration.version}`);
-      db.pragma(`application_id = ${DIANE_APPLICATION_ID}`);
+      db.pragma(`application_id = ${schema.applicationId}`);
     }).immediate();
   }
   return readSchemaVersion(db);
 }
 
-class SqliteStore implements Store {
-  readonly slaveServers: SlaveServersRepo;
-  readonly revokedCredentials: RevokedCredentialsRepo;
-  readonly pairingRequests: PairingRequestsRepo;
-
+class SqliteConnection implements Connection {
   constructor(
     readonly db: Database.Database,
     readonly schemaVersion: number,
-    now?: () => Date,
-  ) {
-    this.slaveServers = new SlaveServersRepo(db, now);
-    this.revokedCredentials = new RevokedCredentialsRepo(db, now);
-    this.pairingRequests = new PairingRequestsRepo(db, now);
-  }
+  ) {}
 
   /** better-sqlite3 refuses a function that returns a promise, so a transaction never spans an await. */
   transaction<T>(fn: () => T): T {
@@ -195,5 +262,31 @@ class SqliteStore implements Store {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+}
+
+class SqliteStore extends SqliteConnection implements Store {
+  readonly slaveServers: SlaveServersRepo;
+  readonly revokedCredentials: RevokedCredentialsRepo;
+  readonly pairingRequests: PairingRequestsRepo;
+  readonly agents: AgentsRepo;
+  readonly auditEvents: AuditRepo;
+
+  constructor(db: Database.Database, schemaVersion: number, now?: () => Date) {
+    super(db, schemaVersion);
+    this.slaveServers = new SlaveServersRepo(db, now);
+    this.revokedCredentials = new RevokedCredentialsRepo(db, now);
+    this.pairingRequests = new PairingRequestsRepo(db, now);
+    this.agents = new AgentsRepo(db, now);
+    this.auditEvents = new AuditRepo(db, MASTER_AUDIT_TABLE, now);
+  }
+}
+
+class SqliteAuditStore extends SqliteConnection implements AuditStore {
+  readonly auditEvents: AuditRepo;
+
+  constructor(db: Database.Database, schemaVersion: number, now?: () => Date) {
+    super(db, schemaVersion);
+    this.auditEvents = new AuditRepo(db, SLAVE_AUDIT_TABLE, now);
   }
 }

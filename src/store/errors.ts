@@ -1,6 +1,12 @@
 import { DianeError, ExitCode } from '../errors.js';
 
-export type StoreErrorCode = 'newer-schema' | 'corrupt' | 'foreign' | 'locked' | 'unreadable';
+export type StoreErrorCode =
+  | 'newer-schema'
+  | 'older-schema'
+  | 'corrupt'
+  | 'foreign'
+  | 'locked'
+  | 'unreadable';
 
 /** A database problem a person can act on; the message says what to do, no stack trace needed. */
 export class StoreError extends DianeError {

@@ -1,6 +1,38 @@
-export { DIANE_APPLICATION_ID, openStore, type Store, type StoreOptions } from './database.js';
+export {
+  AGENT_MODES,
+  AGENT_NAME_PATTERN,
+  type Agent,
+  type AgentMode,
+  AgentsRepo,
+  type AgentUpdate,
+  assertAgentName,
+  isAgentMode,
+  type NewAgent,
+} from './agentsRepo.js';
+export {
+  type AuditQuery,
+  type AuditRecord,
+  AuditRepo,
+  type AuditTable,
+  MASTER_AUDIT_TABLE,
+  SLAVE_AUDIT_TABLE,
+  type StoredAuditEvent,
+} from './auditRepo.js';
+export {
+  type AuditStore,
+  type Connection,
+  DIANE_APPLICATION_ID,
+  MAIN_SCHEMA,
+  openSlaveAuditStore,
+  openStore,
+  type Schema,
+  SLAVE_AUDIT_APPLICATION_ID,
+  SLAVE_AUDIT_SCHEMA,
+  type Store,
+  type StoreOptions,
+} from './database.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
-export { latestSchemaVersion, type Migration, migrations } from './migrations.js';
+export { latestSchemaVersion, type Migration, migrations, slaveAuditMigrations } from './migrations.js';
 export {
   type NewPairingRequest,
   type PairingApproval,

@@ -117,6 +117,89 @@ ALTER TABLE slave_servers ADD COLUMN ca_fingerprint TEXT;
 ALTER TABLE slave_servers ADD COLUMN pending_ca_fingerprint TEXT;
 `,
   },
+  {
+    version: 6,
+    name: 'agents (identities, token hashes, scopes) and the audit trail of their calls',
+    // An agent's bearer token is never stored, only its SHA-256 (config/agentTokens.ts), looked up
+    // through the unique index on every request. allow/deny are JSON arrays of name patterns. The
+    // name CHECK repeats the repository's rule ([a-z0-9][a-z0-9_-]*, 1-64) so that no other writer
+    // can store a name the CLI could not type. Audit rows are append-only and trimmed by age and
+    // count; `id` orders them (AUTOINCREMENT: an id is never reused after a trim, so a follower's
+    // "after id N" stays meaningful). The indexes on agent, host and outcome also serve
+    // "ORDER BY id" because id is the rowid every index entry carries.
+    sql: `
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL
+        CHECK (length(name) BETWEEN 1 AND 64 AND name GLOB '[a-z0-9]*' AND name NOT GLOB '*[^a-z0-9_-]*'),
+    token_hash TEXT UNIQUE NOT NULL,
+    allow TEXT NOT NULL,
+    deny TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'full',
+    record_arguments INTEGER NOT NULL DEFAULT 0,
+    created_at DATETIME NOT NULL,
+    updated_at DATETIME NOT NULL,
+    token_rotated_at DATETIME NOT NULL,
+    last_used_at DATETIME
+);
+
+CREATE TABLE audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at DATETIME NOT NULL,
+    agent TEXT,
+    kind TEXT NOT NULL,
+    exposed_name TEXT,
+    host TEXT,
+    server TEXT,
+    original_name TEXT,
+    duration_ms REAL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    bytes_in INTEGER,
+    bytes_out INTEGER,
+    arguments TEXT,
+    call_id TEXT
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE INDEX audit_events_agent ON audit_events (agent);
+CREATE INDEX audit_events_host ON audit_events (host);
+CREATE INDEX audit_events_outcome ON audit_events (outcome);
+`,
+  },
 ];
 
 export const latestSchemaVersion: number = migrations.at(-1)?.version ?? 0;
+
+/**
+ * The slave's own audit file (`slave-audit.db`), a separate list with its own versions and its
+ * own application id (database.ts). The same shape as the master's `audit_events` but for two
+ * columns: no `host` (it is this machine), and `master_agent` instead of `agent`: the name is
+ * whatever the master said, which the slave cannot check.
+ */
+export const slaveAuditMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "the slave's audit trail of what the master asked it to run",
+    sql: `
+CREATE TABLE audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at DATETIME NOT NULL,
+    master_agent TEXT,
+    kind TEXT NOT NULL,
+    exposed_name TEXT,
+    server TEXT,
+    original_name TEXT,
+    duration_ms REAL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    bytes_in INTEGER,
+    bytes_out INTEGER,
+    arguments TEXT,
+    call_id TEXT
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE INDEX audit_events_master_agent ON audit_events (master_agent);
+CREATE INDEX audit_events_outcome ON audit_events (outcome);
+`,
+  },
+];

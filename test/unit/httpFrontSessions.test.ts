@@ -1,12 +1,20 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
+import type { AgentDirectory } from '../../src/mcp/agentIdentity.js';
 import { HttpFront, type SessionLimits } from '../../src/mcp/httpFront.js';
 import { DEFAULT_ROUTER_SETTINGS, Router } from '../../src/mcp/router.js';
+import { Scope } from '../../src/mcp/scope.js';
 
 const TOKEN = 't'.repeat(43);
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const fronts: HttpFront[] = [];
+
+/** A directory of one agent, the way the daemon's AgentService answers. */
+function oneAgent(token: string): AgentDirectory {
+  const agent = { name: 'owner', scope: Scope.full(), recordArguments: false };
+  return { authenticate: (given) => (given === token ? agent : undefined) };
+}
 
 afterEach(async () => {
   for (const front of fronts.splice(0)) await front.close();
@@ -18,7 +26,7 @@ async function startFront(sessions: SessionLimits, token: string | undefined = T
     info: { name: 'diane-test', version: '0' },
     host: '127.0.0.1',
     port: 0,
-    token,
+    ...(token === undefined ? {} : { agents: oneAgent(token) }),
     logger: silentLogger,
     maxRequestBytes: 1024 * 1024,
     sessions,

@@ -13,13 +13,15 @@ const ALLOWED: Record<string, string[]> = {
   config: [],
   http: [],
   store: [],
+  audit: ['config', 'store'],
   pki: ['config'],
   pairing: ['config', 'pki', 'store'],
   mcp: ['config', 'http'],
   cluster: ['config', 'http', 'mcp', 'pairing', 'pki', 'store'],
-  admin: ['cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
-  daemon: ['admin', 'cluster', 'config', 'http', 'mcp', 'pairing', 'pki', 'store'],
-  cli: ['admin', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  agents: ['config', 'mcp', 'store'],
+  admin: ['agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
+  daemon: ['admin', 'agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  cli: ['admin', 'agents', 'audit', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
 };
 
 function filesOf(dir: string): string[] {

@@ -133,6 +133,48 @@ describe('parseMcpServersConfig', () => {
     expect(result.errors[0]?.message).toContain('invalid duration "soon"');
   });
 
+  it('reads expose and hide, for local and remote servers alike', () => {
+    const result = parse({
+      mcpServers: {
+        filesystem: { command: 'fs', expose: ['read_*', 'resource:file:///pub/*'], hide: ['*secret*'] },
+        docs: { url: 'https://d.example/mcp', hide: ['tool:delete_*'] },
+        none: { command: 'x', expose: [] },
+      },
+    });
+    expect(result.errors).toEqual([]);
+    expect(result.warnings).toEqual([]);
+    expect(result.servers.map((s) => [s.name, s.expose, s.hide])).toEqual([
+      ['filesystem', ['read_*', 'resource:file:///pub/*'], ['*secret*']],
+      ['docs', undefined, ['tool:delete_*']],
+      ['none', [], undefined],
+    ]);
+  });
+
+  it('reports bad expose and hide patterns at their path', () => {
+    const result = parse({
+      mcpServers: {
+        a: { command: 'x', expose: 'read_*' },
+        b: { command: 'x', hide: ['ok', ''] },
+        c: { command: 'x', expose: ['has space'] },
+        d: { command: 'x', hide: ['tool:'] },
+        e: { command: 'x', expose: [7] },
+        f: { command: 'x', hide: ['x'.repeat(513)] },
+        g: { command: 'x', expose: Array.from({ length: 257 }, (_, i) => `t${i}`) },
+        ok: { command: 'x', hide: ['*'] },
+      },
+    });
+    expect(result.servers.map((s) => s.name)).toEqual(['ok']);
+    expect(result.errors.map((e) => [e.path, e.message])).toEqual([
+      ['mcpServers.a.expose', 'must be an array'],
+      ['mcpServers.b.hide.1', 'must not be empty'],
+      ['mcpServers.c.expose.0', 'may use only printable ASCII characters, without spaces'],
+      ['mcpServers.d.hide.0', '"tool:" must be followed by a name, URI or glob'],
+      ['mcpServers.e.expose.0', 'must be a string'],
+      ['mcpServers.f.hide.0', 'must be at most 512 characters'],
+      ['mcpServers.g.expose', 'must have at most 256 patterns'],
+    ]);
+  });
+
   it('reports a bad name for that entry only', () => {
     const result = parse({ mcpServers: { Bad_Name: { command: 'x' }, good: { command: 'y' } } });
     expect(result.servers.map((s) => s.name)).toEqual(['good']);
@@ -255,6 +297,10 @@ describe('configFingerprint', () => {
     expect(configFingerprint({ ...base, args: ['2'] })).not.toBe(configFingerprint(base));
     expect(configFingerprint({ ...base, timeoutMs: 5 })).not.toBe(configFingerprint(base));
     expect(configFingerprint({ ...base, enabled: false })).not.toBe(configFingerprint(base));
+  });
+
+  it('leaves expose and hide out: a reload applies them without a restart', () => {
+    expect(configFingerprint({ ...base, expose: ['read_*'], hide: ['x'] })).toBe(configFingerprint(base));
   });
 
   it('does not reveal secrets', () => {

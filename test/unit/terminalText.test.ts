@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeTerminalText } from '../../src/cli/terminalText.js';
+import { escapeTerminalText, terminalSafeJson } from '../../src/cli/terminalText.js';
 
 describe('escapeTerminalText', () => {
   it.each([
@@ -16,5 +16,16 @@ describe('escapeTerminalText', () => {
   it('keeps what a terminal shows as text: newlines, tabs, carriage returns, Unicode', () => {
     const text = 'line 1\n\tcol\r\nnaïve 日本語 🎉';
     expect(escapeTerminalText(text)).toBe(text);
+  });
+});
+
+describe('terminalSafeJson', () => {
+  it('writes what a terminal would act on as JSON escapes, so the guard leaves it valid JSON', () => {
+    const value = { name: 'x\u009b2J\u202egnp', 'k\u007f': '\u001b[H', plain: 'naïve 日本語' };
+    const text = terminalSafeJson(value);
+    expect(escapeTerminalText(text)).toBe(text);
+    expect(JSON.parse(text)).toEqual(value);
+    expect(text).toBe('{"name":"x\\u009b2J\\u202egnp","k\\u007f":"\\u001b[H","plain":"naïve 日本語"}');
+    expect(JSON.parse(terminalSafeJson(value, 2))).toEqual(value);
   });
 });
