@@ -80,7 +80,13 @@ export class AdminClient {
     return this.request('POST', '/api/agents/show', { name });
   }
 
-  agentAdd(body: { name: string; allow: string[]; deny: string[]; record_arguments: boolean }): Promise<{
+  agentAdd(body: {
+    name: string;
+    allow: string[];
+    deny: string[];
+    record_arguments: boolean;
+    mode: 'full' | 'discovery';
+  }): Promise<{
     agent: AgentView;
     token: string;
   }> {

@@ -1,13 +1,21 @@
 import { z } from 'zod';
 import { AgentError, type AgentService, type AgentView } from '../agents/agentService.js';
 import type { Router } from '../mcp/router.js';
+import { AGENT_MODES } from '../store/index.js';
 import { AdminHttpError, type AdminServer, parseBody } from './adminServer.js';
 
 const Name = z.string().min(1).max(64);
 const Patterns = z.array(z.string().max(512)).max(256);
 
+const Mode = z.enum(AGENT_MODES);
 const AddBody = z
-  .object({ name: Name, allow: Patterns, deny: Patterns, record_arguments: z.boolean() })
+  .object({
+    name: Name,
+    allow: Patterns,
+    deny: Patterns,
+    record_arguments: z.boolean(),
+    mode: Mode.default('full'),
+  })
   .strict();
 const NameBody = z.object({ name: Name }).strict();
 const UpdateBody = z
@@ -16,6 +24,7 @@ const UpdateBody = z
     allow: Patterns.optional(),
     deny: Patterns.optional(),
     record_arguments: z.boolean().optional(),
+    mode: Mode.optional(),
   })
   .strict();
 
@@ -66,6 +75,7 @@ export function registerAgentRoutes(
         allow: req.allow,
         deny: req.deny,
         recordArguments: req.record_arguments,
+        mode: req.mode,
       });
     }),
   );
@@ -86,6 +96,7 @@ export function registerAgentRoutes(
         ...(req.allow === undefined ? {} : { allow: req.allow }),
         ...(req.deny === undefined ? {} : { deny: req.deny }),
         ...(req.record_arguments === undefined ? {} : { recordArguments: req.record_arguments }),
+        ...(req.mode === undefined ? {} : { mode: req.mode }),
       });
     }),
   );

@@ -3,7 +3,7 @@ import { writeFileAtomic } from '../config/files.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { AgentDirectory, AgentIdentity } from '../mcp/agentIdentity.js';
 import { Scope, ScopePatternError } from '../mcp/scope.js';
-import type { Agent, Store } from '../store/index.js';
+import type { Agent, AgentMode, Store } from '../store/index.js';
 
 /** The agent the single token of earlier releases became: full scope, token in `agent-token`. */
 export const OWNER_AGENT = 'owner';
@@ -23,6 +23,8 @@ export class AgentError extends Error {
 /** An agent as the admin API shows it: never its token or its hash. */
 export interface AgentView {
   name: string;
+  /** `full`: the tool list; `discovery`: meta-tools to search and call instead. */
+  mode: AgentMode;
   allow: string[];
   deny: string[];
   record_arguments: boolean;
@@ -108,7 +110,7 @@ export class AgentService implements AgentDirectory {
     return identityOf(this.find(name)).scope;
   }
 
-  add(input: { name: string; allow: string[]; deny: string[]; recordArguments: boolean }): {
+  add(input: { name: string; allow: string[]; deny: string[]; recordArguments: boolean; mode: AgentMode }): {
     agent: AgentView;
     token: string;
   } {
@@ -124,6 +126,7 @@ export class AgentService implements AgentDirectory {
         allow: input.allow,
         deny: input.deny,
         recordArguments: input.recordArguments,
+        mode: input.mode,
       });
     });
     this.logger.info({ agent: agent.name, allow: agent.allow, deny: agent.deny }, 'agent added');
@@ -198,6 +201,7 @@ function identityOf(agent: Agent): AgentIdentity {
     name: agent.name,
     scope: Scope.parse({ allow: agent.allow, deny: agent.deny }),
     recordArguments: agent.recordArguments,
+    discovery: agent.mode === 'discovery',
   };
 }
 
@@ -213,6 +217,7 @@ function checkScope(allow: string[], deny: string[]): void {
 function view(agent: Agent): AgentView {
   return {
     name: agent.name,
+    mode: agent.mode,
     allow: agent.allow,
     deny: agent.deny,
     record_arguments: agent.recordArguments,

@@ -14,6 +14,13 @@ function allowOption(): Option {
   ).argParser(collect);
 }
 
+function modeOption(): Option {
+  return new Option(
+    '--mode <mode>',
+    '`full`: the whole tool list; `discovery`: meta-tools to search and call tools instead',
+  ).choices(['full', 'discovery']);
+}
+
 function denyOption(): Option {
   return new Option('--deny <pattern>', 'what the agent may not use, even if allowed (repeatable)').argParser(
     collect,
@@ -29,11 +36,18 @@ export function registerAgentsCommand(program: Command): void {
     .addOption(allowOption())
     .addOption(denyOption())
     .addOption(new Option('--record-arguments', "record this agent's call arguments (redacted) in the audit"))
+    .addOption(modeOption().default('full'))
     .addOption(jsonOption())
     .action(
       async (
         name: string,
-        opts: { allow?: string[]; deny?: string[]; recordArguments?: boolean; json?: boolean },
+        opts: {
+          allow?: string[];
+          deny?: string[];
+          recordArguments?: boolean;
+          mode: 'full' | 'discovery';
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         const res = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).agentAdd({
@@ -41,6 +55,7 @@ export function registerAgentsCommand(program: Command): void {
           allow: opts.allow ?? [],
           deny: opts.deny ?? [],
           record_arguments: opts.recordArguments === true,
+          mode: opts.mode,
         });
         if (opts.json) return printJson(res);
         process.stdout.write(
@@ -62,9 +77,10 @@ export function registerAgentsCommand(program: Command): void {
       const res = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).agents();
       if (opts.json) return printJson(res);
       printTable(
-        ['NAME', 'ALLOW', 'DENY', 'ARGS', 'LAST USED'],
+        ['NAME', 'MODE', 'ALLOW', 'DENY', 'ARGS', 'LAST USED'],
         res.agents.map((a) => [
           a.name,
+          a.mode,
           a.allow.join(' ') || '-',
           a.deny.join(' ') || '-',
           a.record_arguments ? 'recorded' : '-',
@@ -98,11 +114,18 @@ export function registerAgentsCommand(program: Command): void {
     .addOption(new Option('--no-deny', 'clear the deny list'))
     .addOption(new Option('--record-arguments', 'record its call arguments (redacted)'))
     .addOption(new Option('--no-record-arguments', 'stop recording its call arguments'))
+    .addOption(modeOption())
     .addOption(jsonOption())
     .action(
       async (
         name: string,
-        opts: { allow?: string[]; deny?: string[] | false; recordArguments?: boolean; json?: boolean },
+        opts: {
+          allow?: string[];
+          deny?: string[] | false;
+          recordArguments?: boolean;
+          mode?: 'full' | 'discovery';
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         const body = {
@@ -110,10 +133,11 @@ export function registerAgentsCommand(program: Command): void {
           ...(opts.allow === undefined ? {} : { allow: opts.allow }),
           ...(opts.deny === undefined ? {} : { deny: opts.deny === false ? [] : opts.deny }),
           ...(opts.recordArguments === undefined ? {} : { record_arguments: opts.recordArguments }),
+          ...(opts.mode === undefined ? {} : { mode: opts.mode }),
         };
         if (Object.keys(body).length === 1) {
           throw new DianeError(
-            'nothing to change: give --allow, --deny, --no-deny or --[no-]record-arguments',
+            'nothing to change: give --allow, --deny, --no-deny, --mode or --[no-]record-arguments',
             ExitCode.usage,
           );
         }
@@ -161,6 +185,7 @@ export function registerAgentsCommand(program: Command): void {
 function printAgent(agent: AgentView): void {
   process.stdout.write(
     `agent:     ${agent.name}\n` +
+      `mode:      ${agent.mode}\n` +
       `allow:     ${agent.allow.join(' ') || '(nothing)'}\n` +
       `deny:      ${agent.deny.join(' ') || '-'}\n` +
       `arguments: ${agent.record_arguments ? 'recorded (redacted)' : 'not recorded'}\n` +

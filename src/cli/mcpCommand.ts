@@ -20,14 +20,20 @@ export function registerMcpCommand(program: Command): void {
         'act as this agent; its token comes from DIANE_AGENT_TOKEN (default: the owner, from agent-token)',
       ).env('DIANE_AGENT'),
     )
-    .action(async (opts: { agent?: string }, cmd: Command) => {
+    .addOption(
+      new Option(
+        '--discovery',
+        'discovery mode: meta-tools to search and call tools, not the whole list',
+      ).env('DIANE_DISCOVERY'),
+    )
+    .action(async (opts: { agent?: string; discovery?: boolean }, cmd: Command) => {
       // stdout is the MCP channel: everything human goes to stderr.
       const logger = createLogger(process.env.DIANE_LOG_LEVEL ?? 'warn');
       const client = adminClientFor(cmd.optsWithGlobals<GlobalOptions>());
       const info = await client.info();
       const token = await agentToken(client, info.mcp.token, opts.agent);
       await runStdioBridge({
-        mcpUrl: info.mcp.url,
+        mcpUrl: opts.discovery ? `${info.mcp.url}/discovery` : info.mcp.url,
         token,
         info: { name: 'diane', version: VERSION },
         supervisor: {

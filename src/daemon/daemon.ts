@@ -17,6 +17,7 @@ import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, type HomePaths, homePaths } from '../config/paths.js';
 import type { Logger } from '../log.js';
+import { DiscoveryCatalog } from '../mcp/discovery/discoveryCatalog.js';
 import { HttpFront, type SessionLimits } from '../mcp/httpFront.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
@@ -223,6 +224,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       host: opts.mcpListen.host,
       port: opts.mcpListen.port,
       ...(tokenRequired ? { agents } : {}),
+      discovery: new DiscoveryCatalog(router),
       allowedOrigins: opts.allowedOrigins,
       logger,
       maxRequestBytes: 16 * 1024 * 1024,

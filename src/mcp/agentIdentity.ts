@@ -9,6 +9,8 @@ export interface AgentIdentity {
   readonly name: string;
   readonly scope: Scope;
   readonly recordArguments: boolean;
+  /** Discovery mode: meta-tools to search and call instead of the whole tool list. */
+  readonly discovery?: boolean;
 }
 
 /** Looks an agent up by the bearer token it presented; undefined for an unknown token. */

@@ -2,6 +2,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
 import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
 import { type AgentIdentity, UNNAMED_AGENT } from './agentIdentity.js';
+import type { DiscoveryCatalog } from './discovery/discoveryCatalog.js';
+import {
+  CALL_TOOL,
+  callToolArgs,
+  isMetaTool,
+  LIST_HOSTS,
+  listHostsArgs,
+  listHostsResult,
+  META_TOOLS,
+  parseMetaArgs,
+  SEARCH_TOOLS,
+  searchToolsArgs,
+  searchToolsResult,
+} from './discovery/metaTools.js';
 import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
 import type { Scope } from './scope.js';
 import type { JsonObject, ProgressUpdate } from './upstream.js';
@@ -44,6 +58,11 @@ export interface FrontOptions {
    * session starts with its scope and follows `Router.setAgentScope` afterwards.
    */
   agent?: AgentIdentity;
+  /**
+   * Discovery mode: the tool list is the meta-tools (`search_tools`, `call_tool`, `list_hosts`)
+   * over this catalogue instead of every tool. Tools stay callable by name.
+   */
+  discovery?: DiscoveryCatalog;
 }
 
 /**
@@ -60,7 +79,9 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   // A connection that stays open has a session in the router from the start: list changes, log
   // messages and resource updates reach it.
   const agent = opts.agent ?? UNNAMED_AGENT;
-  const session = opts.persistent ? openSession(router, server, agent) : undefined;
+  const session = opts.persistent
+    ? openSession(router, server, agent, opts.discovery !== undefined)
+    : undefined;
   const scope = () => session?.scope ?? agent.scope;
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
@@ -71,7 +92,12 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
     if (page.nextCursor) result.nextCursor = page.nextCursor;
     return result;
   };
-  server.setRequestHandler('tools/list', list('tools'));
+  const discovery = opts.discovery;
+  server.setRequestHandler(
+    'tools/list',
+    // biome-ignore lint/suspicious/noExplicitAny: the meta-tools are complete Tool definitions.
+    discovery ? async () => ({ tools: [...META_TOOLS] }) as any : list('tools'),
+  );
   server.setRequestHandler('prompts/list', list('prompts'));
   server.setRequestHandler('resources/list', list('resources'));
   server.setRequestHandler('resources/templates/list', list('resourceTemplates'));
@@ -82,7 +108,16 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
     // biome-ignore lint/suspicious/noExplicitAny: results are relayed as the upstream sent them.
     return serveCall(router, server, method, params, ctx, settleMs, scope(), opts.agent) as Promise<any>;
   };
-  server.setRequestHandler('tools/call', call('tools/call'));
+  const callTool = call('tools/call');
+  server.setRequestHandler('tools/call', (request, ctx) => {
+    if (!discovery || !isMetaTool(request.params.name)) return callTool(request, ctx);
+    const params = request.params as unknown as JsonObject;
+    const served = serveMetaTool(discovery, params, scope(), (forwarded) =>
+      callTool({ params: forwarded }, ctx),
+    );
+    // biome-ignore lint/suspicious/noExplicitAny: a CallToolResult, or the routed call's result.
+    return served as Promise<any>;
+  });
   server.setRequestHandler('prompts/get', call('prompts/get'));
   server.setRequestHandler('resources/read', call('resources/read'));
 
@@ -110,7 +145,12 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
   return server;
 }
 
-function openSession(router: Router, server: Server, agent: AgentIdentity): AgentSession {
+function openSession(
+  router: Router,
+  server: Server,
+  agent: AgentIdentity,
+  fixedTools: boolean,
+): AgentSession {
   const session = router.openSession(
     {
       notify: (method, params) => {
@@ -121,9 +161,46 @@ function openSession(router: Router, server: Server, agent: AgentIdentity): Agen
     },
     agent.scope,
     agent.name,
+    fixedTools,
   );
   onServerClose(server, () => router.closeSession(session));
   return session;
+}
+
+/**
+ * A meta-tool of discovery mode. `call_tool` is the routed call itself (the same handler as a
+ * direct call, progress token and cancellation included), so its result is exactly a direct
+ * call's. Bad arguments are a tool error the model can read and fix.
+ */
+async function serveMetaTool(
+  discovery: DiscoveryCatalog,
+  params: JsonObject,
+  scope: Scope,
+  routedCall: (forwarded: JsonObject) => Promise<unknown>,
+): Promise<unknown> {
+  const name = String(params.name);
+  if (name === CALL_TOOL) {
+    const parsed = parseMetaArgs(callToolArgs, CALL_TOOL, params.arguments);
+    if (!parsed.ok) return metaToolError(parsed.error);
+    const { name: target, arguments: args } = parsed.value;
+    return routedCall({
+      name: target,
+      ...(args === undefined ? {} : { arguments: args }),
+      ...(params._meta === undefined ? {} : { _meta: params._meta }),
+    });
+  }
+  if (name === SEARCH_TOOLS) {
+    const parsed = parseMetaArgs(searchToolsArgs, SEARCH_TOOLS, params.arguments);
+    if (!parsed.ok) return metaToolError(parsed.error);
+    return searchToolsResult(discovery.search(parsed.value, scope));
+  }
+  const parsed = parseMetaArgs(listHostsArgs, LIST_HOSTS, params.arguments);
+  if (!parsed.ok) return metaToolError(parsed.error);
+  return listHostsResult(discovery.servers(scope));
+}
+
+function metaToolError(text: string): JsonObject {
+  return { content: [{ type: 'text', text }], isError: true };
 }
 
 /**

@@ -27,6 +27,7 @@ import { listenOn } from '../http/listen.js';
 import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
 import { type AgentDirectory, type AgentIdentity, NOBODY, UNNAMED_AGENT } from './agentIdentity.js';
+import type { DiscoveryCatalog } from './discovery/discoveryCatalog.js';
 import { createFrontServer, type FrontInfo } from './frontServer.js';
 import type { Router } from './router.js';
 
@@ -42,6 +43,11 @@ export interface HttpFrontOptions {
    */
   agents?: AgentDirectory;
   /**
+   * The catalogue behind discovery mode: agents whose identity says so, and every agent on
+   * `/mcp/discovery`, get its meta-tools instead of the tool list.
+   */
+  discovery?: DiscoveryCatalog;
+  /**
    * Origins (hostnames, port-agnostic, or `<scheme>://*`) allowed besides loopback ones. A
    * request without `Origin` (any non-browser client) is not affected.
    */
@@ -54,6 +60,9 @@ export interface HttpFrontOptions {
 
 /** Where a 2026-07-28 request's agent rides to its per-request server (the SDK's pass-through `authInfo`). */
 const AGENT_EXTRA_KEY = 'dev.diane/agent';
+
+/** The endpoint that serves every agent in discovery mode (for agents without an identity of their own). */
+export const DISCOVERY_PATH = '/mcp/discovery';
 
 /**
  * 2025-era sessions live until the client deletes them, so a client that never does, or a
@@ -107,9 +116,11 @@ export class HttpFront {
       (ctx) => {
         const agent = ctx.authInfo?.extra?.[AGENT_EXTRA_KEY] as AgentIdentity | undefined;
         // With identities in use, a request whose identity got lost on the way sees nothing.
+        const identity = agent ?? (opts.agents ? NOBODY : UNNAMED_AGENT);
         return createFrontServer(opts.router, opts.info, {
           persistent: false,
-          agent: agent ?? (opts.agents ? NOBODY : UNNAMED_AGENT),
+          agent: identity,
+          ...this.discoveryFor(identity),
         });
       },
       {
@@ -162,8 +173,13 @@ export class HttpFront {
         return sendJson(res, 405, { error: 'method not allowed' });
       return sendJson(res, 200, { status: 'ok', ...this.opts.health() });
     }
-    if (path !== '/mcp') return sendJson(res, 404, { error: 'not found; the MCP endpoint is /mcp' });
-    const agent = this.authenticate(req);
+    if (path !== '/mcp' && path !== DISCOVERY_PATH) {
+      return sendJson(res, 404, { error: `not found; the MCP endpoint is /mcp (or ${DISCOVERY_PATH})` });
+    }
+    const authenticated = this.authenticate(req);
+    // The discovery path puts any agent in discovery mode; a session keeps the mode it opened in.
+    const agent =
+      authenticated && path === DISCOVERY_PATH ? { ...authenticated, discovery: true } : authenticated;
     if (!agent) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="diane"');
       return sendJson(res, 401, {
@@ -236,6 +252,7 @@ export class HttpFront {
     const server = createFrontServer(this.opts.router, this.opts.info, {
       persistent: true,
       agent,
+      ...this.discoveryFor(agent),
     });
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -269,6 +286,10 @@ export class HttpFront {
     this.sessions.delete(oldest[0]);
     void oldest[1].transport.close();
     return true;
+  }
+
+  private discoveryFor(agent: AgentIdentity): { discovery?: DiscoveryCatalog } {
+    return agent.discovery && this.opts.discovery ? { discovery: this.opts.discovery } : {};
   }
 
   private authenticate(req: IncomingMessage): AgentIdentity | undefined {

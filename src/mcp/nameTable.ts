@@ -48,6 +48,16 @@ export type ExposeName = (upstream: string, name: string) => string;
 export const prefixedName: ExposeName = (upstream, name) => `${upstream}_${name}`;
 
 /**
+ * The server and tool (or prompt) of a name a slave exposes, `<server>_<name>`: server names have
+ * no `_` (config/mcpServers.ts), so the first `_` is the separator. Undefined for anything else.
+ */
+export function splitServerName(name: string): { server: string; name: string } | undefined {
+  const at = name.indexOf('_');
+  if (at <= 0 || at === name.length - 1) return undefined;
+  return { server: name.slice(0, at), name: name.slice(at + 1) };
+}
+
+/**
  * Builds `exposed name → (upstream, original name)`. Routing reads this table; nothing ever
  * splits a name on `_`. Every claimant of a colliding name is refused, so the outcome never
  * depends on which upstream happened to start first, and names over the limit are refused

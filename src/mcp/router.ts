@@ -30,6 +30,7 @@ import {
   type NameTable,
   prefixedName,
   type RejectedItem,
+  splitServerName,
 } from './nameTable.js';
 import { CALL_META_KEY, exposeUri, parseExposedUri, type RoutedUri } from './resourceUris.js';
 import { type CallStep, RoutedCall } from './routedCall.js';
@@ -107,6 +108,8 @@ export interface AgentSession {
   readonly peer: AgentPeer;
   /** The agent's name, so that `setAgentScope` finds its sessions. */
   readonly agent?: string;
+  /** Discovery mode: its tool list is the fixed meta-tools, so tool list changes are not its. */
+  readonly fixedTools?: boolean;
   /** What the session may see and use; changed with `Router.setScope`. */
   readonly scope: Scope;
   logLevel?: LoggingLevel;
@@ -572,14 +575,18 @@ export class Router {
     const exposedName = String(method === 'resources/read' ? params.uri : params.name);
     const originalName = String(method === 'resources/read' ? routed.forwarded.uri : routed.forwarded.name);
     const args = method === 'resources/read' ? undefined : params.arguments;
+    const host = this.hostOf(routed.upstream);
+    // On a slave's entries, the server and the server's own name (`<server>_<name>` there).
+    const onSlave =
+      host === LOCAL_HOST || method === 'resources/read' ? undefined : splitServerName(originalName);
     const base = {
       method,
       agent: ctx.agent?.name,
       peerAgent,
       exposedName,
-      host: this.hostOf(routed.upstream),
-      server: routed.upstream,
-      originalName,
+      host,
+      server: onSlave?.server ?? routed.upstream,
+      originalName: onSlave?.name ?? originalName,
       startedAt: call.startedAt,
       bytesIn: args === undefined ? 0 : approximateJsonBytes(args),
       callId: call.id,
@@ -923,8 +930,13 @@ export class Router {
   // ---- agent sessions: log levels and resource subscriptions ----
 
   /** A connected agent: it is told of list changes within `scope`, log messages, resource updates. */
-  openSession(peer: AgentPeer, scope: Scope = Scope.full(), agent?: string): AgentSession {
-    const session: AgentSession = { peer, scope, agent, subscriptions: new Set() };
+  openSession(
+    peer: AgentPeer,
+    scope: Scope = Scope.full(),
+    agent?: string,
+    fixedTools = false,
+  ): AgentSession {
+    const session: AgentSession = { peer, scope, agent, fixedTools, subscriptions: new Set() };
     this.sessions.add(session);
     return session;
   }
@@ -942,7 +954,9 @@ export class Router {
       session.subscriptions.delete(uri);
       this.releaseSubscription(uri);
     }
-    for (const kind of CATALOG_KINDS) this.tell(session, LIST_CHANGED[kind]);
+    for (const kind of CATALOG_KINDS) {
+      if (!(kind === 'tools' && session.fixedTools)) this.tell(session, LIST_CHANGED[kind]);
+    }
   }
 
   /** Gives every live session of an agent another scope (its scope was changed by the admin). */
@@ -1287,6 +1301,7 @@ export class Router {
   private announceListChanged(kind: CatalogKind, changes: readonly ListChange[]): void {
     for (const session of this.sessions) {
       const { scope } = session;
+      if (kind === 'tools' && session.fixedTools) continue;
       if (scope.isFull || changes.some((c) => scope.allows(c.kind, c.name, c.host))) {
         this.tell(session, LIST_CHANGED[kind]);
       }

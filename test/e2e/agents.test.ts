@@ -159,8 +159,8 @@ describe('agents: identities, scopes and the audit trail', () => {
     expect(rows.find((r) => r.exposed_name === 'ws1_echo_echo' && r.agent === 'alpha')).toMatchObject({
       kind: 'tools/call',
       host: 'ws1',
-      server: 'ws1',
-      original_name: 'echo_echo',
+      server: 'echo',
+      original_name: 'echo',
       outcome: 'ok',
     });
     expect(rows.find((r) => r.outcome === 'refused_scope')).toMatchObject({

@@ -89,15 +89,30 @@ describe.skipIf(process.platform !== 'linux')(
       const master = await startDaemon({ home: makeHome('m-idle') });
       try {
         const started = Date.now();
-        const closedAfter = (port: number) =>
-          new Promise<number>((resolve) => {
+        // A connection still open after 25 s fails with what the daemon said, rather than a bare
+        // test timeout.
+        const closedAfter = (port: number, what: string) =>
+          new Promise<number>((resolve, reject) => {
             const socket = connect({ host: '127.0.0.1', port });
+            const timer = setTimeout(() => {
+              socket.destroy();
+              reject(
+                new Error(
+                  `the ${what} (port ${port}) kept a silent connection open for 25 s ` +
+                    `(local port ${socket.localPort}); daemon pid ${master.pid} alive: ${master.proc.exitCode === null}\n` +
+                    master.stderr().slice(-3000),
+                ),
+              );
+            }, 25_000);
             socket.on('error', () => {});
-            socket.on('close', () => resolve(Date.now() - started));
+            socket.on('close', () => {
+              clearTimeout(timer);
+              resolve(Date.now() - started);
+            });
           });
         const [cluster, agent] = await Promise.all([
-          closedAfter(master.clusterPort!),
-          closedAfter(master.port),
+          closedAfter(master.clusterPort!, 'cluster listener'),
+          closedAfter(master.port, 'agent endpoint'),
         ]);
         // TLS handshake deadline 5 s; first request deadline 10 s.
         expect(cluster).toBeLessThan(8_000);

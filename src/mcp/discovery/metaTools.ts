@@ -140,6 +140,11 @@ export const listHostsTool: Tool = {
 /** What tools/list returns to an agent in discovery mode. */
 export const META_TOOLS: readonly Tool[] = [searchToolsTool, callToolTool, listHostsTool];
 
+/** In discovery mode these names are the meta-tools, whatever else is exposed. */
+export function isMetaTool(name: string): boolean {
+  return name === SEARCH_TOOLS || name === CALL_TOOL || name === LIST_HOSTS;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
