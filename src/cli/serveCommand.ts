@@ -166,6 +166,7 @@ export function registerServeCommand(program: Command): void {
         callTimeoutCapMs: Math.max(opts.callTimeoutCap, opts.callTimeout),
       },
       audit: auditSettingsFrom(opts),
+      metricsListen: opts.metricsListen,
       logger,
     });
     const info = daemon.info();

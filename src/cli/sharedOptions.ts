@@ -1,5 +1,6 @@
 import { Option } from 'commander';
 import { type AuditSettings, DEFAULT_AUDIT_SETTINGS } from '../audit/index.js';
+import { type ListenAddress, parseListenAddress } from '../daemon/listenAddress.js';
 import { DEFAULT_ROUTER_SETTINGS, type RouterSettings } from '../mcp/router.js';
 import { durationArg, positiveIntArg } from './common.js';
 
@@ -17,6 +18,8 @@ export interface SharedDaemonOptions {
   maxUpstreamEntries: number;
   maxUpstreamBytes: number;
   logLevel: string;
+  /** `--metrics-listen`, parsed; undefined: no metrics listener. */
+  metricsListen?: ListenAddress;
 }
 
 /** The router settings the shared flags choose. */
@@ -70,6 +73,12 @@ export function sharedDaemonOptions(): Option[] {
       .env('DIANE_INPUT_TIMEOUT')
       .argParser(durationArg('--input-timeout'))
       .default(DEFAULT_ROUTER_SETTINGS.inputTimeoutMs, '10m'),
+    new Option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus metrics at GET /metrics on this address (off by default; keep it on loopback)',
+    )
+      .env('DIANE_METRICS_LISTEN')
+      .argParser((value: string) => parseListenAddress(value, '--metrics-listen')),
     new Option('--log-level <level>', 'log level (logs go to stderr)')
       .env('DIANE_LOG_LEVEL')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])

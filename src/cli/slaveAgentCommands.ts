@@ -73,6 +73,7 @@ export function registerSlaveAgentCommands(slave: Command): void {
       maxPayloadBytes: opts.maxPayload,
       renewal: opts.renewal,
       audit: auditSettingsFrom(opts),
+      metricsListen: opts.metricsListen,
     });
     if (outcome !== 'stopped') {
       const [message, code] = OUTCOME_MESSAGES[outcome];

@@ -23,6 +23,10 @@ export interface HubOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   now?: () => Date;
+  /** A host's link finished its MCP handshake (metrics: connects and reconnects). */
+  onLinkUp?: (hostId: string) => void;
+  /** A host's link was dropped for a missed heartbeat (metrics). */
+  onHeartbeatMissed?: (hostId: string) => void;
 }
 
 /**
@@ -77,13 +81,17 @@ export class SlaveHub {
         onPong: (at) => this.opts.registry.recordHeartbeat(hostId, at),
         onTimeout: () => {
           this.opts.logger.warn({ host: hostId }, 'slave missed its heartbeat; dropping the link');
+          this.opts.onHeartbeatMissed?.(hostId);
           ws.terminate();
         },
       });
-      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }, pending).catch((err) => {
-        this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
-        ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
-      });
+      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }, pending).then(
+        () => this.opts.onLinkUp?.(hostId),
+        (err) => {
+          this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
+          ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
+        },
+      );
     });
   }
 

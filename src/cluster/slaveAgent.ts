@@ -67,6 +67,10 @@ export interface SlaveAgentOptions {
   renewal: RenewalSchedule | undefined;
   /** Writes renewed credentials durably (atomically, 0600) before the agent uses them. */
   saveCredentials: (creds: SlaveCredentials) => void;
+  /** The master missed its heartbeat and the link is dropped (metrics). */
+  onHeartbeatMissed?: () => void;
+  /** How each renewal attempt ended: renewed, failed (retried) or refused for good (metrics). */
+  onRenewal?: (outcome: 'renewed' | 'failed' | 'refused') => void;
 }
 
 /** Why the agent stopped for good. */
@@ -299,6 +303,7 @@ export class SlaveAgent {
           timeoutMs: this.opts.heartbeatTimeoutMs,
           onTimeout: () => {
             this.opts.logger.warn('the master missed its heartbeat; reconnecting');
+            this.opts.onHeartbeatMissed?.();
             ws.terminate();
           },
         });
@@ -355,6 +360,7 @@ export class SlaveAgent {
           'the master refused to renew the certificate',
         );
         this.setStatus({ renewal_error: message, next_renewal_at: undefined });
+        this.opts.onRenewal?.('refused');
         return;
       }
       const left = new Date(current.expires_at).getTime() - Date.now();
@@ -364,6 +370,7 @@ export class SlaveAgent {
       );
       this.opts.logger.warn({ err: message, retryInMs: delay }, 'certificate renewal failed; retrying');
       this.setStatus({ renewal_error: message, next_renewal_at: new Date(Date.now() + delay).toISOString() });
+      this.opts.onRenewal?.('failed');
       if (ws.readyState === WebSocket.OPEN) reschedule(front, Date.now() + delay);
       return;
     }
@@ -376,6 +383,7 @@ export class SlaveAgent {
       last_renewed_at: new Date().toISOString(),
       renewal_error: undefined,
     });
+    this.opts.onRenewal?.('renewed');
     this.opts.logger.info(
       { expiresAt: renewed.expires_at, nextRenewal: this.renewalDue.toISOString() },
       'certificate renewed; reconnecting with it',

@@ -12,7 +12,6 @@ import { AuditLog, type AuditSettings } from '../audit/index.js';
 import { CaRolloverService } from '../cluster/caRollover.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
-import { RenewalService } from '../cluster/renewal.js';
 import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, type HomePaths, homePaths } from '../config/paths.js';
@@ -22,6 +21,8 @@ import { HttpFront, type SessionLimits } from '../mcp/httpFront.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
+import { MasterMetrics } from '../metrics/masterMetrics.js';
+import { MetricsServer } from '../metrics/metricsServer.js';
 import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
 import {
   type CaExpirySettings,
@@ -37,6 +38,7 @@ import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
 import { feedAudit } from './auditFeed.js';
 import { formatHostPort, type ListenAddress } from './listenAddress.js';
+import { ObservedRenewalService } from './observedRenewal.js';
 
 export interface DaemonOptions {
   home: string;
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   router: RouterSettings;
   /** Batching, queue bound and retention of the audit trail (`--audit-retention`, `--audit-max-rows`). */
   audit: AuditSettings;
+  /** `--metrics-listen`: Prometheus metrics at /metrics; off when undefined. */
+  metricsListen?: ListenAddress;
   logger: Logger;
 }
 
@@ -94,6 +98,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let hub: SlaveHub | undefined;
   let registry: SlaveRegistry | undefined;
   let manager: UpstreamManager | undefined;
+  let metrics: MasterMetrics | undefined;
+  let metricsServer: MetricsServer | undefined;
   const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
@@ -126,6 +132,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const caWarning = caExpiryWarning(cas.get().current.notAfter, new Date(), opts.caExpiry);
     if (caWarning) logger.warn({ caExpiresAt: cas.get().current.notAfter.toISOString() }, caWarning);
     if (cas.get().next) logger.info('a CA rollover is under way (`diane ca status`)');
+    const openedAudit = audit;
+    // Off by default. Built before the services it counts the events of; it reads their state
+    // only when scraped, which starts once everything listens.
+    if (opts.metricsListen) {
+      metrics = new MasterMetrics({
+        router,
+        audit: () => openedAudit.stats(),
+        slaves: () => registry?.health() ?? [],
+        pendingPairings: () => pairing?.listPending().length ?? 0,
+        caExpiry: () => ({ current: cas.get().current.notAfter, next: cas.get().next?.notAfter }),
+        agentSessions: () => front?.sessionCount ?? 0,
+        disabledServers: () => manager?.disabled() ?? [],
+      });
+    }
     const serverCertificate = async (ca: CertificateAuthority) => {
       const cert = await ensureServerCertificate(ca, {
         certPath: paths.serverCert,
@@ -158,13 +178,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           ? `"${hostId}" is the name of an MCP server configured on the master`
           : undefined,
     });
+    pairing.subscribe((event) => metrics?.pairingEvent(event.type));
     pairing.start();
-    const renewal = new RenewalService({
-      store,
-      ca: cas,
-      settings: { certValidityMs: opts.pairing.certValidityMs },
-      logger,
-    });
+    const renewal = new ObservedRenewalService(
+      {
+        store,
+        ca: cas,
+        settings: { certValidityMs: opts.pairing.certValidityMs },
+        logger,
+      },
+      {
+        issued: (hostId) => metrics?.renewalIssued(hostId),
+        failed: (hostId, reason) => metrics?.renewalFailed(hostId, reason),
+      },
+    );
     const slaves = new SlaveRegistry(
       store,
       router,
@@ -202,6 +229,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       maxPayloadBytes: opts.link.maxPayloadBytes,
       heartbeatIntervalMs: opts.link.heartbeatIntervalMs,
       heartbeatTimeoutMs: opts.link.heartbeatTimeoutMs,
+      onLinkUp: (hostId) => metrics?.linkConnected(hostId),
+      onHeartbeatMissed: (hostId) => metrics?.heartbeatMissed(hostId),
     });
     cluster = new ClusterListener({
       host: opts.clusterListen.host,
@@ -233,6 +262,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     const bound = await front.listen();
     mcpAddress = formatHostPort(bound.address, bound.port);
+    if (metrics && opts.metricsListen) {
+      metricsServer = new MetricsServer({ registry: metrics.registry, ...opts.metricsListen, logger });
+      await metricsServer.listen();
+    }
     const urlHost = bound.address === '0.0.0.0' || bound.address === '::' ? '127.0.0.1' : bound.address;
 
     const info = (): InfoResponse => ({
@@ -271,6 +304,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       info,
       reload: () => manager!.reload(),
       stop: async () => {
+        await metricsServer?.close();
         pairing?.stop();
         hub?.close();
         await registry?.closeAll();
@@ -278,6 +312,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         await front?.close();
         await admin.close();
         await manager?.stopAll();
+        metrics?.close();
         router.close();
         // After everything that records calls has stopped: close writes what is still queued.
         audit?.close();
@@ -286,6 +321,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     };
     return running;
   } catch (err) {
+    await metricsServer?.close().catch(() => {});
+    metrics?.close();
     pairing?.stop();
     hub?.close();
     await registry?.closeAll().catch(() => {});

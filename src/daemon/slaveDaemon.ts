@@ -13,9 +13,12 @@ import type { Logger } from '../log.js';
 import { Router, type RouterSettings } from '../mcp/router.js';
 import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
+import { MetricsServer } from '../metrics/metricsServer.js';
+import { SlaveMetrics } from '../metrics/slaveMetrics.js';
 import { type AuditStore, openSlaveAuditStore } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { feedAudit } from './auditFeed.js';
+import type { ListenAddress } from './listenAddress.js';
 import { claimPidFile } from './pidFile.js';
 
 export interface SlaveDaemonOptions {
@@ -29,6 +32,8 @@ export interface SlaveDaemonOptions {
   renewal: boolean;
   /** The slave's own audit trail (`slave-audit.db`); default DEFAULT_AUDIT_SETTINGS. */
   audit?: AuditSettings;
+  /** `--metrics-listen`: Prometheus metrics at /metrics; off when undefined. */
+  metricsListen?: ListenAddress;
 }
 
 /**
@@ -63,8 +68,19 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   // The status file also says what this host exposes to the master (`diane slave status`):
   // rewritten with the link's state, and whenever a catalog or an exposure changes.
   let lastStatus: SlaveStatus | undefined;
+  const metrics = opts.metricsListen
+    ? new SlaveMetrics({
+        router,
+        status: () => lastStatus,
+        audit: () => audit.stats(),
+        disabledServers: () => manager.disabled(),
+      })
+    : undefined;
   const writeStatus = (status?: SlaveStatus) => {
-    if (status) lastStatus = status;
+    if (status) {
+      lastStatus = status;
+      metrics?.linkStatus(status);
+    }
     if (!lastStatus) return;
     const file: SlaveStatusFile = {
       pid: process.pid,
@@ -93,7 +109,13 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     onStatus: writeStatus,
     renewal: opts.renewal ? DEFAULT_RENEWAL_SCHEDULE : undefined,
     saveCredentials: (renewed) => saveSlaveCredentials(paths.slaveCredentials, renewed),
+    onHeartbeatMissed: () => metrics?.heartbeatMissed(),
+    onRenewal: (outcome) => metrics?.renewal(outcome),
   });
+  const metricsServer =
+    metrics && opts.metricsListen
+      ? new MetricsServer({ registry: metrics.registry, ...opts.metricsListen, logger })
+      : undefined;
   const stop = () => agent.stop();
   const reload = () => {
     logger.info('SIGHUP: reloading mcp-servers.json');
@@ -103,6 +125,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   process.on('SIGINT', stop);
   process.on('SIGHUP', reload);
   try {
+    await metricsServer?.listen();
     await manager.reload();
     logger.info({ host: creds.host_id, master: creds.ws_url }, 'slave starting');
     return await agent.run();
@@ -111,6 +134,8 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     process.off('SIGINT', stop);
     process.off('SIGHUP', reload);
     stopWatchingCatalog();
+    await metricsServer?.close();
+    metrics?.close();
     await manager.stopAll();
     router.close();
     audit.close();

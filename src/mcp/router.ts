@@ -387,6 +387,13 @@ export class Router {
     return () => this.refusedListeners.delete(listener);
   }
 
+  /** Calls in flight (parked ones included) per upstream, read by the metrics on each scrape. */
+  callsInFlight(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [upstream, calls] of this.inflight) if (calls.size > 0) counts.set(upstream, calls.size);
+    return counts;
+  }
+
   /**
    * One page of a list as `scope` sees it, behind an opaque cursor. The offsets count within
    * the scope's view, so paging is as consistent as for the whole list.

@@ -19,8 +19,22 @@ const ALLOWED: Record<string, string[]> = {
   mcp: ['config', 'http'],
   cluster: ['config', 'http', 'mcp', 'pairing', 'pki', 'store'],
   agents: ['config', 'mcp', 'store'],
+  // Reads the router and is handed everything else as plain functions by the daemon.
+  metrics: ['http', 'mcp'],
   admin: ['agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
-  daemon: ['admin', 'agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  daemon: [
+    'admin',
+    'agents',
+    'audit',
+    'cluster',
+    'config',
+    'http',
+    'mcp',
+    'metrics',
+    'pairing',
+    'pki',
+    'store',
+  ],
   cli: ['admin', 'agents', 'audit', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
 };
 
