@@ -1,6 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/client';
-import { describe, expect, it, splitServerName } from 'vitest';
-import { buildNameTable, sameExposed } from '../../src/mcp/nameTable.js';
+import { describe, expect, it } from 'vitest';
+import { buildNameTable, sameExposed, splitServerName } from '../../src/mcp/nameTable.js';
 
 const tool = (name: string, description = ''): Tool => ({
   name,
