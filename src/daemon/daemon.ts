@@ -37,6 +37,7 @@ import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
 import { feedAudit } from './auditFeed.js';
 import { formatHostPort, type ListenAddress } from './listenAddress.js';
+import { startTracing } from './tracingSetup.js';
 
 export interface DaemonOptions {
   home: string;
@@ -85,6 +86,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const startedAt = new Date().toISOString();
   const admin = new AdminServer(paths.socket, logger);
   await admin.listen();
+  const tracing = startTracing('diane-master', logger);
 
   let store: Store | undefined;
   let audit: AuditLog | undefined;
@@ -282,6 +284,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         // After everything that records calls has stopped: close writes what is still queued.
         audit?.close();
         store?.close();
+        await tracing?.shutdown();
       },
     };
     return running;
@@ -295,6 +298,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await admin.close().catch(() => {});
     audit?.close();
     store?.close();
+    await tracing?.shutdown();
     throw err;
   }
 }

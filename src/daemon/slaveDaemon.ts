@@ -17,6 +17,7 @@ import { type AuditStore, openSlaveAuditStore } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { feedAudit } from './auditFeed.js';
 import { claimPidFile } from './pidFile.js';
+import { startTracing } from './tracingSetup.js';
 
 export interface SlaveDaemonOptions {
   home: string;
@@ -54,6 +55,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   audit.start();
   const router = new Router(opts.router, logger);
   feedAudit(router, audit);
+  const tracing = startTracing('diane-slave', logger);
   const manager = new UpstreamManager(
     paths.mcpServers,
     router,
@@ -115,6 +117,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     router.close();
     audit.close();
     auditStore.close();
+    await tracing?.shutdown();
     releasePid();
   }
 }
