@@ -2,6 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type ServerCapabilities } from '@mode
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { ClientSession } from '../mcp/clientSession.js';
+import { endHop, hop, metaFromContext, startHop } from '../mcp/tracing.js';
 import {
   type AgentRequestHandler,
   type CallOptions,
@@ -306,14 +307,25 @@ export class SlaveUpstream implements Upstream {
   }
 
   async request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
+    const attributes = { 'mcp.method.name': method, 'diane.host': this.name };
+    // Queue wait and link are separate hops of a trace: a slow call shows which one it was.
+    const queued = opts.trace ? startHop('diane.queue', opts.trace, attributes) : undefined;
     try {
       return await this.limit.run(
         () => {
+          if (queued) endHop(queued.span);
           const session = this.session;
           if (!session || session.closed) throw new UpstreamUnavailableError(this.unavailableMessage());
           const callOpts = withinDeadline(opts);
           this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
-          return session.request(method, params, callOpts, this.unavailableMessage()).finally(() => {
+          const send = (sent: CallOptions) =>
+            session.request(method, params, sent, this.unavailableMessage());
+          const sending = opts.trace
+            ? hop('diane.link', opts.trace, attributes, (ctx) =>
+                send({ ...callOpts, meta: { ...callOpts.meta, ...metaFromContext(ctx) } }),
+              )
+            : send(callOpts);
+          return sending.finally(() => {
             const left = (this.inFlight.get(session) ?? 1) - 1;
             if (left > 0) this.inFlight.set(session, left);
             else this.inFlight.delete(session);
@@ -326,6 +338,7 @@ export class SlaveUpstream implements Upstream {
         { signal: opts.signal, deadline: opts.deadline },
       );
     } catch (err) {
+      if (queued?.span.isRecording()) endHop(queued.span, err);
       if (err instanceof QueueDeadlineError) {
         throw new UpstreamTimeoutError(`waited for a free slot on host ${this.name} until the time was up`);
       }

@@ -39,6 +39,7 @@ import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentT
 import { feedAudit } from './auditFeed.js';
 import { formatHostPort, type ListenAddress } from './listenAddress.js';
 import { ObservedRenewalService } from './observedRenewal.js';
+import { startTracing } from './tracingSetup.js';
 
 export interface DaemonOptions {
   home: string;
@@ -89,6 +90,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const startedAt = new Date().toISOString();
   const admin = new AdminServer(paths.socket, logger);
   await admin.listen();
+  const tracing = startTracing('diane-master', logger);
 
   let store: Store | undefined;
   let audit: AuditLog | undefined;
@@ -317,6 +319,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         // After everything that records calls has stopped: close writes what is still queued.
         audit?.close();
         store?.close();
+        await tracing?.shutdown();
       },
     };
     return running;
@@ -332,6 +335,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await admin.close().catch(() => {});
     audit?.close();
     store?.close();
+    await tracing?.shutdown();
     throw err;
   }
 }

@@ -20,6 +20,7 @@ import { VERSION } from '../version.js';
 import { feedAudit } from './auditFeed.js';
 import type { ListenAddress } from './listenAddress.js';
 import { claimPidFile } from './pidFile.js';
+import { startTracing } from './tracingSetup.js';
 
 export interface SlaveDaemonOptions {
   home: string;
@@ -59,6 +60,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   audit.start();
   const router = new Router(opts.router, logger);
   feedAudit(router, audit);
+  const tracing = startTracing('diane-slave', logger);
   const manager = new UpstreamManager(
     paths.mcpServers,
     router,
@@ -140,6 +142,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     router.close();
     audit.close();
     auditStore.close();
+    await tracing?.shutdown();
     releasePid();
   }
 }

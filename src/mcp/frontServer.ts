@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoggingLevel, ServerContext } from '@modelcontextprotocol/server';
 import { inputRequired, ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
+import type { Context as TraceContext } from '@opentelemetry/api';
 import { type AgentIdentity, UNNAMED_AGENT } from './agentIdentity.js';
 import type { DiscoveryCatalog } from './discovery/discoveryCatalog.js';
 import {
@@ -18,6 +19,7 @@ import {
 } from './discovery/metaTools.js';
 import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
 import type { Scope } from './scope.js';
+import { contextFromMeta, endHop, startHop } from './tracing.js';
 import type { JsonObject, ProgressUpdate } from './upstream.js';
 
 export interface FrontInfo {
@@ -220,6 +222,43 @@ async function serveCall(
   /** Undefined for a caller no token names (a slave serving its master, `--agent-auth none`). */
   agent: AgentIdentity | undefined,
 ): Promise<unknown> {
+  // The first hop of the call's trace, child of the agent's `traceparent` when it sent one.
+  const front = startHop('diane.front', contextFromMeta(params._meta), {
+    'mcp.method.name': method,
+    'diane.name': String(params.name ?? params.uri ?? ''),
+    ...(agent ? { 'diane.agent': agent.name } : {}),
+  });
+  try {
+    const answer = await serveTracedCall(
+      router,
+      server,
+      method,
+      params,
+      ctx,
+      progressSettleMs,
+      scope,
+      agent,
+      front.context,
+    );
+    endHop(front.span);
+    return answer;
+  } catch (err) {
+    endHop(front.span, err);
+    throw err;
+  }
+}
+
+async function serveTracedCall(
+  router: Router,
+  server: Server,
+  method: RoutedMethod,
+  params: JsonObject,
+  ctx: ServerContext,
+  progressSettleMs: number,
+  scope: Scope,
+  agent: AgentIdentity | undefined,
+  trace: TraceContext,
+): Promise<unknown> {
   const progressToken = (params._meta as JsonObject | undefined)?.progressToken;
   // Progress notifications are written in order, and the result only after the last of them:
   // an agent that read the result first would drop the progress that trails it.
@@ -247,13 +286,22 @@ async function serveCall(
     routed.bind(ctx.mcpReq.signal, onprogress);
     routed.answer(ctx.mcpReq.inputResponses);
   } else {
-    routed = router.startCall(method, params, {
-      signal: ctx.mcpReq.signal,
-      onprogress,
-      capabilities: server.getClientCapabilities(),
-      scope,
-      agent,
-    });
+    // Routing is its own hop: the name table lookup and the upstream's queue and link below it.
+    const route = startHop('diane.route', trace, { 'mcp.method.name': method });
+    try {
+      routed = router.startCall(method, params, {
+        signal: ctx.mcpReq.signal,
+        onprogress,
+        capabilities: server.getClientCapabilities(),
+        scope,
+        agent,
+        trace: route.context,
+      });
+      endHop(route.span);
+    } catch (err) {
+      endHop(route.span, err);
+      throw err;
+    }
   }
   // 2025-era rounds stay inside one agent request, whose cancellation keeps applying; a
   // 2026-07-28 request ends with the input_required answer, and the next one takes over.

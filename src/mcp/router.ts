@@ -8,6 +8,7 @@ import type {
   Tool,
 } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/client';
+import type { Context as TraceContext } from '@opentelemetry/api';
 import type { Logger } from '../log.js';
 import type { AgentIdentity } from './agentIdentity.js';
 import {
@@ -96,6 +97,8 @@ export interface CallContext {
   scope?: Scope;
   /** Who is calling, for the audit trail (`onCallFinished`). */
   agent?: AgentIdentity;
+  /** The trace context of the call's route span (mcp/tracing.ts). */
+  trace?: TraceContext;
 }
 
 /** How the router reaches one connected agent session, for notifications. */
@@ -537,6 +540,7 @@ export class Router {
         timeoutMs: this.settings.callTimeoutCapMs,
         maxTotalMs: this.settings.callTimeoutCapMs,
         deadline: call.startedAt + this.settings.callTimeoutCapMs,
+        ...(ctx.trace ? { trace: ctx.trace } : {}),
         meta: {
           [CALL_META_KEY]: call.id,
           ...(ctx.agent ? { [AGENT_META_KEY]: ctx.agent.name } : {}),

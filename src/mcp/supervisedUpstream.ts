@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { Backoff } from './backoff.js';
 import { ClientSession } from './clientSession.js';
 import { StdioProcessTransport } from './stdioProcessTransport.js';
+import { hop, metaFromContext } from './tracing.js';
 import {
   type AgentRequestHandler,
   type CallOptions,
@@ -119,7 +120,19 @@ export class SupervisedUpstream implements Upstream {
     if (this.state !== 'connected' || !session) {
       return Promise.reject(new UpstreamUnavailableError(this.unavailableMessage()));
     }
-    return session.request(method, params, opts, this.unavailableMessage());
+    if (!opts.trace) return session.request(method, params, opts, this.unavailableMessage());
+    return hop(
+      'diane.upstream',
+      opts.trace,
+      { 'mcp.method.name': method, 'diane.server': this.name },
+      (ctx) =>
+        session.request(
+          method,
+          params,
+          { ...opts, meta: { ...opts.meta, ...metaFromContext(ctx) } },
+          this.unavailableMessage(),
+        ),
+    );
   }
 
   subscribe(listener: (event: UpstreamEvent) => void): () => void {

@@ -7,6 +7,7 @@ import type {
   ServerCapabilities,
   Tool,
 } from '@modelcontextprotocol/client';
+import type { Context } from '@opentelemetry/api';
 
 export type UpstreamKind = 'stdio' | 'http' | 'sse' | 'slave';
 
@@ -80,6 +81,8 @@ export interface CallOptions {
   deadline?: number;
   /** Extra `_meta` sent with the request (the call's correlation id towards another Diane). */
   meta?: Record<string, unknown>;
+  /** The trace context the upstream's spans are children of (mcp/tracing.ts). */
+  trace?: Context;
 }
 
 /** The requests Diane forwards to an upstream on an agent's behalf. */

@@ -1,6 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
-import { buildNameTable, sameExposed } from '../../src/mcp/nameTable.js';
+import { buildNameTable, sameExposed, splitServerName } from '../../src/mcp/nameTable.js';
 
 const tool = (name: string, description = ''): Tool => ({
   name,
@@ -74,5 +74,19 @@ describe('buildNameTable', () => {
     expect(sameExposed(one, same)).toBe(true);
     expect(sameExposed(one, changed)).toBe(false);
     expect(sameExposed(one, more)).toBe(false);
+  });
+});
+
+describe('splitServerName', () => {
+  it.each([
+    ['filesystem_read_file', { server: 'filesystem', name: 'read_file' }],
+    ['echo_echo', { server: 'echo', name: 'echo' }],
+    ['a_b', { server: 'a', name: 'b' }],
+    ['_leading', undefined],
+    ['trailing_', undefined],
+    ['noseparator', undefined],
+    ['', undefined],
+  ])('%s', (name, expected) => {
+    expect(splitServerName(name)).toEqual(expected);
   });
 });
