@@ -5,6 +5,7 @@ import { registerAgentsCommand } from './agentsCommand.js';
 import { registerAuditCommand } from './auditCommand.js';
 import { registerCaCommand } from './caCommand.js';
 import { registerCatalogCommands } from './catalogCommands.js';
+import { registerConsoleCommand } from './consoleCommand.js';
 import { registerInfoCommand } from './infoCommand.js';
 import { registerMcpCommand } from './mcpCommand.js';
 import { registerServeCommand } from './serveCommand.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerSlaveAuditCommand(slave);
   registerCaCommand(program);
   registerAgentsCommand(program);
+  registerConsoleCommand(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

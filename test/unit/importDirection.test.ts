@@ -22,6 +22,8 @@ const ALLOWED: Record<string, string[]> = {
   // Reads the router and is handed everything else as plain functions by the daemon.
   metrics: ['http', 'mcp'],
   admin: ['agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
+  // The web console: a client of the admin socket, with the audit vocabulary for its filters.
+  console: ['admin', 'audit', 'config', 'http'],
   daemon: [
     'admin',
     'agents',
@@ -35,7 +37,20 @@ const ALLOWED: Record<string, string[]> = {
     'pki',
     'store',
   ],
-  cli: ['admin', 'agents', 'audit', 'cluster', 'config', 'daemon', 'http', 'mcp', 'pairing', 'pki', 'store'],
+  cli: [
+    'admin',
+    'agents',
+    'audit',
+    'cluster',
+    'config',
+    'console',
+    'daemon',
+    'http',
+    'mcp',
+    'pairing',
+    'pki',
+    'store',
+  ],
 };
 
 function filesOf(dir: string): string[] {
