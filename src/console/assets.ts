@@ -50,6 +50,22 @@ pre.result { background: #0f1420; color: #e6edf7; padding: .8rem; border-radius:
 }
 `;
 
+/**
+ * Served as /static/console.js: live updates. The console's event stream says when pairing
+ * requests or audit rows changed; the element concerned re-reads its fragment through htmx.
+ */
+export const CONSOLE_JS = `(() => {
+  if (!window.EventSource) return;
+  const refresh = (id) => {
+    const el = document.getElementById(id);
+    if (el && window.htmx) window.htmx.trigger(el, 'refresh');
+  };
+  const events = new EventSource('/events');
+  events.addEventListener('pairing', () => { refresh('pending'); refresh('hosts'); });
+  events.addEventListener('audit', () => refresh('audit-trail'));
+})();
+`;
+
 let htmx: Buffer | undefined;
 
 /** htmx, from the npm package `htmx.org` (served as /static/htmx.min.js; no CDN). */

@@ -5,11 +5,12 @@ import { ConnectionGuard, serverTimeouts } from '../http/connectionGuard.js';
 import { listenOn } from '../http/listen.js';
 import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
-import { CONSOLE_CSS, htmxScript } from './assets.js';
+import { CONSOLE_CSS, CONSOLE_JS, htmxScript } from './assets.js';
 import { ConsoleAuth, csrfValid, hostAllowed, isLoopbackName, originAllowed, type Session } from './auth.js';
 import type { SafeHtml } from './html.js';
 import {
   activityPage,
+  auditFragment,
   type Catalogue,
   cataloguePage,
   errorPage,
@@ -120,6 +121,9 @@ export class ConsoleServer {
     if (method !== 'POST' && url.pathname === '/static/htmx.min.js') {
       return this.sendAsset(res, 'text/javascript; charset=utf-8', htmxScript());
     }
+    if (method !== 'POST' && url.pathname === '/static/console.js') {
+      return this.sendAsset(res, 'text/javascript; charset=utf-8', CONSOLE_JS);
+    }
     if (url.pathname === '/favicon.ico') return this.sendText(res, 204, '');
     if (url.pathname === '/login' && method !== 'POST') return this.login(res, url);
 
@@ -159,6 +163,39 @@ export class ConsoleServer {
       return this.post(res, url.pathname, form, session);
     }
     return this.get(res, url, session);
+  }
+
+  /**
+   * Server-sent events for the open pages: `pairing` when the daemon's pairing event stream says
+   * something happened, `audit` when an audit row is written (the daemon's follow stream). The
+   * page then re-reads the fragment concerned; no data crosses here, so nothing to escape.
+   */
+  private events(res: ServerResponse): void {
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
+    const closed = new AbortController();
+    res.once('close', () => closed.abort());
+    const send = (event: string) => {
+      if (!res.writableEnded) res.write(`event: ${event}\ndata: {}\n\n`);
+    };
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    keepAlive.unref();
+    closed.signal.addEventListener('abort', () => clearInterval(keepAlive));
+    // Each stream is followed while the page is open, and re-opened after a daemon restart.
+    const follow = async (open: () => Promise<void>) => {
+      while (!closed.signal.aborted) {
+        await open().catch(() => {});
+        if (!closed.signal.aborted) await new Promise((r) => setTimeout(r, 2000).unref());
+      }
+    };
+    const admin = this.opts.admin;
+    void follow(() => admin.streamEvents('/api/slave/events', () => send('pairing'), closed.signal));
+    void follow(() => admin.followAudit({}, () => send('audit'), closed.signal));
+    res.write(': connected\n\n');
   }
 
   private login(res: ServerResponse, url: URL): void {
@@ -205,6 +242,17 @@ export class ConsoleServer {
           const tool = (await admin.tools(false)).tools.find((t) => t.name === q('name'));
           if (!tool) throw new HttpProblem(404, `No tool named "${q('name')}".`);
           return this.send(res, 200, tryToolPage(session, tool, '{}'));
+        }
+        case '/events':
+          return this.events(res);
+        case '/fragments/audit': {
+          const filters = {
+            agent: q('agent') || undefined,
+            host: q('host') || undefined,
+            outcome: q('outcome') || undefined,
+          };
+          const audit = await admin.audit({ ...filters, limit: 100 });
+          return this.send(res, 200, auditFragment(audit.events, filters));
         }
         case '/activity': {
           const filters = {

@@ -52,6 +52,7 @@ export function layout(o: LayoutOptions): SafeHtml {
 <title>${o.title} · Diane console</title>
 <link rel="stylesheet" href="/static/console.css">
 <script src="/static/htmx.min.js" defer></script>
+<script src="/static/console.js" defer></script>
 </head>
 <body>
 <header class="top">
@@ -159,7 +160,7 @@ export function hostsFragment(slaves: SlaveHealthJson[], now: number): SafeHtml 
     }</td>
 </tr>`;
   });
-  return html`<div id="hosts" hx-get="/fragments/hosts" hx-trigger="every 3s" hx-swap="outerHTML">${table(
+  return html`<div id="hosts" hx-get="/fragments/hosts" hx-trigger="refresh, every 3s" hx-swap="outerHTML">${table(
     'Paired hosts',
     [
       'Host',
@@ -246,7 +247,7 @@ ${csrfField(session)}<input type="hidden" name="host" value="${p.host_id}">
 <button type="submit" class="secondary">Deny<span class="visually-hidden"> ${p.host_id}</span></button></form></td>
 </tr>`;
   });
-  return html`<div id="pending" hx-get="${href('/fragments/pending', { v: version })}" hx-trigger="every 2s" hx-swap="outerHTML">${table(
+  return html`<div id="pending" hx-get="${href('/fragments/pending', { v: version })}" hx-trigger="refresh, every 5s" hx-swap="outerHTML">${table(
     'Pending pairing requests',
     ['Host', 'Source', 'Key fingerprint', 'Age', 'Expires in', 'Approve', 'Deny'],
     rows,
@@ -477,16 +478,24 @@ export function activityPage(
         html`<option value="${o}"${o === (filters.outcome ?? '') ? html` selected` : ''}>${o || 'any'}</option>`,
     )}</select></div>
 <button type="submit">Filter</button></form>
-${table(
-  'Audit trail',
-  ['Time', 'Agent', 'Kind', 'Name', 'Host', 'Server', 'Outcome', 'Duration', 'Error'],
-  [...events].reverse().map(
-    (e) => html`<tr><td class="mono">${e.at}</td><td class="mono">${e.agent ?? ''}</td><td>${e.kind}</td>
+${auditFragment(events, filters)}</section>`,
+  });
+}
+
+/**
+ * The audit table, refreshed live: the console's event stream (`/events`, fed by the daemon's
+ * audit follow stream) triggers `refresh` on it when a row is written.
+ */
+export function auditFragment(events: AuditEventJson[], filters: AuditFilters): SafeHtml {
+  return html`<div id="audit-trail" hx-get="${href('/fragments/audit', { ...filters })}" hx-trigger="refresh" hx-swap="outerHTML">${table(
+    'Audit trail',
+    ['Time', 'Agent', 'Kind', 'Name', 'Host', 'Server', 'Outcome', 'Duration', 'Error'],
+    [...events].reverse().map(
+      (e) => html`<tr><td class="mono">${e.at}</td><td class="mono">${e.agent ?? ''}</td><td>${e.kind}</td>
 <td class="mono">${e.exposed_name ?? ''}</td><td class="mono">${e.host ?? ''}</td><td class="mono">${e.server ?? ''}</td>
 <td>${badge(e.outcome === 'ok' ? 'ok' : 'bad', e.outcome)}</td><td>${e.duration_ms === null ? '' : `${e.duration_ms} ms`}</td>
 <td>${e.error ?? ''}</td></tr>`,
-  ),
-  'No audit rows match.',
-)}</section>`,
-  });
+    ),
+    'No audit rows match.',
+  )}</div>`;
 }

@@ -225,9 +225,23 @@ describe.skipIf(!chromiumPath)('web console in Chromium (diane console, real mas
     await expect(page.locator('.flash.ok').textContent()).resolves.toContain('Reloaded');
   });
 
-  it('shows agents and the audit trail', async () => {
+  it('shows agents and the audit trail, with new rows appearing live', async () => {
     await page.goto(`${base}/activity`);
     await expect(page.locator('h1').textContent()).resolves.toBe('Activity');
+    // A call made elsewhere (the CLI, through the daemon) shows up without reloading the page.
+    const marker = `live-${Date.now()}`;
+    const call = await runCli(master.home, [
+      'tools',
+      'call',
+      'echo_echo',
+      '--args',
+      JSON.stringify({ text: marker }),
+    ]);
+    expect(call.code, call.stderr).toBe(0);
+    await waitFor(
+      async () => ((await page.locator('#audit-trail').textContent()) ?? '').split('echo_echo').length > 2,
+      { what: 'the new audit row on the open Activity page' },
+    );
     await shoot('activity');
   });
 
