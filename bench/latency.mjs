@@ -21,6 +21,7 @@
 //   BENCH_PATHS       which paths, comma separated (default direct,bare,local,routed,flooded)
 //   BENCH_CPU_PROF    a directory: run master, slave and bare server under `node --cpu-prof` there
 //   BENCH_VERBOSE=1   echo the daemons' stderr
+//   BENCH_METRICS=1   master and slave also serve Prometheus metrics (--metrics-listen)
 //
 // Profiles: `BENCH_CPU_PROF=/tmp/prof BENCH_PATHS=local BENCH_CONC=64 BENCH_BIG_CALLS=0 node
 // bench/latency.mjs`, then `node bench/profile-summary.mjs /tmp/prof/*.cpuprofile`.
@@ -84,6 +85,9 @@ function sleep(ms) {
 }
 
 /** process.env without DIANE_* variables, plus `extra`. */
+/** BENCH_METRICS=1: master and slave serve metrics (on a free loopback port), for the cost. */
+const METRICS_ENV = process.env.BENCH_METRICS === '1' ? { DIANE_METRICS_LISTEN: '127.0.0.1:0' } : {};
+
 function envWith(extra) {
   const env = {};
   for (const [k, v] of Object.entries(process.env))
@@ -580,7 +584,7 @@ async function startMaster() {
       '--listen',
       `127.0.0.1:${clusterPort}`,
     ],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
   );
   const master = { home, mcpPort, clusterPort, child, url: `http://127.0.0.1:${mcpPort}/mcp` };
   await waitFor('master /healthz', async () => {
@@ -627,7 +631,7 @@ async function startSlave(master, hostId = 'bench', servers = undefined, readyTo
       `--host-id=${hostId}`,
       `--ca-fingerprint=${fingerprint}`,
     ],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
   );
   const request = await waitFor('the pairing request on the master', async () => {
     if (!pair.running()) throw new Error(`slave pair exited early: ${pair.stderr()}`);
@@ -642,7 +646,7 @@ async function startSlave(master, hostId = 'bench', servers = undefined, readyTo
   const child = startChild(
     'slave',
     [...nodeArgs(dianeBin), 'slave', 'start'],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
   );
   await waitForTool(master, readyTool).catch((err) => {
     throw new Error(`${err.message}\n--- slave stderr ---\n${child.stderr()}`);
