@@ -1,4 +1,4 @@
-import type { AuditQuery, StoredAuditEvent } from '../store/index.js';
+import type { AuditQuery, AuditRow, StoredAuditEvent } from '../store/index.js';
 
 /**
  * What the audit trail records: every request an agent made that reached (or was refused before
@@ -61,25 +61,11 @@ export interface AuditEvent {
   callId?: string | null;
 }
 
-/** An audit row on the admin API and in `--json` output (one object per line). */
-export interface AuditEventJson {
-  id: number;
-  at: string;
-  agent: string | null;
-  kind: string;
-  exposed_name: string | null;
-  host: string | null;
-  server: string | null;
-  original_name: string | null;
-  duration_ms: number | null;
-  outcome: string;
-  error: string | null;
-  bytes_in: number | null;
-  bytes_out: number | null;
-  /** The redacted arguments, when they were recorded. */
-  arguments: unknown;
-  call_id: string | null;
-}
+/**
+ * An audit row on the admin API and in `--json` output (one object per line): the stored
+ * columns, with the redacted arguments parsed back from their JSON text.
+ */
+export type AuditEventJson = Omit<AuditRow, 'arguments'> & { arguments: unknown };
 
 export function auditEventToJson(e: StoredAuditEvent): AuditEventJson {
   return {

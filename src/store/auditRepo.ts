@@ -62,7 +62,8 @@ export const SLAVE_AUDIT_TABLE: AuditTable = { agentColumn: 'master_agent', hasH
 
 const DEFAULT_QUERY_LIMIT = 100;
 
-interface AuditRow {
+/** A row of `audit_events` as SQLite returns it; the admin API's JSON has the same columns. */
+export interface AuditRow {
   id: number;
   at: string;
   agent: string | null;

@@ -13,6 +13,7 @@ export {
   type AuditQuery,
   type AuditRecord,
   AuditRepo,
+  type AuditRow,
   type AuditTable,
   MASTER_AUDIT_TABLE,
   SLAVE_AUDIT_TABLE,
