@@ -5,7 +5,7 @@ import type { RevokedHost } from '../cluster/revocation.js';
 import type { SlaveHealth } from '../cluster/slaveRegistry.js';
 import { DianeError, ExitCode } from '../errors.js';
 import type { AgentDetail } from './agentRoutes.js';
-import type { PendingRequestJson } from './pairingRoutes.js';
+import type { PendingRequestJson, RotatedJoinTokenJson } from './pairingRoutes.js';
 import type {
   ApproveResponse,
   AuditEventJson,
@@ -136,6 +136,10 @@ export class AdminClient {
 
   deny(hostId: string, pairingCode: string): Promise<{ status: 'denied'; host_id: string }> {
     return this.request('POST', '/api/slave/deny', { host_id: hostId, pairing_code: pairingCode });
+  }
+
+  rotateJoinToken(): Promise<RotatedJoinTokenJson> {
+    return this.request('POST', '/api/slave/join-token/rotate', {});
   }
 
   slaveHealth(): Promise<{ slaves: SlaveHealth[] }> {

@@ -1,7 +1,9 @@
 import { ProtocolError } from '@modelcontextprotocol/client';
 import { z } from 'zod';
+import { splitServerName } from '../mcp/nameTable.js';
 import { ORIGINAL_URI_META_KEY, parseExposedUri } from '../mcp/resourceUris.js';
 import type { Router } from '../mcp/router.js';
+import { LOCAL_HOST } from '../mcp/scope.js';
 import type { UpstreamManager } from '../mcp/upstreamManager.js';
 import { AdminHttpError, type AdminServer, parseBody } from './adminServer.js';
 import type {
@@ -23,6 +25,20 @@ export interface CoreRouteDeps {
   router: Router;
   manager: UpstreamManager;
   configPath: string;
+}
+
+/**
+ * Where an entry runs: a configured server of this Diane (`local`), or a server of a slave host,
+ * whose own names carry the server: `<server>_<name>`, and `diane://<host>/<server>/…` for a URI.
+ */
+function placeOf(router: Router, upstream: string, name: { original: string } | { uri: string }) {
+  const host = router.hostOf(upstream);
+  if (host === LOCAL_HOST) return { host, server: upstream };
+  const server =
+    'original' in name
+      ? splitServerName(name.original)?.server
+      : parseExposedUri(parseExposedUri(name.uri)?.originalUri ?? '')?.upstream;
+  return { host, server: server ?? upstream };
 }
 
 /** Admin endpoints of the single-host proxy: daemon info, upstream servers, tools. */
@@ -47,6 +63,7 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
       tools: table.exposed.map((t) => ({
         name: t.exposedName,
         upstream: t.upstream,
+        ...placeOf(router, t.upstream, { original: t.originalName }),
         originalName: t.originalName,
         description: t.definition.description,
         definition: t.definition,
@@ -60,6 +77,7 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
       prompts: table.exposed.map((p) => ({
         name: p.exposedName,
         upstream: p.upstream,
+        ...placeOf(router, p.upstream, { original: p.originalName }),
         originalName: p.originalName,
         description: p.definition.description,
         definition: p.definition,
@@ -77,10 +95,14 @@ export function registerCoreRoutes(admin: AdminServer, deps: CoreRouteDeps): voi
       definition: ResourceView['definition'],
     ): ResourceView => {
       const original = (definition._meta as Record<string, unknown> | undefined)?.[ORIGINAL_URI_META_KEY];
+      const upstream = listing.owners.get(uri) ?? '';
+      const originalUri =
+        typeof original === 'string' ? original : (parseExposedUri(uri)?.originalUri ?? uri);
       return {
         uri,
-        upstream: listing.owners.get(uri) ?? '',
-        originalUri: typeof original === 'string' ? original : (parseExposedUri(uri)?.originalUri ?? uri),
+        upstream,
+        ...placeOf(router, upstream, { uri }),
+        originalUri,
         name,
         mimeType,
         template,

@@ -34,8 +34,28 @@ export function pendingToJson(p: PendingRequestView, now: Date): PendingRequestJ
 
 const SSE_KEEPALIVE_MS = 15_000;
 
-/** Admin endpoints of pairing: list, approve, deny, and a live event stream (SSE). */
-export function registerPairingRoutes(admin: AdminServer, pairing: PairingService): void {
+export interface JoinTokenRotation {
+  /** Writes a new join token to the home and returns it. */
+  writeNew: () => string;
+  /** The pair command `diane info` prints, with the token now in force. */
+  pairCommand: () => string;
+}
+
+export interface RotatedJoinTokenJson {
+  join_token: string;
+  pair_command: string;
+}
+
+/** Admin endpoints of pairing: list, approve, deny, a live event stream (SSE), join-token rotation. */
+export function registerPairingRoutes(
+  admin: AdminServer,
+  pairing: PairingService,
+  joinToken: JoinTokenRotation,
+): void {
+  admin.handle('POST', '/api/slave/join-token/rotate', async (): Promise<RotatedJoinTokenJson> => {
+    const token = await asAdminError(async () => pairing.rotateJoinToken(joinToken.writeNew));
+    return { join_token: token, pair_command: joinToken.pairCommand() };
+  });
   admin.handle('GET', '/api/slave/pending', () => {
     const now = new Date();
     return { pending: pairing.listPending().map((p) => pendingToJson(p, now)) };

@@ -57,6 +57,10 @@ export interface ReloadResponse {
 export interface ToolView {
   name: string;
   upstream: string;
+  /** `local` for the master's own servers, else the slave's host id. */
+  host: string;
+  /** The MCP server that runs it: a configured server, or the slave's server of that name. */
+  server: string;
   originalName: string;
   description?: string;
   definition: Tool;
@@ -70,6 +74,10 @@ export interface ToolsResponse {
 export interface PromptView {
   name: string;
   upstream: string;
+  /** `local` for the master's own servers, else the slave's host id. */
+  host: string;
+  /** The MCP server that runs it: a configured server, or the slave's server of that name. */
+  server: string;
   originalName: string;
   description?: string;
   definition: Prompt;
@@ -83,6 +91,10 @@ export interface PromptsResponse {
 export interface ResourceView {
   uri: string;
   upstream: string;
+  /** `local` for the master's own servers, else the slave's host id. */
+  host: string;
+  /** The MCP server that runs it: a configured server, or the slave's server of that name. */
+  server: string;
   originalUri: string;
   name: string;
   mimeType?: string;

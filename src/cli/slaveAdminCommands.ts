@@ -60,6 +60,17 @@ export function registerSlaveAdminCommands(slave: Command): void {
       if (opts.json) return printJson(res);
       process.stdout.write(`Denied the pairing request of ${res.host_id}.\n`);
     });
+  slave
+    .command('join-token')
+    .description('the join token slaves must give to request pairing (with --pairing-token required)')
+    .command('rotate')
+    .description('replace the join token: pair commands printed before stop working; pending requests stay')
+    .addOption(jsonOption())
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const res = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).rotateJoinToken();
+      if (opts.json) return printJson(res);
+      process.stdout.write(`Join token rotated. Pair a slave with:\n  ${res.pair_command}\n`);
+    });
 }
 
 /** What `slave list` says of a host's renewal: a refusal is shown until a renewal succeeds. */

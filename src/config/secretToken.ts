@@ -21,6 +21,11 @@ export function loadOrCreateSecretToken(path: string, what: string, shape: RegEx
     }
     return token;
   }
+  return writeNewSecretToken(path);
+}
+
+/** A new token (256 random bits, base64url) in place of the file's, atomically, 0600. */
+export function writeNewSecretToken(path: string): string {
   const token = randomBytes(32).toString('base64url');
   writeFileAtomic(path, `${token}\n`, 0o600);
   return token;

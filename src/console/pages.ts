@@ -355,9 +355,9 @@ function firstLine(text: string | undefined): string {
 }
 
 export function cataloguePage(session: Session, cat: Catalogue, q: string): SafeHtml {
-  const tools = cat.tools.filter((t) => matches(q, t.name, t.upstream, t.description));
-  const prompts = cat.prompts.filter((p) => matches(q, p.name, p.upstream, p.description));
-  const resources = cat.resources.filter((r) => matches(q, r.uri, r.name, r.upstream));
+  const tools = cat.tools.filter((t) => matches(q, t.name, t.host, t.server, t.description));
+  const prompts = cat.prompts.filter((p) => matches(q, p.name, p.host, p.server, p.description));
+  const resources = cat.resources.filter((r) => matches(q, r.uri, r.name, r.host, r.server));
   return layout({
     title: 'Catalogue',
     active: 'catalogue',
@@ -368,11 +368,11 @@ export function cataloguePage(session: Session, cat: Catalogue, q: string): Safe
 ${q ? html`<a href="/catalogue">Clear</a>` : ''}</form>
 <section class="card"><h2>Tools (${tools.length})</h2>${table(
       'Tools',
-      ['Tool', 'Host or server', 'Original name', 'Description', ''],
+      ['Tool', 'Host', 'Server', 'Original name', 'Description', ''],
       tools.map(
         (
           t,
-        ) => html`<tr data-tool="${t.name}"><th scope="row" class="mono">${t.name}</th><td class="mono">${t.upstream}</td>
+        ) => html`<tr data-tool="${t.name}"><th scope="row" class="mono">${t.name}</th><td class="mono">${t.host}</td><td class="mono">${t.server}</td>
 <td class="mono">${t.originalName}</td><td>${firstLine(t.description)}</td>
 <td><a href="${href('/catalogue/try', { name: t.name })}">Try<span class="visually-hidden"> ${t.name}</span></a></td></tr>`,
       ),
@@ -380,19 +380,19 @@ ${q ? html`<a href="/catalogue">Clear</a>` : ''}</form>
     )}</section>
 <section class="card"><h2>Prompts (${prompts.length})</h2>${table(
       'Prompts',
-      ['Prompt', 'Host or server', 'Description'],
+      ['Prompt', 'Host', 'Server', 'Description'],
       prompts.map(
         (p) =>
-          html`<tr><th scope="row" class="mono">${p.name}</th><td class="mono">${p.upstream}</td><td>${firstLine(p.description)}</td></tr>`,
+          html`<tr><th scope="row" class="mono">${p.name}</th><td class="mono">${p.host}</td><td class="mono">${p.server}</td><td>${firstLine(p.description)}</td></tr>`,
       ),
       'No prompts match.',
     )}</section>
 <section class="card"><h2>Resources (${resources.length})</h2>${table(
       'Resources',
-      ['URI', 'Name', 'Host or server', 'Type'],
+      ['URI', 'Name', 'Host', 'Server', 'Type'],
       resources.map(
         (r) =>
-          html`<tr><td class="mono">${r.uri}</td><td>${r.name}</td><td class="mono">${r.upstream}</td><td>${r.template ? 'template' : (r.mimeType ?? '')}</td></tr>`,
+          html`<tr><td class="mono">${r.uri}</td><td>${r.name}</td><td class="mono">${r.host}</td><td class="mono">${r.server}</td><td>${r.template ? 'template' : (r.mimeType ?? '')}</td></tr>`,
       ),
       'No resources match.',
     )}</section>`,
@@ -411,7 +411,7 @@ export function tryToolPage(
     active: 'catalogue',
     session,
     body: html`<section class="card">
-<p><span class="mono">${tool.upstream}</span> · <span class="mono">${tool.originalName}</span></p>
+<p>Host <span class="mono">${tool.host}</span> · server <span class="mono">${tool.server}</span> · <span class="mono">${tool.originalName}</span></p>
 <p>${tool.description ?? ''}</p>
 <details><summary>Input schema</summary><pre class="result">${JSON.stringify(tool.definition.inputSchema ?? {}, null, 2)}</pre></details>
 <form method="post" action="/catalogue/call">

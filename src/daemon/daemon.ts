@@ -23,7 +23,12 @@ import { DEFAULT_SUPERVISOR_SETTINGS } from '../mcp/supervisedUpstream.js';
 import { UpstreamManager } from '../mcp/upstreamManager.js';
 import { MasterMetrics } from '../metrics/masterMetrics.js';
 import { MetricsServer } from '../metrics/metricsServer.js';
-import { loadOrCreateJoinToken, PairingService, type PairingSettings } from '../pairing/index.js';
+import {
+  loadOrCreateJoinToken,
+  PairingService,
+  type PairingSettings,
+  rotateJoinTokenFile,
+} from '../pairing/index.js';
 import {
   type CaExpirySettings,
   type CaSetFiles,
@@ -270,6 +275,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     const urlHost = bound.address === '0.0.0.0' || bound.address === '::' ? '127.0.0.1' : bound.address;
 
+    const pairCommand = () => {
+      const token = pairing?.currentJoinToken();
+      return `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${cas.get().current.fingerprint}${token === undefined ? '' : ` --join-token=${token}`}`;
+    };
     const info = (): InfoResponse => ({
       version: VERSION,
       pid: process.pid,
@@ -288,12 +297,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ca_next_fingerprint: cas.get().next?.fingerprint,
       ca_expires_at: cas.get().current.notAfter.toISOString(),
       ca_expiry_warning: caExpiryWarning(cas.get().current.notAfter, new Date(), opts.caExpiry),
-      pair_command: `diane slave pair --master=${clusterUrl} --host-id=<NAME> --ca-fingerprint=${cas.get().current.fingerprint}${joinToken === undefined ? '' : ` --join-token=${joinToken}`}`,
+      pair_command: pairCommand(),
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,
     });
     registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
-    registerPairingRoutes(admin, pairing);
+    registerPairingRoutes(admin, pairing, {
+      writeNew: () => rotateJoinTokenFile(paths.joinToken),
+      pairCommand,
+    });
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
     registerAuditRoutes(admin, { audit, events: store.auditEvents });
     registerCaRoutes(admin, rollover);

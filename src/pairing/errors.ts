@@ -16,7 +16,8 @@ export type PairingErrorCode =
   | 'PAIRING_KEY_PENDING'
   | 'PAIRING_TOO_MANY_FROM_SOURCE'
   | 'PAIRING_JOIN_TOKEN_REQUIRED'
-  | 'PAIRING_JOIN_TOKEN_INVALID';
+  | 'PAIRING_JOIN_TOKEN_INVALID'
+  | 'PAIRING_JOIN_TOKEN_OFF';
 
 /**
  * A pairing operation refused for a reason the caller can act on. `status` is the HTTP status

@@ -7,6 +7,7 @@ export {
   joinTokensEqual,
   loadOrCreateJoinToken,
   redactJoinToken,
+  rotateJoinTokenFile,
 } from './joinToken.js';
 export {
   type ApproveResult,

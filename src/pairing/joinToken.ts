@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { loadOrCreateSecretToken } from '../config/secretToken.js';
+import { loadOrCreateSecretToken, writeNewSecretToken } from '../config/secretToken.js';
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{32,128}$/;
 
@@ -10,10 +10,15 @@ export function isJoinTokenShaped(text: string): boolean {
 
 /**
  * The master's join token (`HomePaths.joinToken`), created on first use and kept across
- * restarts, so that a printed pair command stays valid. Delete the file and restart to rotate it.
+ * restarts, so that a printed pair command stays valid until the token is rotated.
  */
 export function loadOrCreateJoinToken(path: string): string {
   return loadOrCreateSecretToken(path, 'join token', TOKEN_SHAPE);
+}
+
+/** Replaces the join token on disk (`diane slave join-token rotate`); the caller applies it. */
+export function rotateJoinTokenFile(path: string): string {
+  return writeNewSecretToken(path);
 }
 
 /**

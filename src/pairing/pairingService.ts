@@ -106,7 +106,7 @@ export class PairingService {
   private readonly logger: Logger;
   private readonly sweepIntervalMs: number;
   private readonly events: PairingEvents;
-  private readonly joinToken: string | undefined;
+  private joinToken: string | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(deps: PairingServiceDeps) {
@@ -459,6 +459,29 @@ export class PairingService {
       );
     }
     return undefined;
+  }
+
+  /** The join token requests must carry, when this master requires one. */
+  currentJoinToken(): string | undefined {
+    return this.joinToken;
+  }
+
+  /**
+   * Rotation: `writeNew` stores a new token (the home's file) and from then on only it is
+   * accepted. Requests already pending were let in with the old token and stay; an admin still
+   * approves each one by its code.
+   */
+  rotateJoinToken(writeNew: () => string): string {
+    if (this.joinToken === undefined) {
+      throw new PairingError(
+        409,
+        'PAIRING_JOIN_TOKEN_OFF',
+        'This master does not require a join token, so there is none to rotate (start it with --pairing-token required)',
+      );
+    }
+    this.joinToken = writeNew();
+    this.logger.info('pairing join token rotated: pair commands printed before no longer work');
+    return this.joinToken;
   }
 
   private checkJoinToken(given: string | undefined): void {

@@ -205,8 +205,18 @@ describe.skipIf(!chromiumPath)('web console in Chromium (diane console, real mas
   });
 
   it('calls a tool from the catalogue and shows the result escaped', async () => {
+    // A slave's tool names its host and the slave's own server in separate columns.
+    await page.goto(`${base}/catalogue?q=web-host`);
+    const slaveTool = page.locator('tr[data-tool="web-host_tools_echo"] td');
+    await slaveTool.first().waitFor();
+    await expect(slaveTool.allTextContents()).resolves.toEqual(
+      expect.arrayContaining(['web-host', 'tools', 'tools_echo']),
+    );
     await page.goto(`${base}/catalogue?q=echo_echo`);
     await page.locator('tr[data-tool="echo_echo"]').waitFor();
+    await expect(page.locator('tr[data-tool="echo_echo"] td').allTextContents()).resolves.toEqual(
+      expect.arrayContaining(['local', 'echo', 'echo']),
+    );
     await shoot('catalogue');
     await page.locator('tr[data-tool="echo_echo"] a', { hasText: 'Try' }).click();
     await page.getByLabel('Arguments (a JSON object)').fill('{"text": "<b id=\\"x\\">hi</b> & bye"}');

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -145,8 +145,44 @@ describe('pairing abuse', () => {
         expect(output).not.toContain(token);
       }
       expect(master.stderr()).toContain('--join-token=<see `diane info`>');
+
+      // Rotation: the old token is refused at once, the new one is in `diane info` and on disk
+      // (0600), the pending request stays, and the new token survives a restart.
+      const rotated = await runCli(home, ['slave', 'join-token', 'rotate', '--json']);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const { join_token: fresh, pair_command } = JSON.parse(rotated.stdout);
+      expect(fresh).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(fresh).not.toBe(token);
+      expect(pair_command).toContain(`--join-token=${fresh}`);
+      expect(readFileSync(tokenFile, 'utf8').trim()).toBe(fresh);
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      expect(JSON.parse((await runCli(home, ['info', '--json'])).stdout).pair_command).toContain(
+        `--join-token=${fresh}`,
+      );
+      const old = await submitPairing(master, 'ws3', '127.0.0.1', token);
+      expect(old).toMatchObject({ status: 401, body: { code: 'PAIRING_JOIN_TOKEN_INVALID' } });
+      expect((await submitPairing(master, 'ws3', '127.0.0.1', fresh)).status).toBe(201);
+      expect((await pendingOf(master)).map((p) => p.host_id).sort()).toEqual(['ws2', 'ws3']);
+      expect(master.stderr()).not.toContain(fresh);
+      await master.stop();
+      master = await startDaemon({ home, args });
+      expect((await submitPairing(master, 'ws4', '127.0.0.1', fresh)).status).toBe(201);
+      expect((await submitPairing(master, 'ws5', '127.0.0.1', token)).status).toBe(401);
     } finally {
       await master.stop();
     }
   }, 120_000);
+
+  it('refuses to rotate a join token the master does not require', async () => {
+    const home = makeHome('m-notoken');
+    const master = await startDaemon({ home });
+    try {
+      const res = await runCli(home, ['slave', 'join-token', 'rotate']);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain('does not require a join token');
+      expect(existsSync(join(home, 'join-token'))).toBe(false);
+    } finally {
+      await master.stop();
+    }
+  }, 60_000);
 });
