@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
+import { parseMasterList } from '../cluster/masterList.js';
 import type { SlaveStatus, SlaveStatusFile } from '../cluster/slaveAgent.js';
 import { assertHomeTrusted } from '../config/homeTrust.js';
 import { homePaths } from '../config/paths.js';
@@ -22,6 +23,7 @@ import {
 
 interface StartOptions extends SharedDaemonOptions, AuditOptions {
   detach?: boolean;
+  master?: string[];
   /** commander's `--no-renewal`: true unless the flag was given. */
   renewal: boolean;
 }
@@ -53,6 +55,15 @@ export function registerSlaveAgentCommands(slave: Command): void {
     )
     .addOption(
       new Option(
+        '--master <url>',
+        'the masters to link to, in order (repeatable or a comma list; default: the one paired with). ' +
+          'One name with several addresses is dialed at each address in turn',
+      )
+        .env('DIANE_MASTER')
+        .argParser((value: string, previous: string[] = []) => [...previous, value]),
+    )
+    .addOption(
+      new Option(
         '--no-renewal',
         'never renew the certificate over the link: the slave then exits when it expires (exit 11)',
       ),
@@ -63,8 +74,11 @@ export function registerSlaveAgentCommands(slave: Command): void {
     const home = homeFrom(cmd.optsWithGlobals<GlobalOptions>());
     // The slave's status, pid and log files are for its user only.
     process.umask(0o077);
+    // Checked before detaching, so that a typo fails here and not in the background.
+    const masters = parseMasterList(opts.master ?? []);
     if (opts.detach) return detach(home);
     const outcome = await runSlaveDaemon({
+      masters,
       home,
       logger: createLogger(opts.logLevel),
       router: routerSettingsFrom(opts),
@@ -127,8 +141,9 @@ export function registerSlaveAgentCommands(slave: Command): void {
       }
       const lines = [
         `Slave ${view.host_id ?? '?'}: ${view.state ?? 'unknown'}${running ? ` (pid ${pid})` : ' (not running)'}`,
-        `Master:       ${view.master ?? '?'}`,
+        `${view.state === 'connected' ? 'Linked to:    ' : 'Master:       '}${view.master ?? '?'}${view.master_address ? ` (at ${view.master_address})` : ''}`,
       ];
+      if (view.masters && view.masters.length > 1) lines.push(`Masters:      ${view.masters.join(', ')}`);
       if (view.connected_at) lines.push(`Connected at: ${view.connected_at}`);
       if (view.cert_expires_at) lines.push(`Cert expires: ${view.cert_expires_at}`);
       if (view.next_renewal_at)

@@ -45,6 +45,8 @@ export interface CaRolloverStatus {
   hosts: CaRolloverHost[];
   /** Enabled hosts whose current certificate is not from the next CA yet. */
   waiting_for: string[];
+  /** After rotate or finish on a CA other masters share: what the operator must do on them. */
+  warning?: string;
 }
 
 export interface FinishResult extends CaRolloverStatus {
@@ -79,7 +81,23 @@ export interface CaRolloverDeps {
   logger?: Logger;
   /** Only for tests, which need throwaway CAs fast. */
   createOptions?: Partial<CreateCaOptions>;
+  /** Whether other masters hold this CA too (`diane ca export`/`import` mark the home). */
+  isShared?: () => boolean;
 }
+
+/**
+ * A rollover happens in one master's home; the others keep their copy of the CA set until they
+ * import it again. Warned, not refused: rotate/export/import is the procedure, and refusing would
+ * only add a flag to type.
+ */
+const SHARED_ROTATE_WARNING =
+  'this CA is shared with other masters (it was exported or imported). They do not see this rollover: ' +
+  'run `diane ca export --out FILE` here now and `diane ca import FILE` on every other master (stopped, ' +
+  'then started again). Until then they refuse the certificates this master issues from the next CA.';
+const SHARED_FINISH_WARNING =
+  'this CA is shared with other masters. Run `diane ca export --out FILE` here now and `diane ca import FILE` ' +
+  'on every other master (stopped, then started again): until then they present a server certificate ' +
+  'from the retired CA, which slaves told of this finish no longer trust, and they still sign with the retired key.';
 
 /**
  * `diane ca rotate` and `diane ca finish`: a CA rollover the standard way. Rotate makes the next
@@ -174,7 +192,7 @@ export class CaRolloverService {
         'CA rollover started: both CAs are trusted and new certificates come from the next one',
       );
       this.deps.links.announceTrustChanged();
-      return this.status();
+      return { ...this.status(), ...this.sharedWarning(SHARED_ROTATE_WARNING) };
     });
   }
 
@@ -201,8 +219,18 @@ export class CaRolloverService {
         { current: set.current.fingerprint, leftBehind: before.waiting_for, cut },
         'CA rollover finished: the old CA is retired',
       );
-      return { ...this.status(), left_behind: before.waiting_for };
+      return {
+        ...this.status(),
+        left_behind: before.waiting_for,
+        ...this.sharedWarning(SHARED_FINISH_WARNING),
+      };
     });
+  }
+
+  private sharedWarning(warning: string): { warning?: string } {
+    if (!this.deps.isShared?.()) return {};
+    this.logger.warn(warning);
+    return { warning };
   }
 
   private retired(): CaDescription | undefined {

@@ -7,6 +7,8 @@ import { certKeyFingerprint } from '../pki/index.js';
 export interface MasterEndpoint {
   host: string;
   port: number;
+  /** Connect to this address instead of resolving `host` (one address of a name with several). */
+  address?: string;
 }
 
 export function parseMasterUrl(text: string): URL & { endpoint: MasterEndpoint } {
@@ -35,7 +37,7 @@ export function fetchMasterCa(
 ): Promise<{ caPem: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect({
-      host: endpoint.host,
+      host: endpoint.address ?? endpoint.host,
       port: endpoint.port,
       servername: isIP(endpoint.host) ? undefined : endpoint.host,
       rejectUnauthorized: false,

@@ -90,6 +90,8 @@ export async function pairWithMaster(opts: PairOptions): Promise<SlaveCredential
         host_id: opts.hostId,
         master_url: master.origin,
         ws_url: String(reply.body.ws_url),
+        // More masters are named at start (`diane slave start --master`); pairing talks to one.
+        masters: [master.origin],
         client_cert: String(reply.body.client_cert),
         client_key: keyPem,
         ca_cert: caPem,

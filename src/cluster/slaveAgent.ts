@@ -7,8 +7,10 @@ import type { ServerExposure } from '../mcp/exposure.js';
 import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
 import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
+import { DialPlan, type DialTarget, pinnedLookup } from './dialPlan.js';
 import { startHeartbeat } from './heartbeat.js';
 import { fetchMasterCa, parseMasterUrl } from './masterCa.js';
+import { mastersToDial } from './masterList.js';
 import { runAt, type Scheduled } from './runAt.js';
 import type { SlaveCredentials } from './slaveCredentials.js';
 import { RenewalRefused, type RenewalSchedule, renewalDueAt, requestRenewal } from './slaveRenewal.js';
@@ -29,7 +31,12 @@ export type SlaveState =
 export interface SlaveStatus {
   state: SlaveState;
   host_id: string;
+  /** The link URL of the master linked to, or being dialed. */
   master: string;
+  /** The address dialed, when the master's name has several. */
+  master_address?: string;
+  /** Every master this slave may link to (https origins), in dial order. */
+  masters: string[];
   connected_at?: string;
   last_error?: string;
   next_retry_at?: string;
@@ -71,6 +78,8 @@ export interface SlaveAgentOptions {
   onHeartbeatMissed?: () => void;
   /** How each renewal attempt ended: renewed, failed (retried) or refused for good (metrics). */
   onRenewal?: (outcome: 'renewed' | 'failed' | 'refused') => void;
+  /** The masters to dial in turn; default: those of the credentials (`mastersToDial`). */
+  dialPlan?: DialPlan;
 }
 
 /** Why the agent stopped for good. */
@@ -116,10 +125,11 @@ export function fatalRefusal(status: number, refusal: string | undefined): Slave
 }
 
 /**
- * The slave's side of the cluster: dials the master over WebSocket with mutual TLS (the master
- * is verified against the CA pinned at pairing), serves this machine's aggregated tools as an
- * MCP server over that socket, and redials with full-jitter backoff whenever the link drops.
- * It gives up only when the master says the credentials are revoked or expired.
+ * The slave's side of the cluster: dials a master over WebSocket with mutual TLS (the master
+ * is verified against the CA pinned at pairing, which every master of the cluster shares),
+ * serves this machine's aggregated tools as an MCP server over that socket, and dials the next
+ * master of its `DialPlan` with full-jitter backoff whenever the link drops or a dial fails.
+ * It gives up only when a master says the credentials are revoked or expired.
  */
 export class SlaveAgent {
   private readonly backoff: Backoff;
@@ -133,6 +143,9 @@ export class SlaveAgent {
   /** The credentials in use: the paired ones, then each renewed set once it is on disk. */
   private creds: SlaveCredentials;
   private renewalDue: Date | undefined;
+  private readonly plan: DialPlan;
+  /** Masters that presented a CA this slave does not trust, since the last link. */
+  private readonly untrustedMasters = new Set<string>();
 
   constructor(private readonly opts: SlaveAgentOptions) {
     this.backoff = new Backoff({ baseMs: opts.backoffBaseMs, capMs: opts.backoffCapMs, jitter: 'full' });
@@ -142,11 +155,13 @@ export class SlaveAgent {
       jitter: 'full',
     });
     this.creds = opts.creds;
+    this.plan = opts.dialPlan ?? new DialPlan(mastersToDial(opts.creds));
     this.renewalDue = opts.renewal ? renewalDueAt(this.creds, opts.renewal) : undefined;
     this.status = {
       state: 'connecting',
       host_id: opts.creds.host_id,
-      master: opts.creds.ws_url,
+      master: this.plan.masters[0]!.wsUrl,
+      masters: this.plan.masters.map((m) => m.master),
       attempts: 0,
       cert_expires_at: opts.creds.expires_at,
       next_renewal_at: this.renewalDue?.toISOString(),
@@ -154,20 +169,33 @@ export class SlaveAgent {
   }
 
   async run(): Promise<SlaveOutcome> {
+    // Every failed dial and every dropped link moves on to the next master (or address of a
+    // master's name); a renewal redials the same one. The close codes and refusals that say
+    // "stop" stop the slave whichever master sent them: the masters share one store.
+    let target = await this.plan.next();
     while (!this.stopped) {
       if (new Date(this.creds.expires_at).getTime() <= Date.now())
         return this.finish('expired', 'certificate expired');
-      this.setStatus({ state: 'connecting', attempts: this.status.attempts + 1 });
-      const end = await this.connectOnce();
+      this.setStatus({
+        state: 'connecting',
+        attempts: this.status.attempts + 1,
+        master: target.wsUrl,
+        master_address: target.address,
+      });
+      const end = await this.connectOnce(target);
       if (this.stopped) break;
       if (end.kind === 'renewed') {
         this.backoff.reset();
         continue;
       }
       if (end.kind === 'untrusted-master') {
-        const changed = await this.masterCaChanged();
-        if (changed) return this.finish('ca-changed', changed);
-        this.setStatus({ last_error: end.message });
+        const changed = await this.masterCaChanged(target);
+        // One master with a foreign CA is a master not yet given the shared CA; only when every
+        // master presents one has the CA changed under this slave.
+        if (changed) this.untrustedMasters.add(target.master);
+        if (changed && this.untrustedMasters.size >= this.plan.masterCount)
+          return this.finish('ca-changed', changed);
+        this.setStatus({ last_error: changed ?? end.message });
       } else if (end.kind === 'refused') {
         const fatal = fatalRefusal(end.status, end.refusal);
         if (fatal) return this.finish(fatal, `the master refused the connection: ${end.refusal}`);
@@ -199,6 +227,7 @@ export class SlaveAgent {
         'link to the master is down; retrying',
       );
       await this.sleep(delay);
+      if (!this.stopped) target = await this.plan.next();
     }
     return this.finish('stopped');
   }
@@ -213,7 +242,7 @@ export class SlaveAgent {
     return outcome;
   }
 
-  private connectOnce(): Promise<LinkEnd> {
+  private connectOnce(target: DialTarget): Promise<LinkEnd> {
     const creds = this.creds;
     return new Promise<LinkEnd>((resolve) => {
       let openedAt: number | undefined;
@@ -239,7 +268,11 @@ export class SlaveAgent {
         renewalTimer?.cancel();
         renewalTimer = runAt(at, () => void this.renewOverLink(front, ws, settle, scheduleRenewal));
       };
-      const ws = new WebSocket(creds.ws_url, {
+      const lookup = pinnedLookup(target);
+      // Every master's server certificate is from the shared CA, so the same pin verifies each;
+      // the URL's host (a name, even when an address is pinned) is what its SANs must cover.
+      const ws = new WebSocket(target.wsUrl, {
+        ...(lookup ? { lookup } : {}),
         cert: creds.client_cert,
         key: creds.client_key,
         ca: creds.ca_cert,
@@ -308,6 +341,7 @@ export class SlaveAgent {
           },
         });
         // Attempts count from the last success, so `slave status` shows the current outage only.
+        this.untrustedMasters.clear();
         this.setStatus({
           attempts: 0,
           state: 'connected',
@@ -315,7 +349,7 @@ export class SlaveAgent {
           last_error: undefined,
           next_retry_at: undefined,
         });
-        this.opts.logger.info({ master: creds.ws_url }, 'connected to the master');
+        this.opts.logger.info({ master: target.wsUrl, address: target.address }, 'connected to the master');
       });
       ws.on('close', (code, reason) => {
         cleanup();
@@ -433,9 +467,10 @@ export class SlaveAgent {
    * trusting it) to tell a finished CA rollover this slave missed, which only pairing again can
    * mend, from anything else, which is retried.
    */
-  private async masterCaChanged(): Promise<string | undefined> {
+  private async masterCaChanged(target: DialTarget): Promise<string | undefined> {
     try {
-      const { fingerprint } = await fetchMasterCa(parseMasterUrl(this.creds.master_url).endpoint);
+      const { endpoint } = parseMasterUrl(target.master);
+      const { fingerprint } = await fetchMasterCa({ ...endpoint, address: target.address });
       const trusted = trustedFingerprints(this.creds);
       if (trusted.has(fingerprint)) return undefined;
       return (

@@ -6,10 +6,20 @@ import { DianeError, ExitCode } from '../errors.js';
 const Pem = (label: string) =>
   z.string().refine((s) => s.includes(`-----BEGIN ${label}-----`), { message: `expected a PEM ${label}` });
 
+/** More masters than this is a mistake in the list, not a cluster. */
+export const MAX_MASTERS = 16;
+
 export const SlaveCredentialsSchema = z.object({
   host_id: z.string().min(1),
+  /** The master this host paired with (https origin). */
   master_url: z.string().url(),
+  /** Its link URL; kept so that an older Diane can still read the file. */
   ws_url: z.string().url(),
+  /**
+   * Every master the slave may link to (https origins), in dial order; files written before
+   * several masters existed have none, and mean `[master_url]` dialed at `ws_url`.
+   */
+  masters: z.array(z.string().url().max(2048)).min(1).max(MAX_MASTERS).optional(),
   client_cert: Pem('CERTIFICATE'),
   client_key: Pem('PRIVATE KEY'),
   ca_cert: Pem('CERTIFICATE'),

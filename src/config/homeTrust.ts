@@ -33,6 +33,8 @@ export function homeFiles(paths: HomePaths): { path: string; kind: HomeFileKind 
     config(paths.caNextCert),
     config(paths.caCross),
     config(paths.caRetiredCert),
+    // Decides whether `diane ca rotate` warns that other masters must import the new CA.
+    config(paths.caShared),
     config(paths.serverCert),
     config(paths.socket),
     // `diane slave stop` signals the pid written here.

@@ -30,6 +30,11 @@ export interface HomePaths {
   readonly caCross: string;
   /** The CA retired by the last finished rollover; its key is deleted. */
   readonly caRetiredCert: string;
+  /**
+   * Written by `diane ca export` and `diane ca import`: this CA is shared with other masters, so a
+   * rollover here must be exported to them again (`diane ca rotate` warns).
+   */
+  readonly caShared: string;
   readonly serverCert: string;
   readonly serverKey: string;
   readonly slaveCredentials: string;
@@ -55,6 +60,7 @@ export function homePaths(home: string): HomePaths {
     caNextKey: join(root, 'slave-ca-next-key.pem'),
     caCross: join(root, 'slave-ca-cross-cert.pem'),
     caRetiredCert: join(root, 'slave-ca-retired-cert.pem'),
+    caShared: join(root, 'ca-shared.json'),
     serverCert: join(root, 'server-cert.pem'),
     serverKey: join(root, 'server-key.pem'),
     slaveCredentials: join(root, 'slave-credentials.json'),

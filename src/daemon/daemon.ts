@@ -35,6 +35,7 @@ import {
   type CertificateAuthority,
   caExpiryWarning,
   ensureServerCertificate,
+  isCaShared,
   loadCaSet,
   SlaveCas,
 } from '../pki/index.js';
@@ -223,6 +224,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       serverCertificate,
       applyTls: (tls) => cluster?.updateTls(tls),
+      isShared: () => isCaShared(paths),
       logger,
     });
     pairing.subscribe((event) => {

@@ -1,4 +1,6 @@
 import { AuditLog, type AuditSettings, DEFAULT_AUDIT_SETTINGS } from '../audit/index.js';
+import { DialPlan } from '../cluster/dialPlan.js';
+import { mastersToDial } from '../cluster/masterList.js';
 import {
   SlaveAgent,
   type SlaveOutcome,
@@ -35,6 +37,8 @@ export interface SlaveDaemonOptions {
   audit?: AuditSettings;
   /** `--metrics-listen`: Prometheus metrics at /metrics; off when undefined. */
   metricsListen?: ListenAddress;
+  /** `--master`: the masters to dial (https origins) instead of those of the credentials. */
+  masters?: string[];
 }
 
 /**
@@ -97,7 +101,9 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     }
   };
   const stopWatchingCatalog = router.onCatalogChanged(() => writeStatus());
+  const dialPlan = new DialPlan(mastersToDial(creds, opts.masters));
   const agent = new SlaveAgent({
+    dialPlan,
     creds,
     router,
     info: { name: `diane-slave-${creds.host_id}`, version: VERSION },
@@ -129,7 +135,7 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
   try {
     await metricsServer?.listen();
     await manager.reload();
-    logger.info({ host: creds.host_id, master: creds.ws_url }, 'slave starting');
+    logger.info({ host: creds.host_id, masters: dialPlan.masters.map((m) => m.master) }, 'slave starting');
     return await agent.run();
   } finally {
     process.off('SIGTERM', stop);

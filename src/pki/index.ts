@@ -29,10 +29,28 @@ export {
   issueSlaveCertificate,
 } from './issue.js';
 export { makeCsr } from './makeCsr.js';
+export { caFromPem } from './readCa.js';
+export {
+  open as openSealed,
+  type ScryptParameters,
+  SEALED_BOX_DEFAULTS,
+  SealedBoxError,
+  seal,
+} from './sealedBox.js';
 export { normalizeSerial, serialOf } from './serial.js';
 export {
   ensureServerCertificate,
   type ServerCertificate,
   type ServerCertificateOptions,
 } from './serverCert.js';
+export {
+  type ExportResult,
+  exportTrustBundle,
+  type ImportResult,
+  installTrustBundle,
+  isCaShared,
+  markShared,
+  openTrustBundle,
+  type TrustBundle,
+} from './trustBundle.js';
 export { x509 } from './x509.js';

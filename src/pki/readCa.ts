@@ -36,6 +36,20 @@ function parseCaCert(pem: string, path: string): x509.X509Certificate {
 export async function readCa({ certPath, keyPath }: CaFiles): Promise<CertificateAuthority> {
   const certPem = readText(certPath, 'slave CA certificate');
   const keyPem = readText(keyPath, 'slave CA key');
+  return caFromPem(certPem, keyPem, { cert: certPath, key: keyPath });
+}
+
+/**
+ * A CA from its certificate and key text, checked as `readCa` checks the files: a CA
+ * certificate, a readable key of a type Diane signs with, and the key of that certificate.
+ * `where` names the two texts in errors (file paths, or the entries of an imported bundle).
+ */
+export async function caFromPem(
+  certPem: string,
+  keyPem: string,
+  where: { cert: string; key: string },
+): Promise<CertificateAuthority> {
+  const { cert: certPath, key: keyPath } = where;
   const cert = parseCaCert(certPem, certPath);
 
   let key: ReturnType<typeof readPrivateKey>;

@@ -79,10 +79,12 @@ describe('pairing (real master, real slave CLI)', () => {
           'host_id',
           'issued_at',
           'master_url',
+          'masters',
           'ws_url',
         ].sort(),
       );
       expect(creds.host_id).toBe('workstation');
+      expect(creds.masters).toEqual([`https://127.0.0.1:${master.clusterPort}`]);
       expect(creds.ws_url).toBe(`wss://127.0.0.1:${master.clusterPort}/slave/connect`);
       expect(creds.ca_cert).toBe(readFileSync(join(master.home, 'slave-ca-cert.pem'), 'utf8'));
       expect(await pendingOf(master)).toEqual([]);
