@@ -30,6 +30,8 @@ export interface InfoResponse {
   pair_command: string;
   upstreams: number;
   tools: number;
+  /** With `--bus`: this master's id and its NATS connection. */
+  bus?: { master: string; servers: string[]; prefix: string; connected: boolean };
 }
 
 export interface ConfigIssueView {

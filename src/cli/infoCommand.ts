@@ -19,6 +19,11 @@ export function registerInfoCommand(program: Command): void {
           : 'Agent auth:    NONE (--agent-auth none): any local user or process can call every tool',
         `Upstreams:     ${info.upstreams}, tools exposed: ${info.tools}`,
         `Cluster:       ${info.cluster.url}  (listening on ${info.cluster.listen})`,
+        ...(info.bus
+          ? [
+              `Bus:           master ${info.bus.master} on ${info.bus.servers.join(', ')} (prefix ${info.bus.prefix}, ${info.bus.connected ? 'connected' : 'NOT connected'})`,
+            ]
+          : []),
         `CA fingerprint: ${info.ca_fingerprint}`,
         `CA expires:    ${info.ca_expires_at}`,
         ...(info.ca_next_fingerprint

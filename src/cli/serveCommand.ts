@@ -1,5 +1,8 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { InfoResponse } from '../admin/types.js';
+import { DEFAULT_BUS_SETTINGS } from '../bus/busSettings.js';
+import { PREFIX_PATTERN } from '../bus/busWire.js';
+import { checkMasterId } from '../bus/masterId.js';
 import { AGENT_AUTH_MODES, type AgentAuth } from '../daemon/agentToken.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { parseListenAddress } from '../daemon/listenAddress.js';
@@ -32,6 +35,9 @@ interface ServeOptions extends SharedDaemonOptions, AuditOptions {
   maxInFlight: number;
   maxToolNameLength: number;
   callTimeoutCap: number;
+  bus?: string[];
+  busPrefix: string;
+  masterId?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -131,6 +137,25 @@ export function registerServeCommand(program: Command): void {
         .env('DIANE_CALL_TIMEOUT_CAP')
         .argParser(durationArg('--call-timeout-cap'))
         .default(DEFAULT_ROUTER_SETTINGS.callTimeoutCapMs, '10m'),
+    )
+    .addOption(
+      new Option(
+        '--bus <url>',
+        'NATS server(s) connecting several masters that share one store (repeatable, or comma-separated)',
+      )
+        .env('DIANE_BUS')
+        .argParser(busUrlArg),
+    )
+    .addOption(
+      new Option('--bus-prefix <prefix>', 'subject prefix and presence bucket name; one per cluster')
+        .env('DIANE_BUS_PREFIX')
+        .argParser(busPrefixArg)
+        .default(DEFAULT_BUS_SETTINGS.prefix),
+    )
+    .addOption(
+      new Option('--master-id <id>', "this master's name on the bus (default: chosen once, kept in the home)")
+        .env('DIANE_MASTER_ID')
+        .argParser(masterIdArg),
     );
 
   for (const option of auditOptions()) serve.addOption(option);
@@ -167,6 +192,15 @@ export function registerServeCommand(program: Command): void {
       },
       audit: auditSettingsFrom(opts),
       metricsListen: opts.metricsListen,
+      ...(opts.bus
+        ? {
+            bus: {
+              servers: opts.bus,
+              prefix: opts.busPrefix,
+              ...(opts.masterId === undefined ? {} : { masterId: opts.masterId }),
+            },
+          }
+        : {}),
       logger,
     });
     const info = daemon.info();
@@ -194,6 +228,41 @@ export function registerServeCommand(program: Command): void {
       });
     });
   });
+}
+
+/** `nats://`, `tls://`, `ws://` or `wss://` URLs; several by repeating the flag or with commas. */
+function busUrlArg(value: string, previous: string[] = []): string[] {
+  const urls = value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const url of urls) {
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      throw new InvalidArgumentError(`--bus: ${JSON.stringify(url)} is not a URL (nats://host:4222)`);
+    }
+    if (!['nats:', 'tls:'].includes(protocol)) {
+      throw new InvalidArgumentError(`--bus: ${url} is not a nats:// or tls:// URL`);
+    }
+  }
+  return [...previous, ...urls];
+}
+
+function masterIdArg(value: string): string {
+  try {
+    return checkMasterId(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`--master-id: ${(err as Error).message}`);
+  }
+}
+
+function busPrefixArg(value: string): string {
+  if (!PREFIX_PATTERN.test(value)) {
+    throw new InvalidArgumentError('--bus-prefix: use 1-32 letters, digits, "-" or "_"');
+  }
+  return value;
 }
 
 function banner(info: InfoResponse): string {

@@ -112,11 +112,24 @@ export function registerSlaveManagementCommands(slave: Command): void {
       const { slaves } = await adminClientFor(cmd.optsWithGlobals<GlobalOptions>()).slaveHealth();
       if (opts.json) return printJson({ slaves });
       if (slaves.length === 0) return void process.stdout.write('No paired slaves.\n');
+      // With a bus (several masters), which master holds each link; one master alone has no column.
+      const clustered = slaves.some((s) => s.master !== undefined);
       printTable(
-        ['HOST', 'STATUS', 'LAST HEARTBEAT', 'TOOLS', 'CERT EXPIRES', 'LAST RENEWAL', 'RENEWAL', 'REMOTE'],
+        [
+          'HOST',
+          'STATUS',
+          ...(clustered ? ['MASTER'] : []),
+          'LAST HEARTBEAT',
+          'TOOLS',
+          'CERT EXPIRES',
+          'LAST RENEWAL',
+          'RENEWAL',
+          'REMOTE',
+        ],
         slaves.map((s) => [
           s.host_id,
           s.enabled ? s.status : 'revoked',
+          ...(clustered ? [s.master ?? '-'] : []),
           s.last_heartbeat ?? s.last_seen ?? '-',
           String(s.tool_count),
           s.cert_expires_at,

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
+import type { Upstream } from '../mcp/upstream.js';
 import type { Store } from '../store/index.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
@@ -32,6 +33,27 @@ export interface SlaveHealth {
   /** Why the host's last renewal was refused (cleared by the next successful one). */
   renewal_error?: string;
   renewal_error_at?: string;
+  /** With a bus (several masters): the master that holds the live link. */
+  master?: string;
+}
+
+/**
+ * A host whose link another master holds (bus/remoteHostUpstream.ts), routed here while the
+ * host has no live link to this master.
+ */
+export interface RemoteHost extends Upstream {
+  readonly connected: boolean;
+  readonly holder?: { master: string; since: Date };
+}
+
+/** What a master on the bus hears of its own links: one came or went, or its lists changed. */
+export type LinkListener = (hostId: string, slave: SlaveUpstream, change: 'state' | 'catalog') => void;
+
+export interface RegistryServices {
+  renewal?: RenewalService;
+  trust?: () => TrustResult;
+  /** This master's id on the bus, shown as the holder of its own links in `slave list`. */
+  masterId?: string;
 }
 
 /**
@@ -42,6 +64,10 @@ export interface SlaveHealth {
 export class SlaveRegistry {
   private readonly slaves = new Map<string, SlaveUpstream>();
   private readonly lastSeenWritten = new Map<string, number>();
+  private readonly remotes = new Map<string, RemoteHost>();
+  /** What this registry put in the router under each host id (the local or the remote upstream). */
+  private readonly routed = new Map<string, Upstream>();
+  private readonly linkListeners = new Set<LinkListener>();
 
   constructor(
     private readonly store: Store,
@@ -49,7 +75,7 @@ export class SlaveRegistry {
     private readonly limits: SlaveLimits,
     private readonly version: string,
     private readonly logger: Logger,
-    private readonly services: { renewal?: RenewalService; trust?: () => TrustResult } = {},
+    private readonly services: RegistryServices = {},
   ) {}
 
   /**
@@ -79,23 +105,65 @@ export class SlaveRegistry {
     let slave = this.slaves.get(hostId);
     if (slave) return slave;
     slave = new SlaveUpstream(hostId, this.limits, this.version, this.logger, this.services);
-    if (this.router.get(hostId)) {
+    const created = slave;
+    created.subscribe((event) => {
+      if (event.type !== 'state' && event.type !== 'catalog') return;
+      if (event.type === 'state') this.reroute(hostId);
+      for (const l of this.linkListeners) l(hostId, created, event.type);
+    });
+    this.slaves.set(hostId, slave);
+    if (this.router.get(hostId) && this.router.get(hostId) !== this.routed.get(hostId)) {
       this.logger.error(
         { host: hostId },
         'a configured MCP server has the name of this paired host; the host is not routed',
       );
     } else {
-      this.router.add(slave);
+      this.reroute(hostId);
     }
-    this.slaves.set(hostId, slave);
     return slave;
+  }
+
+  /** Hears of this master's own links coming, going and changing their lists (the bus). */
+  onLinkChange(listener: LinkListener): () => void {
+    this.linkListeners.add(listener);
+    return () => this.linkListeners.delete(listener);
+  }
+
+  /**
+   * The host's link is held by another master (`remote`), or no longer (`undefined`). While this
+   * master has no live link of its own, the remote upstream is the one routed under the host id.
+   */
+  setRemote(hostId: string, remote: RemoteHost | undefined): void {
+    if (remote) this.remotes.set(hostId, remote);
+    else this.remotes.delete(hostId);
+    this.reroute(hostId);
+  }
+
+  /** Routes the host's live local link, else its remote one, else its offline local upstream. */
+  private reroute(hostId: string): void {
+    const local = this.slaves.get(hostId);
+    const remote = this.remotes.get(hostId);
+    const wanted = local?.connected ? local : remote?.connected ? remote : (local ?? remote);
+    const current = this.router.get(hostId);
+    if (current === wanted) return;
+    // The name belongs to something this registry did not put there (a configured server).
+    if (current && current !== this.routed.get(hostId)) return;
+    if (current) this.router.remove(hostId);
+    this.routed.delete(hostId);
+    if (wanted) {
+      this.router.add(wanted);
+      this.routed.set(hostId, wanted);
+    }
   }
 
   async removeHost(hostId: string, code: number, reason: string): Promise<void> {
     const slave = this.slaves.get(hostId);
+    this.remotes.delete(hostId);
+    const routed = this.routed.get(hostId);
+    if (routed && this.router.get(hostId) === routed) this.router.remove(hostId);
+    this.routed.delete(hostId);
     if (!slave) return;
     this.slaves.delete(hostId);
-    if (this.router.get(hostId) === slave) this.router.remove(hostId);
     await slave.detach(code, reason);
   }
 
@@ -161,18 +229,25 @@ export class SlaveRegistry {
     return this.slaves.get(hostId);
   }
 
+  /** The hosts whose link this master holds now. */
+  linked(): SlaveUpstream[] {
+    return [...this.slaves.values()].filter((s) => s.connected);
+  }
+
   health(): SlaveHealth[] {
     return this.store.slaveServers.list().map((row) => {
       const slave = this.slaves.get(row.hostId);
       const link = slave?.linkInfo();
+      const remote = slave?.connected ? undefined : this.remotes.get(row.hostId);
+      const holder = slave?.connected ? this.services.masterId : remote?.holder?.master;
       return {
         host_id: row.hostId,
-        status: slave?.connected ? 'connected' : 'disconnected',
+        status: slave?.connected || remote?.connected ? 'connected' : 'disconnected',
         enabled: row.enabled,
-        connected_at: link?.connectedAt.toISOString(),
+        connected_at: (link?.connectedAt ?? remote?.holder?.since)?.toISOString(),
         last_heartbeat: link?.lastHeartbeat?.toISOString(),
         last_seen: row.lastSeen?.toISOString(),
-        tool_count: slave?.catalog().tools.length ?? 0,
+        tool_count: (slave?.connected ? slave : remote)?.catalog().tools.length ?? 0,
         version: link?.version,
         remote_address: link?.remoteAddress,
         cert_serial: row.certSerial,
@@ -183,6 +258,7 @@ export class SlaveRegistry {
         renewal_pending: row.pending !== null,
         renewal_error: row.renewalError ?? undefined,
         renewal_error_at: row.renewalErrorAt?.toISOString(),
+        ...(holder === undefined ? {} : { master: holder }),
       };
     });
   }

@@ -9,6 +9,9 @@ import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
 import { AgentService } from '../agents/agentService.js';
 import { AuditLog, type AuditSettings } from '../audit/index.js';
+import { DEFAULT_BUS_SETTINGS } from '../bus/busSettings.js';
+import { MasterBus } from '../bus/masterBus.js';
+import { loadOrCreateMasterId } from '../bus/masterId.js';
 import { CaRolloverService } from '../cluster/caRollover.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
 import { SlaveHub } from '../cluster/hub.js';
@@ -66,7 +69,17 @@ export interface DaemonOptions {
   audit: AuditSettings;
   /** `--metrics-listen`: Prometheus metrics at /metrics; off when undefined. */
   metricsListen?: ListenAddress;
+  /** `--bus`: the NATS servers that connect several masters; one master alone when undefined. */
+  bus?: BusOptions;
   logger: Logger;
+}
+
+export interface BusOptions {
+  servers: string[];
+  /** `--bus-prefix`: masters of one cluster share it; another prefix is another cluster. */
+  prefix: string;
+  /** `--master-id`; otherwise chosen once and kept in `$DIANE_HOME/master-id`. */
+  masterId?: string;
 }
 
 export interface LinkSettings {
@@ -108,6 +121,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let manager: UpstreamManager | undefined;
   let metrics: MasterMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
+  let bus: MasterBus | undefined;
   const router = new Router(opts.router, logger);
   try {
     store = openStore(paths.db);
@@ -200,6 +214,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         failed: (hostId, reason) => metrics?.renewalFailed(hostId, reason),
       },
     );
+    const masterId = opts.bus ? loadOrCreateMasterId(paths.home, opts.bus.masterId) : undefined;
     const slaves = new SlaveRegistry(
       store,
       router,
@@ -210,7 +225,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       VERSION,
       logger,
-      { renewal, trust: () => rollover.trust() },
+      { renewal, trust: () => rollover.trust(), ...(masterId === undefined ? {} : { masterId }) },
     );
     registry = slaves;
     const rollover: CaRolloverService = new CaRolloverService({
@@ -228,9 +243,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       logger,
     });
     pairing.subscribe((event) => {
-      if (event.type === 'approved') slaves.syncFromStore();
+      if (event.type !== 'approved') return;
+      slaves.syncFromStore();
+      // A re-pair supersedes the old link wherever it lives: the others re-read the store.
+      bus?.announce('superseded', event.hostId);
     });
-    const revocation = new RevocationService(store, slaves, logger);
+    const revocation = new RevocationService(
+      store,
+      {
+        removeHost: (hostId, code, reason) => {
+          bus?.announce('revoked', hostId);
+          return slaves.removeHost(hostId, code, reason);
+        },
+      },
+      logger,
+    );
     hub = new SlaveHub({
       store,
       registry: slaves,
@@ -302,6 +329,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       pair_command: pairCommand(),
       upstreams: router.upstreams().length,
       tools: router.toolTable().exposed.length,
+      ...(opts.bus && masterId !== undefined
+        ? {
+            bus: {
+              master: masterId,
+              servers: opts.bus.servers,
+              prefix: opts.bus.prefix,
+              connected: bus?.connected ?? false,
+            },
+          }
+        : {}),
     });
     registerCoreRoutes(admin, { info, router, manager, configPath: paths.mcpServers });
     registerPairingRoutes(admin, pairing, {
@@ -315,11 +352,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     admin.ready();
     await manager.reload();
     slaves.syncFromStore();
+    if (opts.bus && masterId !== undefined) {
+      // Not awaited: NATS may be down now and come up later (busConnection.ts keeps trying);
+      // meanwhile this master serves its own links and configured servers.
+      bus = new MasterBus({
+        masterId,
+        settings: {
+          ...DEFAULT_BUS_SETTINGS,
+          servers: opts.bus.servers,
+          prefix: opts.bus.prefix,
+          maxCallMs: opts.router.callTimeoutCapMs,
+        },
+        router,
+        registry: slaves,
+        logger,
+      });
+    }
 
     const running: RunningDaemon = {
       info,
       reload: () => manager!.reload(),
       stop: async () => {
+        // First: other masters stop routing here (presence withdrawn) before the links go.
+        await bus?.close();
         await metricsServer?.close();
         pairing?.stop();
         hub?.close();
@@ -338,6 +393,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     };
     return running;
   } catch (err) {
+    await bus?.close().catch(() => {});
     await metricsServer?.close().catch(() => {});
     metrics?.close();
     pairing?.stop();

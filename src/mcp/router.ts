@@ -232,6 +232,7 @@ export class Router {
   private catalogTimer?: NodeJS.Timeout;
   private readonly refusedListeners = new Set<(event: RefusedRequest) => void>();
   private readonly callListeners = new Set<(record: CallRecord) => void>();
+  private readonly agentRequestClaims = new Set<AgentRequestClaim>();
   /** The agent whose request is being routed right now (route() is synchronous). */
   private caller?: string;
   /** Upstream name → host; kept after a removal, so the entries it took away can still be judged. */
@@ -839,6 +840,10 @@ export class Router {
    * capability. An agent with no call in flight there is never asked.
    */
   routeAgentRequest(upstream: string, request: AgentRequest, signal: AbortSignal): Promise<JsonObject> {
+    for (const claim of this.agentRequestClaims) {
+      const claimed = claim(upstream, request, signal);
+      if (claimed) return claimed;
+    }
     const calls = this.inflight.get(upstream);
     const named = (request.params._meta as JsonObject | undefined)?.[CALL_META_KEY];
     let target = typeof named === 'string' ? calls?.get(named) : undefined;
@@ -886,6 +891,17 @@ export class Router {
         throw err;
       },
     );
+  }
+
+  /**
+   * Lets another router's calls take an upstream's requests to agents first: a call forwarded
+   * from another master over the bus runs on the upstream without a call of this router, and
+   * its questions go back to that master (bus/busCallServer.ts). A claim returns `undefined`
+   * for requests that are not its own.
+   */
+  claimAgentRequests(claim: AgentRequestClaim): () => void {
+    this.agentRequestClaims.add(claim);
+    return () => this.agentRequestClaims.delete(claim);
   }
 
   // ---- completion ----
@@ -1357,6 +1373,13 @@ export class Router {
 }
 
 /** A tool call to an upstream that is known but offline: answered as a tool error. */
+/** See `Router.claimAgentRequests`. */
+export type AgentRequestClaim = (
+  upstream: string,
+  request: AgentRequest,
+  signal: AbortSignal,
+) => Promise<JsonObject> | undefined;
+
 export class UnavailableToolError extends Error {
   constructor(message: string) {
     super(message);

@@ -22,12 +22,15 @@ const ALLOWED: Record<string, string[]> = {
   // Reads the router and is handed everything else as plain functions by the daemon.
   metrics: ['http', 'mcp'],
   admin: ['agents', 'audit', 'cluster', 'config', 'http', 'mcp', 'pairing', 'store'],
+  // Several masters: routes calls to the links other masters hold; sees the slave registry.
+  bus: ['cluster', 'config', 'mcp'],
   // The web console: a client of the admin socket, with the audit vocabulary for its filters.
   console: ['admin', 'audit', 'config', 'http'],
   daemon: [
     'admin',
     'agents',
     'audit',
+    'bus',
     'cluster',
     'config',
     'http',
@@ -41,6 +44,7 @@ const ALLOWED: Record<string, string[]> = {
     'admin',
     'agents',
     'audit',
+    'bus',
     'cluster',
     'config',
     'console',
