@@ -4,7 +4,8 @@ import { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { Backoff } from '../mcp/backoff.js';
 import type { ServerExposure } from '../mcp/exposure.js';
-import { createFrontServer, type FrontInfo } from '../mcp/frontServer.js';
+import { createFront, type FrontInfo } from '../mcp/frontServer.js';
+import { relayHotRequests } from '../mcp/relay/transportRelay.js';
 import type { Router } from '../mcp/router.js';
 import type { Refusal } from './certificateCheck.js';
 import { DialPlan, type DialTarget, pinnedLookup } from './dialPlan.js';
@@ -310,8 +311,11 @@ export class SlaveAgent {
       ws.on('open', () => {
         openedAt = Date.now();
         const transport = new WebSocketTransport(ws);
-        const front = createFrontServer(this.opts.router, this.opts.info, { persistent: true });
+        const relayed = createFront(this.opts.router, this.opts.info, { persistent: true });
+        const front = relayed.server;
         server = front;
+        // Hot requests from the master skip the SDK server (mcp/relay/transportRelay.ts).
+        relayHotRequests(this.opts.router, relayed, transport);
         const refreshTrust = () =>
           void this.refreshTrust(front).then((renewNow) => {
             if (renewNow && this.opts.renewal && ws.readyState === WebSocket.OPEN) scheduleRenewal(front, 0);

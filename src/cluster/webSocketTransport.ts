@@ -1,6 +1,6 @@
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { parseJSONRPCMessage } from '@modelcontextprotocol/client';
 import type { RawData, WebSocket } from 'ws';
+import { asJsonRpcMessage } from '../mcp/relay/wire.js';
 
 /** Close codes of the master–slave link. */
 export const CloseCode = {
@@ -52,12 +52,14 @@ export class WebSocketTransport implements Transport {
 
   private receive(data: RawData, isBinary: boolean): void {
     if (isBinary) return this.reject('binary frames are not accepted; send JSON-RPC as text');
-    let message: JSONRPCMessage;
+    let message: JSONRPCMessage | undefined;
     try {
-      message = parseJSONRPCMessage(JSON.parse(data.toString()));
+      // A shape check rather than the SDK's zod parse of every frame (mcp/relay/wire.ts).
+      message = asJsonRpcMessage(JSON.parse(data.toString()));
     } catch {
-      return this.reject('frame is not a valid JSON-RPC message');
+      message = undefined;
     }
+    if (!message) return this.reject('frame is not a valid JSON-RPC message');
     this.onmessage?.(message);
   }
 

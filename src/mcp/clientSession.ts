@@ -13,6 +13,8 @@ import {
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../log.js';
 import { withOrderedDelivery } from './orderedDelivery.js';
+import { RawForward } from './relay/rawForward.js';
+import type { HotMethod } from './relay/wire.js';
 import {
   type AgentRequestHandler,
   type AgentRequestMethod,
@@ -117,6 +119,12 @@ export class ClientSession {
   private readonly pacing = new Map<CatalogKind, RefreshPace>();
   private readonly refreshPacing: RefreshPacing;
 
+  /**
+   * Hot requests (`tools/call`, `prompts/get`, `resources/read`) go as raw JSON-RPC on a
+   * 2025-era connection; the 2026-07-28 era wants an envelope per request that only the SDK writes.
+   */
+  private raw?: RawForward;
+
   private constructor(
     private readonly client: Client,
     private readonly opts: ClientSessionOptions,
@@ -163,8 +171,13 @@ export class ClientSession {
         extension.handle(params, ctx.mcpReq.signal),
       );
     }
+    const raw = new RawForward(transport);
     try {
-      await client.connect(withOrderedDelivery(transport), { timeout: opts.connectTimeoutMs });
+      await client.connect(
+        withOrderedDelivery(transport, (message) => raw.take(message)),
+        { timeout: opts.connectTimeoutMs },
+      );
+      if (client.getNegotiatedProtocolVersion()?.startsWith('2025')) session.raw = raw;
       session.catalogNow = await session.readCatalog();
       session.opened = true;
     } catch (err) {
@@ -319,6 +332,7 @@ export class ClientSession {
       ? { ...params, _meta: { ...(params._meta as JsonObject | undefined), ...opts.meta } }
       : params;
     try {
+      if (this.raw && isHotMethod(method)) return await this.raw.request(method, sent, opts);
       return await this.client.request({ method, params: sent } as never, FORWARDED_RESULT, {
         signal: opts.signal,
         onprogress: opts.onprogress,
@@ -364,10 +378,15 @@ export class ClientSession {
       return;
     }
     this.isClosed = true;
+    this.raw?.close();
     for (const pace of this.pacing.values()) clearTimeout(pace.timer);
     this.catalogNow = EMPTY_CATALOG;
     this.opts.onClosed(this.lastTransportError);
   }
+}
+
+function isHotMethod(method: ForwardedMethod): method is HotMethod {
+  return method === 'tools/call' || method === 'prompts/get' || method === 'resources/read';
 }
 
 /** Errors that mean the transport cannot carry messages (as opposed to an upstream's answer). */

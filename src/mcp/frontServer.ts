@@ -68,12 +68,30 @@ export interface FrontOptions {
 }
 
 /**
+ * A front and what the relay path (`relay/`) needs to serve its hot requests without the SDK:
+ * the same scope and agent the SDK handlers use.
+ */
+export interface Front {
+  server: Server;
+  /** The session's scope now (it follows `Router.setAgentScope`), or the agent's. */
+  scope(): Scope;
+  /** Undefined for a caller no token names (a slave serving its master). */
+  agent?: AgentIdentity;
+  /** Whether `tools/call` of this name is a discovery meta-tool (served by the SDK handler). */
+  isMetaTool(name: string): boolean;
+}
+
+/**
  * An MCP server instance (low-level SDK `Server`) in front of the router: lists, calls, reads,
  * completion, logging and subscriptions, with the agent's progress token and cancellation
  * relayed. One instance per agent session (`persistent`) or per request, as the SDK's serving
  * entries want.
  */
 export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOptions): Server {
+  return createFront(router, info, opts).server;
+}
+
+export function createFront(router: Router, info: FrontInfo, opts: FrontOptions): Front {
   const server = new Server(
     { name: info.name, version: info.version },
     { capabilities: frontCapabilities(opts.persistent), inputRequired: { maxRounds: MAX_INPUT_ROUNDS } },
@@ -144,7 +162,12 @@ export function createFrontServer(router: Router, info: FrontInfo, opts: FrontOp
     });
   }
   server.setNotificationHandler('notifications/roots/list_changed', () => router.rootsChanged());
-  return server;
+  return {
+    server,
+    scope,
+    ...(opts.agent ? { agent: opts.agent } : {}),
+    isMetaTool: (name) => discovery !== undefined && isMetaTool(name),
+  };
 }
 
 function openSession(

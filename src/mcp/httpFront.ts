@@ -28,7 +28,8 @@ import { DEFAULT_AGENT_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
 import { type AgentDirectory, type AgentIdentity, NOBODY, UNNAMED_AGENT } from './agentIdentity.js';
 import type { DiscoveryCatalog } from './discovery/discoveryCatalog.js';
-import { createFrontServer, type FrontInfo } from './frontServer.js';
+import { createFront, createFrontServer, type FrontInfo } from './frontServer.js';
+import { HttpRelaySession } from './relay/httpRelay.js';
 import type { Router } from './router.js';
 
 export interface HttpFrontOptions {
@@ -88,6 +89,8 @@ interface LegacySession {
   lastUsed: number;
   /** Requests of this session in progress, open GET streams included. */
   active: number;
+  /** Its hot requests that need no SDK machinery (relay/httpRelay.ts). */
+  relay: HttpRelaySession;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -203,6 +206,7 @@ export class HttpFront {
       const sessionBody = await readJsonBody(req, this.opts.maxRequestBytes);
       if (!sessionBody.ok)
         return sendJsonRpcError(res, sessionBody.status, -32700, `Parse error: ${sessionBody.message}`);
+      if (session.relay.tryServe(req, res, sessionBody.value)) return;
       return session.transport.handleRequest(req, res, sessionBody.value);
     }
     if (req.method !== 'POST') {
@@ -249,7 +253,7 @@ export class HttpFront {
           'recently. Close sessions you no longer need (HTTP DELETE with their Mcp-Session-Id), or retry later.',
       );
     }
-    const server = createFrontServer(this.opts.router, this.opts.info, {
+    const front = createFront(this.opts.router, this.opts.info, {
       persistent: true,
       agent,
       ...this.discoveryFor(agent),
@@ -257,13 +261,16 @@ export class HttpFront {
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { transport, agent, lastUsed: Date.now(), active: 0 });
+        const relay = new HttpRelaySession(this.opts.router, front, id);
+        this.sessions.set(id, { transport, agent, lastUsed: Date.now(), active: 0, relay });
       },
     });
     transport.onclose = () => {
-      if (transport.sessionId) this.sessions.delete(transport.sessionId);
+      if (!transport.sessionId) return;
+      this.sessions.get(transport.sessionId)?.relay.close();
+      this.sessions.delete(transport.sessionId);
     };
-    await server.connect(transport);
+    await front.server.connect(transport);
     await transport.handleRequest(req, res, body);
   }
 
@@ -284,6 +291,7 @@ export class HttpFront {
       'closing an idle agent session of the same credential (session limit)',
     );
     this.sessions.delete(oldest[0]);
+    oldest[1].relay.close();
     void oldest[1].transport.close();
     return true;
   }
@@ -310,6 +318,7 @@ export class HttpFront {
     for (const [id, session] of [...this.sessions]) {
       if (session.agent.name !== agent) continue;
       this.sessions.delete(id);
+      session.relay.close();
       void session.transport.close().catch(() => {});
       closed++;
     }
@@ -318,7 +327,10 @@ export class HttpFront {
 
   async close(): Promise<void> {
     this.unsubscribe();
-    const closing = [...this.sessions.values()].map((s) => s.transport.close().catch(() => {}));
+    const closing = [...this.sessions.values()].map((s) => {
+      s.relay.close();
+      return s.transport.close().catch(() => {});
+    });
     this.sessions.clear();
     await Promise.all(closing);
     await this.modern.close().catch(() => {});

@@ -55,12 +55,21 @@ export class OrderedDelivery {
 /**
  * The same transport, with its received messages passed through OrderedDelivery. Only the
  * `onmessage` property is replaced (an accessor on the instance), so sending and everything else
- * stay the transport's own, at no cost per message.
+ * stay the transport's own, at no cost per message. `intercept` sees each message first and
+ * keeps those it returns true for (the raw forward's answers, relay/rawForward.ts, which it
+ * handles synchronously and so in order).
  */
-export function withOrderedDelivery<T extends Transport>(transport: T): T {
+export function withOrderedDelivery<T extends Transport>(
+  transport: T,
+  intercept?: (message: JSONRPCMessage) => boolean,
+): T {
   let handler: Transport['onmessage'];
   const delivery = new OrderedDelivery((message, extra) => handler?.(message, extra));
-  const ordered: NonNullable<Transport['onmessage']> = (message, extra) => delivery.push(message, extra);
+  const ordered: NonNullable<Transport['onmessage']> = intercept
+    ? (message, extra) => {
+        if (!intercept(message)) delivery.push(message, extra);
+      }
+    : (message, extra) => delivery.push(message, extra);
   Object.defineProperty(transport, 'onmessage', {
     configurable: true,
     enumerable: true,

@@ -90,6 +90,11 @@ export class RoutedCall {
     this.detachSignal = () => signal.removeEventListener('abort', onAbort);
   }
 
+  /** Where progress goes when the caller cancels through `cancel` rather than a signal. */
+  onProgress(onprogress?: (update: ProgressUpdate) => void): void {
+    this.progressSink = onprogress;
+  }
+
   /** The agent's request ended without the call (input required): it waits for the next one. */
   unbind(): void {
     this.detachSignal?.();

@@ -89,7 +89,11 @@ export const DEFAULT_ROUTER_SETTINGS: RouterSettings = {
 export type RoutedMethod = 'tools/call' | 'prompts/get' | 'resources/read';
 
 export interface CallContext {
-  signal: AbortSignal;
+  /**
+   * The agent's cancellation. The relay path leaves it out and cancels the returned call itself
+   * (`RoutedCall.cancel`), which saves an AbortController per call.
+   */
+  signal?: AbortSignal;
   onprogress?: (update: ProgressUpdate) => void;
   /** What the agent declared it can answer (sampling, elicitation, roots). */
   capabilities?: ClientCapabilities;
@@ -528,7 +532,8 @@ export class Router {
       this.callListeners.size > 0
         ? this.auditContext(method, params, routed, ctx, call, peerAgent)
         : undefined;
-    call.bind(ctx.signal, ctx.onprogress);
+    if (ctx.signal) call.bind(ctx.signal, ctx.onprogress);
+    else call.onProgress(ctx.onprogress);
     const idleMs = Math.min(reg.timeoutMs ?? this.settings.callTimeoutMs, this.settings.callTimeoutCapMs);
     call.armIdleTimeout(idleMs);
     this.track(call);

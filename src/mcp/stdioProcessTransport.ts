@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { deserializeMessage, serializeMessage } from '@modelcontextprotocol/client';
+import { serializeMessage } from '@modelcontextprotocol/client';
 import { LineBuffer } from './lineBuffer.js';
+import { asJsonRpcMessage } from './relay/wire.js';
 
 export interface StdioProcessOptions {
   command: string;
@@ -95,14 +96,16 @@ export class StdioProcessTransport implements Transport {
 
   private receive(line: string): void {
     if (!line.trim()) return;
-    let message: JSONRPCMessage;
+    let message: JSONRPCMessage | undefined;
     try {
-      message = deserializeMessage(line);
+      // A shape check rather than the SDK's zod parse of every message (relay/wire.ts).
+      message = asJsonRpcMessage(JSON.parse(line));
     } catch (err) {
       // One bad line from a server is reported, not fatal: the next line may be fine.
       this.onerror?.(err as Error);
       return;
     }
+    if (!message) return this.onerror?.(new Error(`not a JSON-RPC message: ${line.slice(0, 200)}`));
     this.onmessage?.(message);
   }
 

@@ -1,0 +1,167 @@
+import type { JSONRPCMessage, StandardSchemaV1, Transport } from '@modelcontextprotocol/client';
+import { type Front, onServerClose } from '../frontServer.js';
+import type { Router } from '../router.js';
+import type { AgentRequest, JsonObject, ProgressUpdate } from '../upstream.js';
+import { relayCall } from './relayCall.js';
+import {
+  asHotRequest,
+  checkedResult,
+  type HotRequest,
+  type JsonRpcId,
+  progressTokenOf,
+  toWireError,
+} from './wire.js';
+
+/** The caller's answers are relayed as they came, like the SDK front relays results. */
+const ANY_OBJECT: StandardSchemaV1<unknown, JsonObject> = {
+  '~standard': {
+    version: 1,
+    vendor: 'diane',
+    validate: (value) =>
+      typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? { value: value as JsonObject }
+        : { issues: [{ message: 'a result must be an object' }] },
+  },
+};
+
+/**
+ * The relay path of an SDK front on a message transport (the slave's end of the link): hot
+ * requests are taken off the transport before the front's SDK `Server` sees them and run
+ * through the router's call path; the result frame is written directly. The SDK server still
+ * serves the handshake and every other method, and carries the upstream's questions to the
+ * caller mid-call (`Server.request`), so a relayed call can ask them as the SDK's shim would.
+ *
+ * Call before `front.server.connect(transport)`.
+ */
+export function relayHotRequests(router: Router, front: Front, transport: Transport): void {
+  const relay = new TransportRelay(router, front, transport);
+  let handler: Transport['onmessage'];
+  const relayed: NonNullable<Transport['onmessage']> = (message, extra) => {
+    if (!relay.take(message)) handler?.(message, extra);
+  };
+  // Only the property is replaced (as in orderedDelivery.ts): the SDK sets its handler here and
+  // the transport calls whatever `onmessage` returns.
+  Object.defineProperty(transport, 'onmessage', {
+    configurable: true,
+    enumerable: true,
+    get: () => (handler ? relayed : undefined),
+    set: (value: Transport['onmessage']) => {
+      handler = value;
+    },
+  });
+  // The SDK aborts its handlers when the connection closes; so does the relay.
+  onServerClose(front.server, () => relay.close());
+}
+
+class TransportRelay {
+  private readonly inFlight = new Map<JsonRpcId, () => void>();
+
+  constructor(
+    private readonly router: Router,
+    private readonly front: Front,
+    private readonly transport: Transport,
+  ) {}
+
+  take(message: JSONRPCMessage): boolean {
+    const request = asHotRequest(message);
+    if (!request) return this.takeCancel(message);
+    if (!this.servable(request)) return false;
+    this.serve(request);
+    return true;
+  }
+
+  close(): void {
+    for (const cancel of [...this.inFlight.values()]) cancel();
+    this.inFlight.clear();
+  }
+
+  /** An initialized 2025-era connection, and no duplicate id (which the SDK would judge). */
+  private servable(request: HotRequest): boolean {
+    const { server } = this.front;
+    if (!server.getClientCapabilities()) return false;
+    if (!server.getNegotiatedProtocolVersion()?.startsWith('2025')) return false;
+    if (request.method === 'tools/call' && this.front.isMetaTool(String(request.params.name))) return false;
+    return !this.inFlight.has(request.id);
+  }
+
+  private serve(request: HotRequest): void {
+    const { id } = request;
+    const token = progressTokenOf(request.params);
+    const send = (message: object) =>
+      this.transport.send(message as JSONRPCMessage).catch(() => {
+        // The link is gone: its close cancels what is still in flight.
+      });
+    const onprogress =
+      token === undefined
+        ? undefined
+        : (update: ProgressUpdate) =>
+            void send({
+              jsonrpc: '2.0',
+              method: 'notifications/progress',
+              params: { ...update, progressToken: token },
+            });
+    const server = this.front.server;
+    const call = relayCall(this.router, request.method, request.params, {
+      scope: this.front.scope(),
+      ...(this.front.agent ? { agent: this.front.agent } : {}),
+      capabilities: server.getClientCapabilities(),
+      ...(onprogress ? { onprogress } : {}),
+      ask: (requests) => askAll(server, requests),
+    });
+    let cancelled = false;
+    const cancel = () => {
+      cancelled = true;
+      call.cancel();
+    };
+    this.inFlight.set(id, cancel);
+    void call.done.then((step) => {
+      if (this.inFlight.get(id) === cancel) this.inFlight.delete(id);
+      // A cancelled request gets no response, as from the SDK.
+      if (cancelled) return;
+      if (step.kind === 'result') {
+        const checked = checkedResult(request.method, step.result);
+        if (checked.ok) return send({ result: checked.result, jsonrpc: '2.0', id });
+        return send({ jsonrpc: '2.0', id, error: checked.error });
+      }
+      return send({ jsonrpc: '2.0', id, error: toWireError(step.error) });
+    });
+  }
+
+  private takeCancel(message: JSONRPCMessage): boolean {
+    const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } };
+    if (m.method !== 'notifications/cancelled' || 'id' in m) return false;
+    const requestId = m.params?.requestId;
+    const cancel =
+      typeof requestId === 'string' || typeof requestId === 'number'
+        ? this.inFlight.get(requestId)
+        : undefined;
+    if (!cancel) return false;
+    this.inFlight.delete(requestId as JsonRpcId);
+    cancel();
+    return true;
+  }
+}
+
+/** One round of questions, asked at once; the first failure fails the round (as the SDK's shim). */
+async function askAll(
+  server: Front['server'],
+  requests: Record<string, AgentRequest>,
+): Promise<Record<string, JsonObject>> {
+  const abort = new AbortController();
+  try {
+    const answers = await Promise.all(
+      Object.entries(requests).map(async ([key, request]) => {
+        try {
+          const answer = await server.request(request as never, ANY_OBJECT, { signal: abort.signal });
+          return [key, answer] as const;
+        } catch (err) {
+          abort.abort(err);
+          throw err;
+        }
+      }),
+    );
+    return Object.fromEntries(answers);
+  } finally {
+    abort.abort();
+  }
+}
