@@ -36,9 +36,10 @@ const SSE_KEEPALIVE_MS = 15_000;
 
 /** Admin endpoints of pairing: list, approve, deny, and a live event stream (SSE). */
 export function registerPairingRoutes(admin: AdminServer, pairing: PairingService): void {
-  admin.handle('GET', '/api/slave/pending', () => {
+  admin.handle('GET', '/api/slave/pending', async () => {
+    const pending = await pairing.listPending();
     const now = new Date();
-    return { pending: pairing.listPending().map((p) => pendingToJson(p, now)) };
+    return { pending: pending.map((p) => pendingToJson(p, now)) };
   });
   admin.handle('POST', '/api/slave/approve', async ({ body }) => {
     const d = parseBody(Decision, body);

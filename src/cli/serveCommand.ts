@@ -32,6 +32,7 @@ interface ServeOptions extends SharedDaemonOptions, AuditOptions {
   maxInFlight: number;
   maxToolNameLength: number;
   callTimeoutCap: number;
+  store?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -131,6 +132,14 @@ export function registerServeCommand(program: Command): void {
         .env('DIANE_CALL_TIMEOUT_CAP')
         .argParser(durationArg('--call-timeout-cap'))
         .default(DEFAULT_ROUTER_SETTINGS.callTimeoutCapMs, '10m'),
+    )
+    .addOption(
+      new Option(
+        '--store <url>',
+        'where the state lives: sqlite:<path>, or postgres://user@host/db[?schema=name] shared by several masters',
+      )
+        .env('DIANE_STORE')
+        .default(undefined, '$DIANE_HOME/diane.db'),
     );
 
   for (const option of auditOptions()) serve.addOption(option);
@@ -167,6 +176,7 @@ export function registerServeCommand(program: Command): void {
       },
       audit: auditSettingsFrom(opts),
       metricsListen: opts.metricsListen,
+      ...(opts.store === undefined ? {} : { store: opts.store }),
       logger,
     });
     const info = daemon.info();
