@@ -39,12 +39,12 @@ export function registerAgentRoutes(
   deps: { agents: AgentService; router: Router },
 ): void {
   const { agents, router } = deps;
-  admin.handle('GET', '/api/agents', () => wrap(() => ({ agents: agents.list() })));
+  admin.handle('GET', '/api/agents', () => wrap(async () => ({ agents: await agents.list() })));
   admin.handle('POST', '/api/agents/show', ({ body }) =>
-    wrap((): AgentDetail => {
+    wrap(async (): Promise<AgentDetail> => {
       const { name } = parseBody(NameBody, body);
-      const agent = agents.get(name);
-      const scope = agents.scopeOf(name);
+      const agent = await agents.get(name);
+      const scope = await agents.scopeOf(name);
       const names = (kind: 'tools' | 'prompts') =>
         router.visible(kind, scope).map((item) => (item as { name: string }).name);
       const uris = (kind: 'resources' | 'resourceTemplates', key: 'uri' | 'uriTemplate') =>
@@ -83,9 +83,9 @@ export function registerAgentRoutes(
     wrap(() => agents.rotate(parseBody(NameBody, body).name)),
   );
   admin.handle('POST', '/api/agents/remove', ({ body }) =>
-    wrap(() => {
+    wrap(async () => {
       const { name } = parseBody(NameBody, body);
-      agents.remove(name);
+      await agents.remove(name);
       return { removed: name };
     }),
   );
@@ -102,9 +102,9 @@ export function registerAgentRoutes(
   );
 }
 
-function wrap<T>(fn: () => T): T {
+async function wrap<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     if (err instanceof AgentError) throw new AdminHttpError(err.status, err.message, 'agent');
     throw err;

@@ -79,7 +79,7 @@ export interface AuditRouteDeps {
  * none, without it), then of each row as it is written.
  */
 export function registerAuditRoutes(admin: AdminServer, deps: AuditRouteDeps): void {
-  admin.handle('GET', '/api/audit', ({ query, raw, res }) => {
+  admin.handle('GET', '/api/audit', async ({ query, raw, res }) => {
     const params = parseQuery(AuditParams, query);
     const filter: AuditQuery = {
       ...(params.agent === undefined ? {} : { agent: params.agent }),
@@ -95,7 +95,7 @@ export function registerAuditRoutes(admin: AdminServer, deps: AuditRouteDeps): v
     }
     const limit = params.limit ?? DEFAULT_AUDIT_LIMIT;
     const forward = params.after_id !== undefined;
-    const rows = deps.events.query({
+    const rows = await deps.events.query({
       ...filter,
       ...(forward ? { afterId: params.after_id } : { newest: true }),
       limit: limit + 1,
@@ -105,7 +105,7 @@ export function registerAuditRoutes(admin: AdminServer, deps: AuditRouteDeps): v
     const answer: AuditResponse = {
       events: page.map(auditEventToJson),
       more,
-      last_id: deps.events.maxId(),
+      last_id: await deps.events.maxId(),
     };
     return answer;
   });
@@ -124,7 +124,8 @@ function follow(
     connection: 'keep-alive',
   });
   res.write(': connected\n\n');
-  let lastId = afterId ?? deps.events.maxId();
+  // Set before the catch-up below starts; live rows are not sent until it has finished.
+  let lastId = afterId ?? 0;
   let caughtUp = false;
   let closed = false;
   const send = (row: StoredAuditEvent) => {
@@ -152,8 +153,10 @@ function follow(
   }
   socket.once('close', stop);
   void (async () => {
+    if (afterId === undefined) lastId = await deps.events.maxId();
     for (;;) {
-      const page = deps.events.query({ ...filter, afterId: lastId, limit: CATCH_UP_PAGE });
+      if (closed) return;
+      const page = await deps.events.query({ ...filter, afterId: lastId, limit: CATCH_UP_PAGE });
       for (const row of page) send(row);
       if (page.length < CATCH_UP_PAGE) break;
       if (res.writableNeedDrain) await once(res, 'drain', { signal: gone.signal });

@@ -56,9 +56,10 @@ export function registerPairingRoutes(
     const token = await asAdminError(async () => pairing.rotateJoinToken(joinToken.writeNew));
     return { join_token: token, pair_command: joinToken.pairCommand() };
   });
-  admin.handle('GET', '/api/slave/pending', () => {
+  admin.handle('GET', '/api/slave/pending', async () => {
+    const pending = await pairing.listPending();
     const now = new Date();
-    return { pending: pairing.listPending().map((p) => pendingToJson(p, now)) };
+    return { pending: pending.map((p) => pendingToJson(p, now)) };
   });
   admin.handle('POST', '/api/slave/approve', async ({ body }) => {
     const d = parseBody(Decision, body);

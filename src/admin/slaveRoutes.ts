@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { RevocationError, type RevocationService } from '../cluster/revocation.js';
 import type { SlaveRegistry } from '../cluster/slaveRegistry.js';
-import type { Store } from '../store/index.js';
+import type { MasterStore } from '../store/index.js';
 import { AdminHttpError, type AdminServer, parseBody } from './adminServer.js';
 
 const RevokeBody = z.union([
@@ -12,11 +12,11 @@ const RevokeBody = z.union([
 /** Admin endpoints for paired slaves: health, revocation and the revocation log. */
 export function registerSlaveRoutes(
   admin: AdminServer,
-  deps: { store: Store; registry: SlaveRegistry; revocation: RevocationService },
+  deps: { store: MasterStore; registry: SlaveRegistry; revocation: RevocationService },
 ): void {
-  admin.handle('GET', '/api/slave/health', () => ({ slaves: deps.registry.health() }));
-  admin.handle('GET', '/api/slave/revoked', () => ({
-    revoked: deps.store.revokedCredentials.list().map((r) => ({
+  admin.handle('GET', '/api/slave/health', async () => ({ slaves: await deps.registry.health() }));
+  admin.handle('GET', '/api/slave/revoked', async () => ({
+    revoked: (await deps.store.revokedCredentials.list()).map((r) => ({
       host_id: r.hostId,
       cert_serial: r.certSerial,
       revoked_at: r.revokedAt.toISOString(),

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { AuditRecord, AuditStore, StoredAuditEvent } from '../store/index.js';
+import type { AuditRecord, AuditRepos, AuditStore, StoredAuditEvent } from '../store/index.js';
 import type { AuditEvent } from './auditEvent.js';
 import { DEFAULT_REDACTION_LIMITS, type RedactionLimits, redactArguments } from './redact.js';
 
@@ -84,6 +84,9 @@ export class AuditLog {
   private unloggedDrops = 0;
   private lastDropWarningAt = Number.NEGATIVE_INFINITY;
   private lastWriteErrorAt = Number.NEGATIVE_INFINITY;
+  /** The batch being written: batches go one at a time, in queue order. */
+  private writing: Promise<boolean> = Promise.resolve(true);
+  private trimming = false;
 
   constructor(
     private readonly store: AuditStore,
@@ -95,9 +98,9 @@ export class AuditLog {
   /** Starts retention: a trim now, then every `trimIntervalMs`. */
   start(): void {
     if (this.closed || this.trimTimer) return;
-    this.trimTimer = setInterval(() => this.trimInBackground(), this.settings.trimIntervalMs);
+    this.trimTimer = setInterval(() => void this.trimInBackground(), this.settings.trimIntervalMs);
     this.trimTimer.unref();
-    this.trimInBackground();
+    void this.trimInBackground();
   }
 
   /** Queues one event. Never throws, never blocks; see the class comment. */
@@ -140,9 +143,9 @@ export class AuditLog {
    * Writes what is queued now, without waiting for another process's lock. Returns false when
    * something is still queued (the database was busy or failing); the timer tries again.
    */
-  flush(): boolean {
+  async flush(): Promise<boolean> {
     while (this.queue.length > 0 || this.unrecordedDrops > 0) {
-      if (!this.writeBatch('try')) return false;
+      if (!(await this.writeBatch('try'))) return false;
     }
     return true;
   }
@@ -151,7 +154,7 @@ export class AuditLog {
    * Stops the timers and writes everything queued, waiting for the database lock if it must
    * (shutdown may take that long). Events recorded afterwards are dropped.
    */
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.flushTimer);
@@ -160,7 +163,7 @@ export class AuditLog {
     clearImmediate(this.trimImmediate);
     this.flushTimer = this.flushImmediate = this.trimTimer = this.trimImmediate = undefined;
     while (this.queue.length > 0 || this.unrecordedDrops > 0) {
-      if (!this.writeBatch('wait')) {
+      if (!(await this.writeBatch('wait'))) {
         const lost = this.queue.length;
         this.dropped += lost;
         this.logger.error({ lost }, 'audit: could not write the last events before shutdown');
@@ -173,10 +176,10 @@ export class AuditLog {
    * Applies retention now (every chunk, without waiting for a lock). Returns the rows deleted,
    * or undefined when the database was busy.
    */
-  trim(): number | undefined {
+  async trim(): Promise<number | undefined> {
     let total = 0;
     for (;;) {
-      const deleted = this.trimChunk();
+      const deleted = await this.trimChunk();
       if (deleted === undefined) return undefined;
       total += deleted;
       if (deleted < this.settings.trimChunkRows) return total;
@@ -210,14 +213,14 @@ export class AuditLog {
       this.flushTimer = undefined;
       this.flushImmediate = setImmediate(() => {
         this.flushImmediate = undefined;
-        this.flushRound();
+        void this.flushRound();
       });
       return;
     }
     if (this.flushTimer) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
-      this.flushRound();
+      void this.flushRound();
     }, this.settings.flushIntervalMs);
     this.flushTimer.unref();
   }
@@ -227,11 +230,12 @@ export class AuditLog {
    * is left (more than `maxRowsPerTransaction`), the next round comes on the next turn of the
    * event loop; what came in meanwhile waits for the timer or a full batch.
    */
-  private flushRound(): void {
+  private async flushRound(): Promise<void> {
     if (this.closed) return;
     if (this.backlog === 0) this.backlog = this.queue.length;
     const before = this.queue.length;
-    const wrote = this.writeBatch('try');
+    const wrote = await this.writeBatch('try');
+    if (this.closed) return;
     if (wrote) this.backlog = Math.max(0, this.backlog - (before - this.queue.length));
     else this.backlog = 0;
     if (this.queue.length === 0 && this.unrecordedDrops === 0) {
@@ -239,9 +243,9 @@ export class AuditLog {
       return;
     }
     if (this.backlog > 0) {
-      this.flushImmediate = setImmediate(() => {
+      this.flushImmediate ??= setImmediate(() => {
         this.flushImmediate = undefined;
-        this.flushRound();
+        void this.flushRound();
       });
       return;
     }
@@ -253,14 +257,21 @@ export class AuditLog {
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined;
-        this.flushRound();
+        void this.flushRound();
       }, this.settings.flushIntervalMs);
       this.flushTimer.unref();
     }
   }
 
   /** Writes the oldest queued rows (and a pending `audit/dropped` row first); false if nothing was. */
-  private writeBatch(lock: 'try' | 'wait'): boolean {
+  private writeBatch(lock: 'try' | 'wait'): Promise<boolean> {
+    const next = this.writing.then(() => this.writeOneBatch(lock));
+    this.writing = next;
+    return next;
+  }
+
+  /** Never throws: a failure is logged and the rows stay queued. */
+  private async writeOneBatch(lock: 'try' | 'wait'): Promise<boolean> {
     const count = Math.min(this.queue.length, this.settings.maxRowsPerTransaction);
     const batch = this.queue.peek(count);
     const dropCount = this.unrecordedDrops;
@@ -268,10 +279,10 @@ export class AuditLog {
     if (records.length === 0) return true;
     let stored: StoredAuditEvent[];
     try {
-      const insert = () => this.store.auditEvents.insertMany(records);
-      if (lock === 'wait') stored = insert();
+      const insert = (tx: AuditRepos) => tx.auditEvents.insertMany(records);
+      if (lock === 'wait') stored = await this.store.transaction(insert);
       else {
-        const result = this.store.tryWrite(insert);
+        const result = await this.store.tryWrite(insert);
         if (!result.written) return false;
         stored = result.value;
       }
@@ -345,11 +356,11 @@ export class AuditLog {
   }
 
   /** Deletes one chunk; undefined when the database was busy. */
-  private trimChunk(): number | undefined {
+  private async trimChunk(): Promise<number | undefined> {
     const { retentionMs, maxRows, trimChunkRows } = this.settings;
     try {
-      const result = this.store.tryWrite(() =>
-        this.store.auditEvents.trim(retentionMs, maxRows, trimChunkRows),
+      const result = await this.store.tryWrite((tx) =>
+        tx.auditEvents.trim(retentionMs, maxRows, trimChunkRows),
       );
       return result.written ? result.value : undefined;
     } catch (err) {
@@ -359,14 +370,21 @@ export class AuditLog {
   }
 
   /** One chunk per turn of the event loop, so that a large first trim does not stall calls. */
-  private trimInBackground(): void {
-    if (this.closed || this.trimImmediate) return;
-    const deleted = this.trimChunk();
+  private async trimInBackground(): Promise<void> {
+    if (this.closed || this.trimImmediate || this.trimming) return;
+    this.trimming = true;
+    let deleted: number | undefined;
+    try {
+      deleted = await this.trimChunk();
+    } finally {
+      this.trimming = false;
+    }
+    if (this.closed) return;
     if (deleted !== undefined) this.trimmedThisRound += deleted;
     if (deleted !== undefined && deleted >= this.settings.trimChunkRows) {
       this.trimImmediate = setImmediate(() => {
         this.trimImmediate = undefined;
-        this.trimInBackground();
+        void this.trimInBackground();
       });
       return;
     }

@@ -38,6 +38,7 @@ interface ServeOptions extends SharedDaemonOptions, AuditOptions {
   bus?: string[];
   busPrefix: string;
   masterId?: string;
+  store?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -156,6 +157,14 @@ export function registerServeCommand(program: Command): void {
       new Option('--master-id <id>', "this master's name on the bus (default: chosen once, kept in the home)")
         .env('DIANE_MASTER_ID')
         .argParser(masterIdArg),
+    )
+    .addOption(
+      new Option(
+        '--store <url>',
+        'where the state lives: sqlite:<path>, or postgres://user@host/db[?schema=name] shared by several masters',
+      )
+        .env('DIANE_STORE')
+        .default(undefined, '$DIANE_HOME/diane.db'),
     );
 
   for (const option of auditOptions()) serve.addOption(option);
@@ -201,6 +210,7 @@ export function registerServeCommand(program: Command): void {
             },
           }
         : {}),
+      ...(opts.store === undefined ? {} : { store: opts.store }),
       logger,
     });
     const info = daemon.info();

@@ -66,8 +66,8 @@ export function registerSlaveAuditCommand(slave: Command): void {
     const store = openSlaveAuditStore(paths.slaveAudit, { readOnly: true });
     try {
       const printer = new AuditPrinter(slaveColumns(), Boolean(opts.json), toSlaveJson);
-      let lastId = store.auditEvents.maxId();
-      const rows = store.auditEvents.query({ ...filter, newest: true, limit: opts.limit + 1 });
+      let lastId = await store.auditEvents.maxId();
+      const rows = await store.auditEvents.query({ ...filter, newest: true, limit: opts.limit + 1 });
       const more = rows.length > opts.limit;
       const first = (more ? rows.slice(1) : rows).map(auditEventToJson);
       if (first.length > 0 || (opts.follow && !opts.json)) printer.print(first);
@@ -87,8 +87,8 @@ export function registerSlaveAuditCommand(slave: Command): void {
         for (;;) {
           // Read the newest id first: every row up to it is covered by a query that comes back
           // short, so the next round need not look at the rows the filters left out again.
-          const newest = store.auditEvents.maxId();
-          const page = store.auditEvents.query({ ...filter, afterId: lastId, limit: POLL_PAGE });
+          const newest = await store.auditEvents.maxId();
+          const page = await store.auditEvents.query({ ...filter, afterId: lastId, limit: POLL_PAGE });
           printer.print(page.map(auditEventToJson));
           if (page.length === POLL_PAGE) {
             lastId = page.at(-1)!.id;
@@ -99,7 +99,7 @@ export function registerSlaveAuditCommand(slave: Command): void {
         }
       }
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }

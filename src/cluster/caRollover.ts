@@ -13,7 +13,7 @@ import {
   trustedCas,
   x509,
 } from '../pki/index.js';
-import type { Store } from '../store/index.js';
+import type { MasterStore } from '../store/index.js';
 import type { ClusterTls } from './clusterListener.js';
 import type { PairTrustReply } from './pairingWire.js';
 import type { TrustResult } from './trustWire.js';
@@ -67,7 +67,7 @@ export class CaRolloverError extends Error {
 export interface CaRolloverDeps {
   cas: SlaveCas;
   files: CaSetFiles;
-  store: Store;
+  store: MasterStore;
   /** The live links: told to ask for the trust again, and cut when left behind. */
   links: {
     announceTrustChanged(): void;
@@ -142,7 +142,7 @@ export class CaRolloverService {
     };
   }
 
-  status(): CaRolloverStatus {
+  async status(): Promise<CaRolloverStatus> {
     const set = this.deps.cas.get();
     const roleOf = (fingerprint: string | null | undefined): HostCa => {
       if (fingerprint === set.current.fingerprint) return 'current';
@@ -151,7 +151,7 @@ export class CaRolloverService {
       // starts, so a null can only mean the CA that is current.
       return fingerprint === null ? 'current' : 'other';
     };
-    const hosts = this.deps.store.slaveServers.list().map(
+    const hosts = (await this.deps.store.slaveServers.list()).map(
       (row): CaRolloverHost => ({
         host_id: row.hostId,
         enabled: row.enabled,
@@ -181,8 +181,8 @@ export class CaRolloverService {
         );
       }
       // Rows from before schema v5 name no issuer: all of them are from the CA that is current.
-      this.deps.store.transaction(() =>
-        this.deps.store.slaveServers.backfillCaFingerprint(before.current.fingerprint),
+      await this.deps.store.transaction((tx) =>
+        tx.slaveServers.backfillCaFingerprint(before.current.fingerprint),
       );
       const set = await startRollover(this.deps.files, before, this.deps.createOptions);
       this.deps.applyTls(await this.tls(set));
@@ -192,13 +192,13 @@ export class CaRolloverService {
         'CA rollover started: both CAs are trusted and new certificates come from the next one',
       );
       this.deps.links.announceTrustChanged();
-      return { ...this.status(), ...this.sharedWarning(SHARED_ROTATE_WARNING) };
+      return { ...(await this.status()), ...this.sharedWarning(SHARED_ROTATE_WARNING) };
     });
   }
 
   async finish(opts: { force: boolean }): Promise<FinishResult> {
     return this.exclusive(async () => {
-      const before = this.status();
+      const before = await this.status();
       if (before.state !== 'rolling') {
         throw new CaRolloverError('no CA rollover is under way (`diane ca rotate` starts one)', 409);
       }
@@ -220,7 +220,7 @@ export class CaRolloverService {
         'CA rollover finished: the old CA is retired',
       );
       return {
-        ...this.status(),
+        ...(await this.status()),
         left_behind: before.waiting_for,
         ...this.sharedWarning(SHARED_FINISH_WARNING),
       };

@@ -62,13 +62,13 @@ const EXPIRED_TLS_ERROR = 'CERT_HAS_EXPIRED';
  * cannot learn which serials were revoked. OpenSSL reports an expiry only after the chain and
  * its signatures verified, so an expired certificate of ours still gets its revocation answer.
  */
-export function checkSlaveCertificate(
+export async function checkSlaveCertificate(
   store: CertificateCheckStore,
   peer: PeerCertificate | undefined,
   tlsAuthorized: boolean,
   tlsError: string | undefined,
   now: Date,
-): CertificateVerdict {
+): Promise<CertificateVerdict> {
   // getPeerCertificate() returns {} when the client sent no certificate.
   if (!peer?.raw) return { ok: false, refusal: 'no-certificate' };
   if (!tlsAuthorized && tlsError !== EXPIRED_TLS_ERROR) {
@@ -76,12 +76,12 @@ export function checkSlaveCertificate(
   }
   const serial = normalizeSerial(peer.serialNumber);
   const keyFingerprint = keyHashOfPeerCertificate(peer);
-  const revoked = store.revokedCredentials.getBySerial(serial);
+  const revoked = await store.revokedCredentials.getBySerial(serial);
   if (revoked)
     return { ok: false, refusal: SUPERSEDING_REASONS.has(revoked.reason) ? 'superseded' : 'revoked' };
-  if (store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
+  if (await store.revokedCredentials.isKeyRevoked(keyFingerprint)) return { ok: false, refusal: 'revoked' };
   if (!tlsAuthorized) return { ok: false, refusal: 'expired' };
-  const row = store.slaveServers.getByCertSerial(serial);
+  const row = await store.slaveServers.getByCertSerial(serial);
   // Exactly the current certificate, or the pending one that is about to replace it: once the
   // pending one is confirmed, the previous serial is on the revocation list (reason `renewed`).
   if (!row) return { ok: false, refusal: 'unknown-certificate' };

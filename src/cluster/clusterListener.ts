@@ -151,10 +151,10 @@ export class ClusterListener {
     }
   }
 
-  private pairStatus(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  private async pairStatus(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     if (!REQUEST_ID.test(requestId)) return sendJson(res, 404, { error: 'unknown pairing request' });
     try {
-      const status = this.opts.pairing.status(requestId);
+      const status = await this.opts.pairing.status(requestId);
       switch (status.status) {
         case 'pending':
           return sendJson(res, 200, {

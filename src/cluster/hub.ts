@@ -46,10 +46,14 @@ export class SlaveHub {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    void this.upgrade(req, socket, head);
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const tls = req.socket as TLSSocket;
     let verdict: CertificateVerdict;
     try {
-      verdict = checkSlaveCertificate(
+      verdict = await checkSlaveCertificate(
         this.opts.store,
         tls.getPeerCertificate?.(),
         tls.authorized,
@@ -72,6 +76,8 @@ export class SlaveHub {
       );
       return refuse(socket, verdict.refusal);
     }
+    // The store answered asynchronously: the peer may have given up meanwhile.
+    if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const { hostId, serial, pending } = verdict;
       const remoteAddress = req.socket.remoteAddress ?? 'unknown';

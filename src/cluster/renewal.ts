@@ -6,7 +6,7 @@ import {
   type ValidatedCsr,
   validateCsr,
 } from '../pki/index.js';
-import type { Store } from '../store/index.js';
+import type { MasterRepos, MasterStore } from '../store/index.js';
 import type { RenewalRefusal, RenewResult } from './renewalWire.js';
 
 export interface RenewalSettings {
@@ -15,7 +15,7 @@ export interface RenewalSettings {
 }
 
 export interface RenewalServiceDeps {
-  store: Store;
+  store: MasterStore;
   /** Where renewed certificates are signed: the next CA during a rollover. */
   ca: IssuingCa;
   settings: RenewalSettings;
@@ -58,7 +58,7 @@ interface Refusal {
  * is in use the old one opens nothing.
  */
 export class RenewalService {
-  private readonly store: Store;
+  private readonly store: MasterStore;
   private readonly ca: IssuingCa;
   private readonly settings: RenewalSettings;
   private readonly now: () => Date;
@@ -75,8 +75,8 @@ export class RenewalService {
   async renew(request: RenewalRequest): Promise<RenewResult> {
     const { hostId, linkSerial } = request;
     // Judged before any signing work, and again inside the recording transaction.
-    const early = this.refusalFor(hostId, linkSerial, this.now());
-    if (early) throw this.refused(hostId, early);
+    const early = await this.refusalFor(this.store, hostId, linkSerial, this.now());
+    if (early) throw await this.refused(hostId, early);
     const csr = await this.validate(request.csrPem, hostId);
     const issuedAt = this.now();
     const ca = this.ca.issuing();
@@ -84,27 +84,27 @@ export class RenewalService {
       validityMs: this.settings.certValidityMs,
       now: issuedAt,
     });
-    // Signing is asynchronous and a transaction cannot span an await: the certificate is made
-    // first and the rules are checked again with the write lock held. A certificate dropped here
-    // is useless, because the hub accepts only serials recorded in the store.
-    const refusal = this.store.transaction((): Refusal | undefined => {
-      const again = this.refusalFor(hostId, linkSerial, this.now());
+    // Signing is slow, so it is done before the transaction, not while it holds the write lock;
+    // the rules are then checked again inside it. A certificate dropped here is useless, because
+    // the hub accepts only serials recorded in the store.
+    const refusal = await this.store.transaction(async (tx): Promise<Refusal | undefined> => {
+      const again = await this.refusalFor(tx, hostId, linkSerial, this.now());
       if (again) return again;
-      const keyProblem = this.knownKey(csr.keyFingerprint);
+      const keyProblem = await this.knownKey(tx, csr.keyFingerprint);
       if (keyProblem) return keyProblem;
       // refusalFor found the row inside this transaction.
-      const row = this.store.slaveServers.getByHostId(hostId)!;
+      const row = (await tx.slaveServers.getByHostId(hostId))!;
       // An earlier renewal whose answer never reached the slave (or was never used): it must not
       // stay a second way in.
       if (row.pending) {
-        this.store.revokedCredentials.revoke({
+        await tx.revokedCredentials.revoke({
           hostId,
           certSerial: row.pending.certSerial,
           reason: 'renewal-abandoned',
           keyFingerprint: row.pending.keyFingerprint,
         });
       }
-      this.store.slaveServers.recordPending(hostId, {
+      await tx.slaveServers.recordPending(hostId, {
         certSerial: issued.serialHex,
         keyFingerprint: issued.keyFingerprint,
         caFingerprint: ca.fingerprint,
@@ -113,7 +113,7 @@ export class RenewalService {
       });
       return undefined;
     });
-    if (refusal) throw this.refused(hostId, refusal);
+    if (refusal) throw await this.refused(hostId, refusal);
     this.logger.info(
       { host: hostId, serial: issued.serialHex, expiresAt: issued.notAfter.toISOString() },
       'renewed the certificate of a slave; pending until its first link with it',
@@ -130,17 +130,17 @@ export class RenewalService {
    * previous serial is revoked as `renewed`, in one transaction. False when `serial` is not (or
    * no longer) the host's pending certificate, which then opens nothing.
    */
-  confirm(hostId: string, serial: string): boolean {
-    const confirmed = this.store.transaction(() => {
-      const row = this.store.slaveServers.getByHostId(hostId);
+  async confirm(hostId: string, serial: string): Promise<boolean> {
+    const confirmed = await this.store.transaction(async (tx) => {
+      const row = await tx.slaveServers.getByHostId(hostId);
       if (!row?.enabled || row.pending?.certSerial !== serial) return false;
-      this.store.revokedCredentials.revoke({
+      await tx.revokedCredentials.revoke({
         hostId,
         certSerial: row.certSerial,
         reason: 'renewed',
         keyFingerprint: row.keyFingerprint,
       });
-      return this.store.slaveServers.promotePending(hostId, serial, this.now());
+      return tx.slaveServers.promotePending(hostId, serial, this.now());
     });
     if (confirmed)
       this.logger.info({ host: hostId, serial }, 'renewed certificate in use; the previous one is revoked');
@@ -154,17 +154,17 @@ export class RenewalService {
    * certificates of one host both open new links. The slave renews again, at once, since it is
    * past its renewal time.
    */
-  abandonPending(hostId: string, linkSerial: string): boolean {
-    const abandoned = this.store.transaction(() => {
-      const row = this.store.slaveServers.getByHostId(hostId);
+  async abandonPending(hostId: string, linkSerial: string): Promise<boolean> {
+    const abandoned = await this.store.transaction(async (tx) => {
+      const row = await tx.slaveServers.getByHostId(hostId);
       if (!row?.pending || row.certSerial !== linkSerial) return undefined;
-      this.store.revokedCredentials.revoke({
+      await tx.revokedCredentials.revoke({
         hostId,
         certSerial: row.pending.certSerial,
         reason: 'renewal-abandoned',
         keyFingerprint: row.pending.keyFingerprint,
       });
-      this.store.slaveServers.clearPending(hostId, row.pending.certSerial);
+      await tx.slaveServers.clearPending(hostId, row.pending.certSerial);
       return row.pending.certSerial;
     });
     if (abandoned) {
@@ -177,10 +177,15 @@ export class RenewalService {
   }
 
   /** Why the link with this serial may not renew, or undefined. Reads only. */
-  private refusalFor(hostId: string, linkSerial: string, now: Date): Refusal | undefined {
-    const row = this.store.slaveServers.getByHostId(hostId);
+  private async refusalFor(
+    repos: MasterRepos,
+    hostId: string,
+    linkSerial: string,
+    now: Date,
+  ): Promise<Refusal | undefined> {
+    const row = await repos.slaveServers.getByHostId(hostId);
     if (!row) return { reason: 'unknown-host', message: `${hostId} is not a paired host` };
-    if (this.store.revokedCredentials.getBySerial(linkSerial)) {
+    if (await repos.revokedCredentials.getBySerial(linkSerial)) {
       return { reason: 'revoked', message: 'the certificate of this link is revoked' };
     }
     if (!row.enabled) return { reason: 'disabled', message: `${hostId} is disabled` };
@@ -197,11 +202,11 @@ export class RenewalService {
   }
 
   /** A renewal brings a fresh key: one in use, pending pairing or ever revoked is refused. */
-  private knownKey(keyFingerprint: string): Refusal | undefined {
+  private async knownKey(tx: MasterRepos, keyFingerprint: string): Promise<Refusal | undefined> {
     const known =
-      this.store.revokedCredentials.isKeyRevoked(keyFingerprint) ||
-      this.store.slaveServers.getByKeyFingerprint(keyFingerprint) !== undefined ||
-      this.store.pairingRequests.hasPendingWithKey(keyFingerprint, this.now());
+      (await tx.revokedCredentials.isKeyRevoked(keyFingerprint)) ||
+      (await tx.slaveServers.getByKeyFingerprint(keyFingerprint)) !== undefined ||
+      (await tx.pairingRequests.hasPendingWithKey(keyFingerprint, this.now()));
     if (!known) return undefined;
     return { reason: 'key-reused', message: 'a renewal needs a new key; this one is already known' };
   }
@@ -211,20 +216,20 @@ export class RenewalService {
       return await validateCsr(csrPem, hostId);
     } catch (err) {
       if (err instanceof CsrRejectedError) {
-        throw this.refused(hostId, { reason: 'csr-rejected', message: err.message });
+        throw await this.refused(hostId, { reason: 'csr-rejected', message: err.message });
       }
       throw err;
     }
   }
 
   /** Records the refusal on the host's row (for `slave list`), logs it, and returns the error. */
-  private refused(hostId: string, refusal: Refusal): RenewalRefusedError {
+  private async refused(hostId: string, refusal: Refusal): Promise<RenewalRefusedError> {
     this.logger.warn({ host: hostId, reason: refusal.reason, why: refusal.message }, 'refused a renewal');
     try {
       // Background bookkeeping: never wait for another process's lock for it.
-      this.store.tryWrite(() => {
-        this.store.slaveServers.setRenewalError(hostId, `${refusal.reason}: ${refusal.message}`, this.now());
-      });
+      await this.store.tryWrite((tx) =>
+        tx.slaveServers.setRenewalError(hostId, `${refusal.reason}: ${refusal.message}`, this.now()),
+      );
     } catch (err) {
       this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record the renewal refusal');
     }

@@ -1,6 +1,6 @@
 import { DianeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/index.js';
+import type { MasterStore } from '../store/index.js';
 import type { SlaveRegistry } from './slaveRegistry.js';
 import { CloseCode } from './webSocketTransport.js';
 
@@ -25,25 +25,28 @@ export interface RevokedHost {
  */
 export class RevocationService {
   constructor(
-    private readonly store: Store,
+    private readonly store: MasterStore,
     private readonly registry: Pick<SlaveRegistry, 'removeHost'>,
     private readonly logger: Logger,
   ) {}
 
   async revoke(hostId: string, reason: string): Promise<RevokedHost> {
-    const row = this.store.slaveServers.getByHostId(hostId);
-    if (!row) throw new RevocationError(`no paired host named ${hostId}`, 404);
-    if (!row.enabled && this.store.revokedCredentials.getBySerial(row.certSerial)) {
-      throw new RevocationError(`${hostId} is already revoked`, 409);
-    }
-    this.store.transaction(() => {
-      this.store.revokedCredentials.revoke({
+    // Read inside the transaction, so that the serial revoked is the one current at that moment
+    // even if another master re-pairs or renews the host meanwhile.
+    const row = await this.store.transaction(async (tx) => {
+      const row = await tx.slaveServers.getByHostId(hostId);
+      if (!row) throw new RevocationError(`no paired host named ${hostId}`, 404);
+      if (!row.enabled && (await tx.revokedCredentials.getBySerial(row.certSerial))) {
+        throw new RevocationError(`${hostId} is already revoked`, 409);
+      }
+      await tx.revokedCredentials.revoke({
         hostId,
         certSerial: row.certSerial,
         reason,
         keyFingerprint: row.keyFingerprint,
       });
-      this.store.slaveServers.setEnabled(hostId, false);
+      await tx.slaveServers.setEnabled(hostId, false);
+      return row;
     });
     this.logger.warn({ host: hostId, serial: row.certSerial, reason }, 'slave revoked');
     await this.registry.removeHost(hostId, CloseCode.revoked, 'credentials revoked');
@@ -51,17 +54,18 @@ export class RevocationService {
   }
 
   async revokeAll(reason: string): Promise<RevokedHost[]> {
-    const rows = this.store.slaveServers.list().filter((r) => r.enabled);
-    this.store.transaction(() => {
+    const rows = await this.store.transaction(async (tx) => {
+      const rows = (await tx.slaveServers.list()).filter((r) => r.enabled);
       for (const row of rows) {
-        this.store.revokedCredentials.revoke({
+        await tx.revokedCredentials.revoke({
           hostId: row.hostId,
           certSerial: row.certSerial,
           reason,
           keyFingerprint: row.keyFingerprint,
         });
-        this.store.slaveServers.setEnabled(row.hostId, false);
+        await tx.slaveServers.setEnabled(row.hostId, false);
       }
+      return rows;
     });
     await Promise.all(
       rows.map((r) => this.registry.removeHost(r.hostId, CloseCode.revoked, 'credentials revoked')),

@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Upstream } from '../mcp/upstream.js';
-import type { Store } from '../store/index.js';
+import type { MasterStore } from '../store/index.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
 import type { TrustResult } from './trustWire.js';
@@ -68,9 +68,11 @@ export class SlaveRegistry {
   /** What this registry put in the router under each host id (the local or the remote upstream). */
   private readonly routed = new Map<string, Upstream>();
   private readonly linkListeners = new Set<LinkListener>();
+  /** Every paired host id, enabled or not, as of the last read of the store. */
+  private pairedHostIds = new Set<string>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: MasterStore,
     private readonly router: Router,
     private readonly limits: SlaveLimits,
     private readonly version: string,
@@ -82,8 +84,10 @@ export class SlaveRegistry {
    * Registers every enabled paired host and closes links whose certificate is no longer current;
    * called at start and after pairing decisions.
    */
-  syncFromStore(): void {
-    for (const row of this.store.slaveServers.list()) {
+  async syncFromStore(): Promise<void> {
+    const rows = await this.store.slaveServers.list();
+    this.pairedHostIds = new Set(rows.map((row) => row.hostId));
+    for (const row of rows) {
       if (!row.enabled) {
         void this.removeHost(row.hostId, CloseCode.revoked, 'host disabled');
         continue;
@@ -99,6 +103,19 @@ export class SlaveRegistry {
         void slave.detach(CloseCode.superseded, 'certificate superseded by a newer pairing');
       }
     }
+  }
+
+  /** Reads the paired host ids without registering anyone (for `isPaired` before the first sync). */
+  async loadPairedHosts(): Promise<void> {
+    this.pairedHostIds = new Set((await this.store.slaveServers.list()).map((row) => row.hostId));
+  }
+
+  /**
+   * Whether `hostId` is a paired host, from memory: asked synchronously when a configured server
+   * is named (a server may not take a host's name). Paired hosts are added on every sync.
+   */
+  isPaired(hostId: string): boolean {
+    return this.pairedHostIds.has(hostId) || this.slaves.has(hostId);
   }
 
   ensureHost(hostId: string): SlaveUpstream {
@@ -171,20 +188,20 @@ export class SlaveRegistry {
    * A link the hub accepted. One opened with the host's pending (renewed) certificate confirms
    * it first: from then on the previous certificate opens nothing.
    */
-  attach(
+  async attach(
     hostId: string,
     ws: WebSocket,
     info: Omit<LinkInfo, 'certExpiresAt'>,
     pending = false,
   ): Promise<void> {
-    if (pending && !this.services.renewal?.confirm(hostId, info.certSerial)) {
-      return Promise.reject(new Error(`the renewed certificate of ${hostId} is no longer pending`));
+    if (pending && !(await this.services.renewal?.confirm(hostId, info.certSerial))) {
+      throw new Error(`the renewed certificate of ${hostId} is no longer pending`);
     }
     // The previous certificate came back before the renewed one was ever used (the slave died
     // before writing it): the renewed one must not stay a second way in.
-    if (!pending) this.services.renewal?.abandonPending(hostId, info.certSerial);
-    const row = this.store.slaveServers.getByHostId(hostId);
-    if (!row) return Promise.reject(new Error(`${hostId} is not a paired host`));
+    if (!pending) await this.services.renewal?.abandonPending(hostId, info.certSerial);
+    const row = await this.store.slaveServers.getByHostId(hostId);
+    if (!row) throw new Error(`${hostId} is not a paired host`);
     const slave = this.ensureHost(hostId);
     this.recordHeartbeat(hostId, new Date(), true);
     return slave.attach(ws, { ...info, certExpiresAt: row.expiresAt });
@@ -194,14 +211,23 @@ export class SlaveRegistry {
     this.slaves.get(hostId)?.heartbeat(at);
     const last = this.lastSeenWritten.get(hostId) ?? 0;
     if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
-    try {
-      // Skipped while another process holds the lock: the next heartbeat writes it.
-      if (this.store.tryWrite(() => this.store.slaveServers.updateLastSeen(hostId, at)).written) {
-        this.lastSeenWritten.set(hostId, at.getTime());
-      }
-    } catch (err) {
-      this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
-    }
+    // Claimed before the write, so that heartbeats arriving meanwhile do not write it again;
+    // released if the write did not happen, so that the next heartbeat tries.
+    this.lastSeenWritten.set(hostId, at.getTime());
+    // In the background, skipped while another process holds the lock: the link never waits for it.
+    this.store
+      .tryWrite((tx) => tx.slaveServers.updateLastSeen(hostId, at))
+      .then(
+        (result) => {
+          if (!result.written && this.lastSeenWritten.get(hostId) === at.getTime()) {
+            this.lastSeenWritten.set(hostId, last);
+          }
+        },
+        (err: unknown) => {
+          if (this.lastSeenWritten.get(hostId) === at.getTime()) this.lastSeenWritten.set(hostId, last);
+          this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
+        },
+      );
   }
 
   /** Every live slave asks `diane/trust` again (a CA rollover started or finished). */
@@ -215,7 +241,7 @@ export class SlaveRegistry {
    */
   async cutLinksOutside(caFingerprints: ReadonlySet<string>): Promise<string[]> {
     const cut: string[] = [];
-    for (const row of this.store.slaveServers.list()) {
+    for (const row of await this.store.slaveServers.list()) {
       if (row.caFingerprint !== null && caFingerprints.has(row.caFingerprint)) continue;
       const slave = this.slaves.get(row.hostId);
       if (!slave?.connected) continue;
@@ -234,8 +260,8 @@ export class SlaveRegistry {
     return [...this.slaves.values()].filter((s) => s.connected);
   }
 
-  health(): SlaveHealth[] {
-    return this.store.slaveServers.list().map((row) => {
+  async health(): Promise<SlaveHealth[]> {
+    return (await this.store.slaveServers.list()).map((row) => {
       const slave = this.slaves.get(row.hostId);
       const link = slave?.linkInfo();
       const remote = slave?.connected ? undefined : this.remotes.get(row.hostId);

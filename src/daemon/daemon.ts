@@ -42,7 +42,7 @@ import {
   loadCaSet,
   SlaveCas,
 } from '../pki/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { type MasterStore, openMasterStore, parseStoreTarget } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { type AgentAuth, checkAgentAuth, loadOrCreateAgentToken } from './agentToken.js';
 import { feedAudit } from './auditFeed.js';
@@ -71,6 +71,11 @@ export interface DaemonOptions {
   metricsListen?: ListenAddress;
   /** `--bus`: the NATS servers that connect several masters; one master alone when undefined. */
   bus?: BusOptions;
+  /**
+   * `--store` (env DIANE_STORE): `sqlite:<path>` or a `postgres://` URL; the SQLite file in the
+   * home when undefined or empty.
+   */
+  store?: string;
   logger: Logger;
 }
 
@@ -105,13 +110,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { logger } = opts;
   checkAgentAuth(opts.agentAuth, opts.mcpListen.host);
   const paths = homePaths(opts.home);
+  const storeTarget = parseStoreTarget(opts.store, paths.db);
   ensureHome(paths.home);
   const startedAt = new Date().toISOString();
   const admin = new AdminServer(paths.socket, logger);
   await admin.listen();
   const tracing = startTracing('diane-master', logger);
 
-  let store: Store | undefined;
+  let store: MasterStore | undefined;
+  let agents: AgentService | undefined;
   let audit: AuditLog | undefined;
   let front: HttpFront | undefined;
   let cluster: ClusterListener | undefined;
@@ -124,7 +131,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let bus: MasterBus | undefined;
   const router = new Router(opts.router, logger);
   try {
-    store = openStore(paths.db);
+    store = await openMasterStore(storeTarget);
+    if (store.backend === 'postgres') logger.info({ store: store.location }, 'the store is in PostgreSQL');
     // The audit trail of agents' calls (src/audit): written in batches off the callers' path,
     // trimmed by retention; the admin API reads and follows it.
     audit = new AuditLog(store, opts.audit, logger);
@@ -134,21 +142,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     // Created even without auth, so that `diane info` can print it the day auth is turned on.
     // It is the token of the agent `owner`; other agents' tokens are stored only as hashes.
     const token = loadOrCreateAgentToken(paths.token);
-    const agents = new AgentService({
+    const agentService = new AgentService({
       store,
       ownerTokenPath: paths.token,
       closeSessions: (agent) => front?.closeSessionsOf(agent),
       applyScope: (agent, scope) => router.setAgentScope(agent, scope),
       logger,
     });
-    agents.ensureOwner(token);
+    agents = agentService;
+    await agentService.ensureOwner(token);
+    // Picks up agents changed through another master sharing the store.
+    agentService.start();
     if (!tokenRequired) {
       logger.warn(
         { mcp: formatHostPort(opts.mcpListen.host, opts.mcpListen.port) },
         '--agent-auth none: any local user or process can call every tool as this user',
       );
     }
-    const openedStore = store;
     const caFiles = caSetFiles(paths);
     const cas = new SlaveCas(await loadCaSet(caFiles));
     const caWarning = caExpiryWarning(cas.get().current.notAfter, new Date(), opts.caExpiry);
@@ -161,8 +171,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       metrics = new MasterMetrics({
         router,
         audit: () => openedAudit.stats(),
-        slaves: () => registry?.health() ?? [],
-        pendingPairings: () => pairing?.listPending().length ?? 0,
+        slaves: async () => (await registry?.health()) ?? [],
+        pendingPairings: async () => (await pairing?.listPending())?.length ?? 0,
         caExpiry: () => ({ current: cas.get().current.notAfter, next: cas.get().next?.notAfter }),
         agentSessions: () => front?.sessionCount ?? 0,
         disabledServers: () => manager?.disabled() ?? [],
@@ -183,7 +193,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       { ...DEFAULT_SUPERVISOR_SETTINGS, clientVersion: VERSION },
       logger,
       (name) =>
-        openedStore.slaveServers.getByHostId(name)
+        registry?.isPaired(name)
           ? `"${name}" is the host id of a paired slave; rename the server`
           : undefined,
     );
@@ -244,7 +254,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     pairing.subscribe((event) => {
       if (event.type !== 'approved') return;
-      slaves.syncFromStore();
+      slaves.syncFromStore().catch((err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'could not read the paired hosts after an approval');
+      });
       // A re-pair supersedes the old link wherever it lives: the others re-read the store.
       bus?.announce('superseded', event.hostId);
     });
@@ -288,7 +300,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       info: { name: 'diane', version: VERSION },
       host: opts.mcpListen.host,
       port: opts.mcpListen.port,
-      ...(tokenRequired ? { agents } : {}),
+      ...(tokenRequired ? { agents: agentService } : {}),
       discovery: new DiscoveryCatalog(router),
       allowedOrigins: opts.allowedOrigins,
       logger,
@@ -348,10 +360,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
     registerAuditRoutes(admin, { audit, events: store.auditEvents });
     registerCaRoutes(admin, rollover);
-    registerAgentRoutes(admin, { agents, router });
+    registerAgentRoutes(admin, { agents: agentService, router });
     admin.ready();
+    // Paired host ids first: a configured server may not take one (UpstreamManager's check).
+    await slaves.loadPairedHosts();
     await manager.reload();
-    slaves.syncFromStore();
+    await slaves.syncFromStore();
     if (opts.bus && masterId !== undefined) {
       // Not awaited: NATS may be down now and come up later (busConnection.ts keeps trying);
       // meanwhile this master serves its own links and configured servers.
@@ -385,9 +399,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         await manager?.stopAll();
         metrics?.close();
         router.close();
+        agents?.stop();
         // After everything that records calls has stopped: close writes what is still queued.
-        audit?.close();
-        store?.close();
+        await audit?.close();
+        await store?.close();
         await tracing?.shutdown();
       },
     };
@@ -403,8 +418,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await front?.close().catch(() => {});
     await manager?.stopAll().catch(() => {});
     await admin.close().catch(() => {});
-    audit?.close();
-    store?.close();
+    agents?.stop();
+    await audit?.close().catch(() => {});
+    await store?.close().catch(() => {});
     await tracing?.shutdown();
     throw err;
   }

@@ -146,8 +146,8 @@ export async function runSlaveDaemon(opts: SlaveDaemonOptions): Promise<SlaveOut
     metrics?.close();
     await manager.stopAll();
     router.close();
-    audit.close();
-    auditStore.close();
+    await audit.close();
+    await auditStore.close();
     await tracing?.shutdown();
     releasePid();
   }

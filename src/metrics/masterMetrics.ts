@@ -21,9 +21,9 @@ export interface SlaveHostView {
 export interface MasterMetricsSources {
   router: Router;
   /** Every paired host (`SlaveRegistry.health()`). */
-  slaves: () => readonly SlaveHostView[];
+  slaves: () => readonly SlaveHostView[] | Promise<readonly SlaveHostView[]>;
   /** Pairing requests waiting for a decision. */
-  pendingPairings: () => number;
+  pendingPairings: () => number | Promise<number>;
   /** The notAfter of the CA in use, and of the next one during a rollover. */
   caExpiry: () => { current: Date; next?: Date };
   /** Open 2025-era agent sessions on /mcp. */
@@ -81,8 +81,9 @@ export class MasterMetrics {
       name: `${prefix}slave_links_connected`,
       help: 'Paired hosts with a live link',
       registers: [registry],
-      collect() {
-        this.set(slaves().filter((s) => s.enabled && s.status === 'connected').length);
+      async collect() {
+        const hosts = await slaves();
+        this.set(hosts.filter((s) => s.enabled && s.status === 'connected').length);
       },
     });
     new Gauge({
@@ -90,9 +91,10 @@ export class MasterMetrics {
       help: 'Paired hosts by state: connected, disconnected (enabled, no link) or disabled',
       labelNames: ['state'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const hosts = await slaves();
         const counts = { connected: 0, disconnected: 0, disabled: 0 };
-        for (const s of slaves()) counts[s.enabled ? s.status : 'disabled']++;
+        for (const s of hosts) counts[s.enabled ? s.status : 'disabled']++;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
@@ -101,9 +103,10 @@ export class MasterMetrics {
       help: `1 when the enabled host has a live link, else 0 (host="${settings.otherLabel}": the number of connected hosts past the label cap)`,
       labelNames: ['host'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const hosts = await slaves();
         this.reset();
-        for (const s of slaves()) {
+        for (const s of hosts) {
           if (s.enabled) this.inc({ host: labels.host.value(s.host_id) }, s.status === 'connected' ? 1 : 0);
         }
       },
@@ -139,9 +142,10 @@ export class MasterMetrics {
       help: `1 when the host's last renewal was refused (renewal_error in \`diane slave list\`), else 0 (host="${settings.otherLabel}": how many past the label cap)`,
       labelNames: ['host'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const hosts = await slaves();
         this.reset();
-        for (const s of slaves()) {
+        for (const s of hosts) {
           if (s.enabled) this.inc({ host: labels.host.value(s.host_id) }, s.renewal_error ? 1 : 0);
         }
       },
@@ -150,8 +154,9 @@ export class MasterMetrics {
       name: `${prefix}slave_renewal_failing_hosts`,
       help: 'Enabled hosts whose last certificate renewal was refused: alert when above 0',
       registers: [registry],
-      collect() {
-        this.set(slaves().filter((s) => s.enabled && s.renewal_error).length);
+      async collect() {
+        const hosts = await slaves();
+        this.set(hosts.filter((s) => s.enabled && s.renewal_error).length);
       },
     });
     new Gauge({
@@ -159,10 +164,11 @@ export class MasterMetrics {
       help: `When each enabled host's current certificate expires, Unix time (host="${settings.otherLabel}": the earliest past the label cap)`,
       labelNames: ['host'],
       registers: [registry],
-      collect() {
+      async collect() {
+        const hosts = await slaves();
         this.reset();
         const earliest = new Map<string, number>();
-        for (const s of slaves()) {
+        for (const s of hosts) {
           if (!s.enabled) continue;
           const host = labels.host.value(s.host_id);
           const at = Date.parse(s.cert_expires_at) / 1000;
@@ -189,8 +195,8 @@ export class MasterMetrics {
       name: `${prefix}pairing_requests_pending`,
       help: 'Pairing requests waiting for approval',
       registers: [registry],
-      collect() {
-        this.set(sources.pendingPairings());
+      async collect() {
+        this.set(await sources.pendingPairings());
       },
     });
     this.pairingRequests = new Counter({

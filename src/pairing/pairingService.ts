@@ -6,7 +6,7 @@ import {
   type ValidatedCsr,
   validateCsr,
 } from '../pki/index.js';
-import type { PairingRequest, Store } from '../store/index.js';
+import type { MasterRepos, MasterStore, PairingRequest } from '../store/index.js';
 import {
   hashRequestId,
   newPairingCode,
@@ -22,7 +22,7 @@ import type { PairingSettings } from './settings.js';
 import { sourcePrefix } from './sourcePrefix.js';
 
 export interface PairingServiceDeps {
-  store: Store;
+  store: MasterStore;
   /** Where new certificates are signed: the next CA during a rollover. */
   ca: IssuingCa;
   settings: PairingSettings;
@@ -94,11 +94,11 @@ interface Refusal {
  * only confirms which request the admin means; the request id is what the slave holds, and the
  * certificate is bound to the CSR's key, so only the key's holder can use it.
  *
- * Every check-then-write runs inside one IMMEDIATE transaction, which serialises it against
- * other processes on the same database as well as against this one.
+ * Every check-then-write runs inside one store transaction, which serialises it against other
+ * processes and other masters on the same database as well as against this one.
  */
 export class PairingService {
-  private readonly store: Store;
+  private readonly store: MasterStore;
   private readonly ca: IssuingCa;
   private readonly settings: PairingSettings;
   private readonly now: () => Date;
@@ -140,13 +140,12 @@ export class PairingService {
     const requestId = newRequestId();
     const now = this.now();
     const expiresAt = new Date(now.getTime() + this.settings.ttlMs);
-    const repo = this.store.pairingRequests;
 
-    const { request, displaced } = this.store.transaction(() => {
-      this.refuseKnownKey(csr.keyFingerprint, now);
-      const displaced = this.makeRoom(hostId, sourceAddress, now);
-      const taken = repo.pendingCodes();
-      const request = repo.create({
+    const { request, displaced } = await this.store.transaction(async (tx) => {
+      await this.refuseKnownKey(tx, csr.keyFingerprint, now);
+      const displaced = await this.makeRoom(tx, hostId, sourceAddress, now);
+      const taken = await tx.pairingRequests.pendingCodes();
+      const request = await tx.pairingRequests.create({
         hostId,
         pairingCode: newPairingCode((code) => taken.has(code)),
         csr: csr.pem,
@@ -155,7 +154,7 @@ export class PairingService {
         requestIdHash: hashRequestId(requestId),
         sourceAddress,
         keyFingerprint: csr.keyFingerprint,
-        rePair: this.store.slaveServers.getByHostId(hostId) !== undefined,
+        rePair: (await tx.slaveServers.getByHostId(hostId)) !== undefined,
       });
       return { request, displaced };
     });
@@ -169,10 +168,10 @@ export class PairingService {
   }
 
   /** What a slave learns by polling with its request id; unknown (or cleaned up) ids are 404. */
-  status(requestId: string): PairingStatusView {
+  async status(requestId: string): Promise<PairingStatusView> {
     const request =
       requestId.length > 0 && requestId.length <= MAX_REQUEST_ID_CHARS
-        ? this.store.pairingRequests.getByRequestIdHash(hashRequestId(requestId))
+        ? await this.store.pairingRequests.getByRequestIdHash(hashRequestId(requestId))
         : undefined;
     if (!request) throw new PairingError(404, 'PAIRING_UNKNOWN_REQUEST', 'Unknown pairing request');
     const { hostId } = request;
@@ -199,26 +198,22 @@ export class PairingService {
     }
   }
 
-  listPending(): PendingRequestView[] {
-    const enrolled = new Map<string, boolean>();
-    const isEnrolled = (hostId: string): boolean => {
-      let known = enrolled.get(hostId);
-      if (known === undefined) {
-        known = this.store.slaveServers.getByHostId(hostId) !== undefined;
-        enrolled.set(hostId, known);
-      }
-      return known;
-    };
-    return this.store.pairingRequests.listPending(this.now()).map((request) => ({
+  async listPending(): Promise<PendingRequestView[]> {
+    const pending = await this.store.pairingRequests.listPending(this.now());
+    // Asked now rather than taken from submit time: another request of the same host may have
+    // been approved since.
+    const enrolled = new Set<string>();
+    for (const hostId of new Set(pending.map((request) => request.hostId))) {
+      if (await this.store.slaveServers.getByHostId(hostId)) enrolled.add(hostId);
+    }
+    return pending.map((request) => ({
       hostId: request.hostId,
       pairingCode: request.pairingCode,
       sourceAddress: request.sourceAddress ?? 'unknown',
       keyFingerprint: request.keyFingerprint ?? 'unknown',
       requestedAt: request.requestedAt,
       expiresAt: request.expiresAt,
-      // Asked now rather than taken from submit time: another request of the same host may have
-      // been approved since.
-      rePair: isEnrolled(request.hostId),
+      rePair: enrolled.has(request.hostId),
     }));
   }
 
@@ -231,7 +226,7 @@ export class PairingService {
   async approve(hostId: string, pairingCode: string): Promise<ApproveResult> {
     const code = this.parseCode(pairingCode);
     checkHostId(hostId, this.isNameTaken);
-    const found = this.decideOrRefuse(hostId, code, this.now());
+    const found = await this.decideOrRefuse(hostId, code, this.now());
     const target = found.request;
 
     const csr = await this.validate(target.csr, hostId);
@@ -243,43 +238,45 @@ export class PairingService {
     });
 
     const decidedAt = this.now();
-    const outcome = this.store.transaction((): Refusal | { request: PairingRequest; rePair: boolean } => {
-      const current = this.store.pairingRequests.get(target.id);
-      if (!current) return { error: noPendingRequest(hostId, code) };
-      const refusal = this.refusalFor(current, decidedAt);
-      if (refusal) return refusal;
-      const keyProblem = this.knownKeyProblem(csr.keyFingerprint);
-      if (keyProblem) return { error: keyProblem };
-      const previous = this.store.slaveServers.getByHostId(hostId);
-      const rePair = previous !== undefined;
-      const recorded = this.store.pairingRequests.recordApproval(current.id, {
-        clientCert: issued.certPem,
-        certSerial: issued.serialHex,
-        certExpiresAt: issued.notAfter,
-        decidedAt,
-        rePair,
-      });
-      // refusalFor saw it pending inside this same transaction, so this cannot lose; if it ever
-      // does, recording nothing is the safe answer.
-      if (!recorded) return { error: noPendingRequest(hostId, code) };
-      if (previous) {
-        this.store.revokedCredentials.revoke({
-          hostId,
-          certSerial: previous.certSerial,
-          reason: 'superseded',
-          keyFingerprint: previous.keyFingerprint,
+    const outcome = await this.store.transaction(
+      async (tx): Promise<Refusal | { request: PairingRequest; rePair: boolean }> => {
+        const current = await tx.pairingRequests.get(target.id);
+        if (!current) return { error: noPendingRequest(hostId, code) };
+        const refusal = await this.refusalFor(tx, current, decidedAt);
+        if (refusal) return refusal;
+        const keyProblem = await this.knownKeyProblem(tx, csr.keyFingerprint);
+        if (keyProblem) return { error: keyProblem };
+        const previous = await tx.slaveServers.getByHostId(hostId);
+        const rePair = previous !== undefined;
+        const recorded = await tx.pairingRequests.recordApproval(current.id, {
+          clientCert: issued.certPem,
+          certSerial: issued.serialHex,
+          certExpiresAt: issued.notAfter,
+          decidedAt,
+          rePair,
         });
-      }
-      this.store.slaveServers.upsertEnrollment({
-        hostId,
-        certSerial: issued.serialHex,
-        issuedAt,
-        expiresAt: issued.notAfter,
-        keyFingerprint: issued.keyFingerprint,
-        caFingerprint: ca.fingerprint,
-      });
-      return { request: current, rePair };
-    });
+        // refusalFor saw it pending inside this same transaction, so this cannot lose; if it ever
+        // does, recording nothing is the safe answer.
+        if (!recorded) return { error: noPendingRequest(hostId, code) };
+        if (previous) {
+          await tx.revokedCredentials.revoke({
+            hostId,
+            certSerial: previous.certSerial,
+            reason: 'superseded',
+            keyFingerprint: previous.keyFingerprint,
+          });
+        }
+        await tx.slaveServers.upsertEnrollment({
+          hostId,
+          certSerial: issued.serialHex,
+          issuedAt,
+          expiresAt: issued.notAfter,
+          keyFingerprint: issued.keyFingerprint,
+          caFingerprint: ca.fingerprint,
+        });
+        return { request: current, rePair };
+      },
+    );
     if ('error' in outcome) throw this.refused(outcome);
 
     this.logger.info(
@@ -290,17 +287,19 @@ export class PairingService {
     return { hostId, certSerial: issued.serialHex, certExpiresAt: issued.notAfter, rePair: outcome.rePair };
   }
 
-  deny(hostId: string, pairingCode: string): { hostId: string } {
+  async deny(hostId: string, pairingCode: string): Promise<{ hostId: string }> {
     const code = this.parseCode(pairingCode);
     const now = this.now();
-    const outcome = this.store.transaction((): Refusal | { request: PairingRequest } => {
-      const found = this.findDecidable(hostId, code, now);
-      if ('error' in found) return found;
-      if (!this.store.pairingRequests.recordDenial(found.request.id, now)) {
-        return { error: noPendingRequest(hostId, code) };
-      }
-      return found;
-    });
+    const outcome = await this.store.transaction(
+      async (tx): Promise<Refusal | { request: PairingRequest }> => {
+        const found = await this.findDecidable(tx, hostId, code, now);
+        if ('error' in found) return found;
+        if (!(await tx.pairingRequests.recordDenial(found.request.id, now))) {
+          return { error: noPendingRequest(hostId, code) };
+        }
+        return found;
+      },
+    );
     if ('error' in outcome) throw this.refused(outcome);
     this.logger.info({ host: hostId, code }, 'pairing request denied');
     this.emit('denied', outcome.request, now);
@@ -321,16 +320,14 @@ export class PairingService {
    * another process holds (that froze the event loop for the busy timeout): a busy database
    * skips this round, and answers stay right meanwhile because they check expiry themselves.
    */
-  sweep(): void {
+  async sweep(): Promise<void> {
     const now = this.now();
     const forgetBefore = new Date(now.getTime() - this.settings.ttlMs);
-    const swept = this.store.tryWrite(() =>
-      this.store.transaction(() => {
-        const rows = this.store.pairingRequests.markExpired(now);
-        this.store.pairingRequests.deleteExpired(forgetBefore);
-        return rows;
-      }),
-    );
+    const swept = await this.store.tryWrite(async (tx) => {
+      const rows = await tx.pairingRequests.markExpired(now);
+      await tx.pairingRequests.deleteExpired(forgetBefore);
+      return rows;
+    });
     if (!swept.written) return;
     for (const request of swept.value) this.reportExpired(request, now);
   }
@@ -349,12 +346,10 @@ export class PairingService {
   }
 
   private sweepSafely(): void {
-    try {
-      this.sweep();
-    } catch (err) {
+    this.sweep().catch((err: unknown) => {
       // A locked database now is no reason to stop sweeping later.
       this.logger.warn({ err }, 'pairing sweep failed');
-    }
+    });
   }
 
   private async validate(csrPem: string, hostId: string): Promise<ValidatedCsr> {
@@ -379,8 +374,12 @@ export class PairingService {
   }
 
   /** Runs the lookup in its own transaction (it may expire the request) and throws a refusal. */
-  private decideOrRefuse(hostId: string, code: string, now: Date): { request: PairingRequest } {
-    const found = this.store.transaction(() => this.findDecidable(hostId, code, now));
+  private async decideOrRefuse(
+    hostId: string,
+    code: string,
+    now: Date,
+  ): Promise<{ request: PairingRequest }> {
+    const found = await this.store.transaction((tx) => this.findDecidable(tx, hostId, code, now));
     if ('error' in found) throw this.refused(found);
     return found;
   }
@@ -390,17 +389,26 @@ export class PairingService {
    * constant time in JavaScript, not matched in SQL. Codes are unique only among pending
    * requests, so a pending match wins over an older decided one with the same code.
    */
-  private findDecidable(hostId: string, code: string, now: Date): Refusal | { request: PairingRequest } {
-    const matches = this.store.pairingRequests
-      .listForHost(hostId)
-      .filter((request) => pairingCodesEqual(request.pairingCode, code));
+  private async findDecidable(
+    tx: MasterRepos,
+    hostId: string,
+    code: string,
+    now: Date,
+  ): Promise<Refusal | { request: PairingRequest }> {
+    const matches = (await tx.pairingRequests.listForHost(hostId)).filter((request) =>
+      pairingCodesEqual(request.pairingCode, code),
+    );
     const request = matches.find((r) => r.status === 'pending') ?? matches[0];
     if (!request) return { error: noPendingRequest(hostId, code) };
-    return this.refusalFor(request, now) ?? { request };
+    return (await this.refusalFor(tx, request, now)) ?? { request };
   }
 
   /** Must run inside a transaction: finding a pending request past its time expires it. */
-  private refusalFor(request: PairingRequest, now: Date): Refusal | undefined {
+  private async refusalFor(
+    tx: MasterRepos,
+    request: PairingRequest,
+    now: Date,
+  ): Promise<Refusal | undefined> {
     switch (request.status) {
       case 'approved':
       case 'denied':
@@ -415,7 +423,7 @@ export class PairingService {
         return { error: expiredError() };
       case 'pending': {
         if (request.expiresAt.getTime() > now.getTime()) return undefined;
-        const expired = this.store.pairingRequests.expireOne(request.id, now);
+        const expired = await tx.pairingRequests.expireOne(request.id, now);
         return expired ? { error: expiredError(), expired } : { error: expiredError() };
       }
     }
@@ -426,10 +434,10 @@ export class PairingService {
     return refusal.error;
   }
 
-  private refuseKnownKey(keyFingerprint: string, now: Date): void {
-    const problem = this.knownKeyProblem(keyFingerprint);
+  private async refuseKnownKey(tx: MasterRepos, keyFingerprint: string, now: Date): Promise<void> {
+    const problem = await this.knownKeyProblem(tx, keyFingerprint);
     if (problem) throw problem;
-    if (this.store.pairingRequests.hasPendingWithKey(keyFingerprint, now)) {
+    if (await tx.pairingRequests.hasPendingWithKey(keyFingerprint, now)) {
       throw new PairingError(
         409,
         'PAIRING_KEY_PENDING',
@@ -442,16 +450,16 @@ export class PairingService {
    * A key is good for one enrollment: reusing an enrolled or revoked key would let an old
    * certificate's holder ride on a new approval.
    */
-  private knownKeyProblem(keyFingerprint: string): PairingError | undefined {
+  private async knownKeyProblem(tx: MasterRepos, keyFingerprint: string): Promise<PairingError | undefined> {
     // Revoked first: a revoked host's row still holds its key, and "revoked" is the truer answer.
-    if (this.store.revokedCredentials.isKeyRevoked(keyFingerprint)) {
+    if (await tx.revokedCredentials.isKeyRevoked(keyFingerprint)) {
       return new PairingError(
         409,
         'PAIRING_KEY_REVOKED',
         'This public key was revoked; the slave must make a new key to pair again',
       );
     }
-    if (this.store.slaveServers.getByKeyFingerprint(keyFingerprint)) {
+    if (await tx.slaveServers.getByKeyFingerprint(keyFingerprint)) {
       return new PairingError(
         409,
         'PAIRING_KEY_ENROLLED',
@@ -508,17 +516,22 @@ export class PairingService {
    * the transaction has committed). Counting is by source prefix, computed from the stored
    * addresses, so it holds across restarts and needs no state of its own.
    */
-  private makeRoom(hostId: string, sourceAddress: string, now: Date): PairingRequest | undefined {
+  private async makeRoom(
+    tx: MasterRepos,
+    hostId: string,
+    sourceAddress: string,
+    now: Date,
+  ): Promise<PairingRequest | undefined> {
     const { settings } = this;
     const prefix = sourcePrefix(sourceAddress);
     // Oldest first; every pending request that has not run out, whatever the sweeper did.
-    const pending = this.store.pairingRequests.listPending(now);
+    const pending = await tx.pairingRequests.listPending(now);
     const prefixOf = (request: PairingRequest) => sourcePrefix(request.sourceAddress ?? 'unknown');
     const fromPrefix = pending.filter((request) => prefixOf(request) === prefix);
 
     const sameHost = fromPrefix.filter((request) => request.hostId === hostId);
     if (sameHost.length >= settings.maxPendingPerHostFromPrefix) {
-      return this.displace(sameHost[0]!);
+      return this.displace(tx, sameHost[0]!);
     }
     if (fromPrefix.length >= settings.maxPendingPerPrefix) {
       throw new PairingError(
@@ -529,14 +542,14 @@ export class PairingService {
       );
     }
     if (pending.length >= settings.maxPendingTotal) {
-      return this.displace(oldestOfBusiestPrefix(pending, prefixOf));
+      return this.displace(tx, oldestOfBusiestPrefix(pending, prefixOf));
     }
     return undefined;
   }
 
   /** Ends a pending request as expired, which is what its slave then reads when it polls. */
-  private displace(request: PairingRequest): PairingRequest | undefined {
-    return this.store.pairingRequests.updateStatus(request.id, 'pending', 'expired') ? request : undefined;
+  private async displace(tx: MasterRepos, request: PairingRequest): Promise<PairingRequest | undefined> {
+    return (await tx.pairingRequests.updateStatus(request.id, 'pending', 'expired')) ? request : undefined;
   }
 
   private reportDisplaced(displaced: PairingRequest, by: PairingRequest, at: Date): void {

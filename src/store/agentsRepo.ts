@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
 import { DianeError, ExitCode } from '../errors.js';
+import type { SqlExecutor, SqlParams } from './sql.js';
 import { fromStoredTime, fromStoredTimeOrNull, toStoredTime } from './time.js';
 
 /** `full`: the agent sees and calls what its scope allows; `discovery`: reserved for a later issue. */
@@ -71,77 +71,44 @@ export function assertAgentName(name: string): void {
 
 /** Agents: one row per named identity, found on every request by the hash of its token. */
 export class AgentsRepo {
-  private readonly insertStmt: Statement;
-  private readonly byNameStmt: Statement<[string], AgentRow>;
-  private readonly byTokenHashStmt: Statement<[string], AgentRow>;
-  private readonly listStmt: Statement<[], AgentRow>;
-  private readonly deleteStmt: Statement<[string]>;
-  private readonly rotateStmt: Statement;
-  private readonly updateStmt: Statement;
-  private readonly touchStmt: Statement;
-
   constructor(
-    db: Database,
+    private readonly sql: SqlExecutor,
     private readonly now: () => Date = () => new Date(),
-  ) {
-    this.insertStmt = db.prepare(
-      `INSERT INTO agents
-         (id, name, token_hash, allow, deny, mode, record_arguments, created_at, updated_at, token_rotated_at)
-       VALUES (@id, @name, @tokenHash, @allow, @deny, @mode, @recordArguments, @now, @now, @now)`,
-    );
-    this.byNameStmt = db.prepare('SELECT * FROM agents WHERE name = ?');
-    // The hot path: every request with a bearer token. An equality on the unique index.
-    this.byTokenHashStmt = db.prepare('SELECT * FROM agents WHERE token_hash = ?');
-    this.listStmt = db.prepare('SELECT * FROM agents ORDER BY name');
-    this.deleteStmt = db.prepare('DELETE FROM agents WHERE name = ?');
-    this.rotateStmt = db.prepare(
-      `UPDATE agents SET token_hash = @tokenHash, token_rotated_at = @now, updated_at = @now
-        WHERE name = @name`,
-    );
-    // COALESCE: a field passed as NULL keeps its value, so one statement serves every update.
-    this.updateStmt = db.prepare(
-      `UPDATE agents
-          SET allow = COALESCE(@allow, allow), deny = COALESCE(@deny, deny), mode = COALESCE(@mode, mode),
-              record_arguments = COALESCE(@recordArguments, record_arguments), updated_at = @now
-        WHERE name = @name`,
-    );
-    // Use, not a change of the record: updated_at stays. Writes at most once per `granularity`
-    // so that a busy agent does not turn every request into a write.
-    this.touchStmt = db.prepare(
-      `UPDATE agents SET last_used_at = @at
-        WHERE id = @id AND (last_used_at IS NULL OR last_used_at <= @before)`,
-    );
-  }
+  ) {}
 
   /**
    * Creates an agent (no patterns: allowed nothing, until its scope is set). Throws a DianeError
    * (usage) for an invalid or taken name.
    */
-  create(input: NewAgent): Agent {
+  async create(input: NewAgent): Promise<Agent> {
     assertAgentName(input.name);
     try {
-      this.insertStmt.run({
-        id: randomUUID(),
-        name: input.name,
-        tokenHash: input.tokenHash,
-        allow: patternsToText(input.allow ?? []),
-        deny: patternsToText(input.deny ?? []),
-        mode: checkedMode(input.mode ?? 'full'),
-        recordArguments: input.recordArguments ? 1 : 0,
-        now: toStoredTime(this.now()),
-      });
+      await this.sql.run(
+        `INSERT INTO agents
+           (id, name, token_hash, allow, deny, mode, record_arguments, created_at, updated_at, token_rotated_at)
+         VALUES (@id, @name, @tokenHash, @allow, @deny, @mode, @recordArguments, @now, @now, @now)`,
+        {
+          id: randomUUID(),
+          name: input.name,
+          tokenHash: input.tokenHash,
+          allow: patternsToText(input.allow ?? []),
+          deny: patternsToText(input.deny ?? []),
+          mode: checkedMode(input.mode ?? 'full'),
+          recordArguments: input.recordArguments ? 1 : 0,
+          now: toStoredTime(this.now()),
+        },
+      );
     } catch (err) {
-      if (isUniqueViolation(err, 'agents.name')) {
+      if (this.sql.dialect.isUniqueViolation(err, 'agents', 'name')) {
         throw new DianeError(`an agent named "${input.name}" already exists`, ExitCode.usage, 'agent-exists');
       }
       throw err;
     }
-    return this.getByName(input.name)!;
+    return (await this.getByName(input.name))!;
   }
 
-  getByName(name: string): Agent | undefined {
-    const row = this.byNameStmt.get(name);
-    return row === undefined ? undefined : toAgent(row);
+  getByName(name: string): Promise<Agent | undefined> {
+    return this.one('SELECT * FROM agents WHERE name = @name', { name });
   }
 
   /**
@@ -149,51 +116,68 @@ export class AgentsRepo {
    * equality on the hash, so the raw token is never compared, and the timing of a miss says
    * nothing useful about any token.
    */
-  findByTokenHash(tokenHash: string): Agent | undefined {
-    const row = this.byTokenHashStmt.get(tokenHash);
-    return row === undefined ? undefined : toAgent(row);
+  findByTokenHash(tokenHash: string): Promise<Agent | undefined> {
+    return this.one('SELECT * FROM agents WHERE token_hash = @tokenHash', { tokenHash });
   }
 
-  list(): Agent[] {
-    return this.listStmt.all().map(toAgent);
+  async list(): Promise<Agent[]> {
+    return (await this.sql.all<AgentRow>('SELECT * FROM agents ORDER BY name')).map(toAgent);
   }
 
   /** False when no agent has that name. */
-  remove(name: string): boolean {
-    return this.deleteStmt.run(name).changes === 1;
+  async remove(name: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM agents WHERE name = @name', { name })) === 1;
   }
 
   /** Replaces the token (its hash): the old one stops working at once. False when no such agent. */
-  rotateTokenHash(name: string, tokenHash: string): boolean {
-    return this.rotateStmt.run({ name, tokenHash, now: toStoredTime(this.now()) }).changes === 1;
+  async rotateTokenHash(name: string, tokenHash: string): Promise<boolean> {
+    const changed = await this.sql.run(
+      `UPDATE agents SET token_hash = @tokenHash, token_rotated_at = @now, updated_at = @now
+        WHERE name = @name`,
+      { name, tokenHash, now: toStoredTime(this.now()) },
+    );
+    return changed === 1;
   }
 
   /** Changes scope, mode or argument recording; undefined when no agent has that name. */
-  update(name: string, change: AgentUpdate): Agent | undefined {
-    const result = this.updateStmt.run({
-      name,
-      allow: change.allow === undefined ? null : patternsToText(change.allow),
-      deny: change.deny === undefined ? null : patternsToText(change.deny),
-      mode: change.mode === undefined ? null : checkedMode(change.mode),
-      recordArguments: change.recordArguments === undefined ? null : change.recordArguments ? 1 : 0,
-      now: toStoredTime(this.now()),
-    });
-    return result.changes === 1 ? this.getByName(name) : undefined;
+  async update(name: string, change: AgentUpdate): Promise<Agent | undefined> {
+    // COALESCE: a field passed as NULL keeps its value, so one statement serves every update.
+    const changed = await this.sql.run(
+      `UPDATE agents
+          SET allow = COALESCE(@allow, allow), deny = COALESCE(@deny, deny), mode = COALESCE(@mode, mode),
+              record_arguments = COALESCE(@recordArguments, record_arguments), updated_at = @now
+        WHERE name = @name`,
+      {
+        name,
+        allow: change.allow === undefined ? null : patternsToText(change.allow),
+        deny: change.deny === undefined ? null : patternsToText(change.deny),
+        mode: change.mode === undefined ? null : checkedMode(change.mode),
+        recordArguments: change.recordArguments === undefined ? null : change.recordArguments ? 1 : 0,
+        now: toStoredTime(this.now()),
+      },
+    );
+    return changed === 1 ? this.getByName(name) : undefined;
   }
 
   /**
    * Records that the agent was used at `at`, unless that was already recorded less than
    * `granularityMs` earlier (then nothing is written). Best effort: run it through
-   * `Store.tryWrite` on the request path. Returns whether a row was written.
+   * `tryWrite` on the request path. Returns whether a row was written.
    */
-  touchLastUsed(id: string, at: Date, granularityMs = 60_000): boolean {
-    return (
-      this.touchStmt.run({
-        id,
-        at: toStoredTime(at),
-        before: toStoredTime(new Date(at.getTime() - granularityMs)),
-      }).changes === 1
+  async touchLastUsed(id: string, at: Date, granularityMs = 60_000): Promise<boolean> {
+    // Use, not a change of the record: updated_at stays. Writes at most once per `granularity`
+    // so that a busy agent does not turn every request into a write.
+    const changed = await this.sql.run(
+      `UPDATE agents SET last_used_at = @at
+        WHERE id = @id AND (last_used_at IS NULL OR last_used_at <= @before)`,
+      { id, at: toStoredTime(at), before: toStoredTime(new Date(at.getTime() - granularityMs)) },
     );
+    return changed === 1;
+  }
+
+  private async one(query: string, params: SqlParams): Promise<Agent | undefined> {
+    const row = await this.sql.get<AgentRow>(query, params);
+    return row === undefined ? undefined : toAgent(row);
   }
 }
 
@@ -219,16 +203,6 @@ function patternsFromText(text: string, column: string, name: string): string[] 
     throw new Error(`agents.${column} of "${name}" is not a JSON array of strings`);
   }
   return value;
-}
-
-function isUniqueViolation(err: unknown, column: string): boolean {
-  const code = (err as { code?: unknown }).code;
-  return (
-    typeof code === 'string' &&
-    code.startsWith('SQLITE_CONSTRAINT') &&
-    err instanceof Error &&
-    err.message.includes(column)
-  );
 }
 
 function toAgent(row: AgentRow): Agent {

@@ -1,4 +1,4 @@
-import type { Database, Statement } from 'better-sqlite3';
+import type { SqlExecutor, SqlParams, SqlValue } from './sql.js';
 import { fromStoredTime, toStoredTime } from './time.js';
 
 /**
@@ -86,63 +86,43 @@ export interface AuditRow {
  * Column names in the SQL below come from `AuditTable`, never from input.
  */
 export class AuditRepo {
-  private readonly insertStmt: Statement;
-  private readonly maxIdStmt: Statement<[], { id: number | null }>;
-  private readonly countStmt: Statement<[], { n: number }>;
-  private readonly trimByAgeStmt: Statement<[{ cutoff: string; chunk: number }]>;
-  private readonly nthNewestStmt: Statement<[{ offset: number }], { id: number }>;
-  private readonly trimByIdStmt: Statement<[{ upTo: number; chunk: number }]>;
-  private readonly queries = new Map<string, Statement<[Record<string, unknown>], AuditRow>>();
+  private readonly insertSql: string;
   /** What a row is selected as: the slave's columns renamed to the master's. */
   private readonly columns: string;
 
   constructor(
-    private readonly db: Database,
+    private readonly sql: SqlExecutor,
     private readonly table: AuditTable = MASTER_AUDIT_TABLE,
     private readonly now: () => Date = () => new Date(),
   ) {
     const agent = table.agentColumn;
     const host = table.hasHost ? ', host' : '';
-    this.insertStmt = db.prepare(
-      `INSERT INTO audit_events
+    this.insertSql = `INSERT INTO audit_events
          (at, ${agent}, kind, exposed_name${host}, server, original_name, duration_ms, outcome, error,
           bytes_in, bytes_out, arguments, call_id)
        VALUES (@at, @agent, @kind, @exposedName${table.hasHost ? ', @host' : ''}, @server, @originalName,
-               @durationMs, @outcome, @error, @bytesIn, @bytesOut, @arguments, @callId)`,
-    );
+               @durationMs, @outcome, @error, @bytesIn, @bytesOut, @arguments, @callId)
+       RETURNING id`;
     this.columns =
       `id, at, ${agent} AS agent, kind, exposed_name, ${table.hasHost ? 'host' : 'NULL AS host'}, server, ` +
       'original_name, duration_ms, outcome, error, bytes_in, bytes_out, arguments, call_id';
-    this.maxIdStmt = db.prepare('SELECT max(id) AS id FROM audit_events');
-    this.countStmt = db.prepare('SELECT count(*) AS n FROM audit_events');
-    // Trims go in chunks, each its own statement, so that no single write holds the lock (and the
-    // event loop) for a long time; the caller loops until a chunk deletes nothing.
-    this.trimByAgeStmt = db.prepare(
-      `DELETE FROM audit_events WHERE id IN
-         (SELECT id FROM audit_events WHERE at < @cutoff ORDER BY id LIMIT @chunk)`,
-    );
-    this.nthNewestStmt = db.prepare('SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET @offset');
-    this.trimByIdStmt = db.prepare(
-      `DELETE FROM audit_events WHERE id IN
-         (SELECT id FROM audit_events WHERE id <= @upTo ORDER BY id LIMIT @chunk)`,
-    );
   }
 
   /** Appends the rows in one transaction, all or none, and returns them with their ids. */
-  insertMany(records: readonly AuditRecord[]): StoredAuditEvent[] {
-    return this.db
-      .transaction(() =>
-        records.map((record) => {
-          const id = Number(this.insertStmt.run(toParams(record, this.table)).lastInsertRowid);
-          return { id, ...record, host: this.table.hasHost ? record.host : null };
-        }),
-      )
-      .immediate();
+  insertMany(records: readonly AuditRecord[]): Promise<StoredAuditEvent[]> {
+    return this.sql.atomically(async (sql) => {
+      const stored: StoredAuditEvent[] = [];
+      for (const record of records) {
+        const row = await sql.get<{ id: number }>(this.insertSql, toParams(record, this.table));
+        stored.push({ id: Number(row!.id), ...record, host: this.table.hasHost ? record.host : null });
+      }
+      return stored;
+    });
   }
 
-  query(filter: AuditQuery = {}): StoredAuditEvent[] {
+  async query(filter: AuditQuery = {}): Promise<StoredAuditEvent[]> {
     const where: string[] = [];
-    const params: Record<string, unknown> = {};
+    const params: Record<string, SqlValue> = {};
     const equal = (column: string, name: string, value: string | undefined) => {
       if (value === undefined) return;
       where.push(`${column} = @${name}`);
@@ -169,21 +149,23 @@ export class AuditRepo {
       params.afterId = filter.afterId;
     }
     params.limit = filter.limit ?? DEFAULT_QUERY_LIMIT;
-    const sql =
+    const query =
       `SELECT ${this.columns} FROM audit_events` +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY id ${filter.newest ? 'DESC' : 'ASC'} LIMIT @limit`;
-    const rows = this.prepared(sql).all(params).map(toStored);
+    const rows = (await this.sql.all<AuditRow>(query, params)).map(toStored);
     return filter.newest ? rows.reverse() : rows;
   }
 
   /** The id of the newest row, 0 when there is none: where a follower starts. */
-  maxId(): number {
-    return this.maxIdStmt.get()?.id ?? 0;
+  async maxId(): Promise<number> {
+    const row = await this.sql.get<{ id: number | null }>('SELECT max(id) AS id FROM audit_events');
+    return Number(row?.id ?? 0);
   }
 
-  count(): number {
-    return this.countStmt.get()?.n ?? 0;
+  async count(): Promise<number> {
+    const row = await this.sql.get<{ n: number }>('SELECT count(*) AS n FROM audit_events');
+    return Number(row?.n ?? 0);
   }
 
   /**
@@ -191,30 +173,33 @@ export class AuditRepo {
    * `maxRows`. At most `chunk` rows go per call (call again until it returns 0). Returns the
    * number of rows deleted.
    */
-  trim(maxAgeMs: number, maxRows: number, chunk = Number.MAX_SAFE_INTEGER): number {
+  async trim(maxAgeMs: number, maxRows: number, chunk = Number.MAX_SAFE_INTEGER): Promise<number> {
     const cutoff = toStoredTime(new Date(this.now().getTime() - maxAgeMs));
-    let deleted = this.trimByAgeStmt.run({ cutoff, chunk }).changes;
+    // Trims go in chunks, each its own statement, so that no single write holds the lock (and the
+    // event loop) for a long time; the caller loops until a chunk deletes nothing.
+    let deleted = await this.sql.run(
+      `DELETE FROM audit_events WHERE id IN
+         (SELECT id FROM audit_events WHERE at < @cutoff ORDER BY id LIMIT @chunk)`,
+      { cutoff, chunk },
+    );
     if (deleted < chunk) {
-      const boundary = this.nthNewestStmt.get({ offset: maxRows });
+      const boundary = await this.sql.get<{ id: number }>(
+        'SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET @offset',
+        { offset: maxRows },
+      );
       if (boundary !== undefined) {
-        deleted += this.trimByIdStmt.run({ upTo: boundary.id, chunk: chunk - deleted }).changes;
+        deleted += await this.sql.run(
+          `DELETE FROM audit_events WHERE id IN
+             (SELECT id FROM audit_events WHERE id <= @upTo ORDER BY id LIMIT @chunk)`,
+          { upTo: Number(boundary.id), chunk: chunk - deleted },
+        );
       }
     }
     return deleted;
   }
-
-  /** At most 2^6 filter combinations, so the statements are kept. */
-  private prepared(sql: string): Statement<[Record<string, unknown>], AuditRow> {
-    let stmt = this.queries.get(sql);
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql);
-      this.queries.set(sql, stmt);
-    }
-    return stmt;
-  }
 }
 
-function toParams(r: AuditRecord, table: AuditTable): Record<string, unknown> {
+function toParams(r: AuditRecord, table: AuditTable): SqlParams {
   return {
     at: toStoredTime(r.at),
     agent: r.agent,

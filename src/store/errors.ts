@@ -6,7 +6,8 @@ export type StoreErrorCode =
   | 'corrupt'
   | 'foreign'
   | 'locked'
-  | 'unreadable';
+  | 'unreadable'
+  | 'unreachable';
 
 /** A database problem a person can act on; the message says what to do, no stack trace needed. */
 export class StoreError extends DianeError {

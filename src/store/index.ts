@@ -19,21 +19,9 @@ export {
   SLAVE_AUDIT_TABLE,
   type StoredAuditEvent,
 } from './auditRepo.js';
-export {
-  type AuditStore,
-  type Connection,
-  DIANE_APPLICATION_ID,
-  MAIN_SCHEMA,
-  openSlaveAuditStore,
-  openStore,
-  type Schema,
-  SLAVE_AUDIT_APPLICATION_ID,
-  SLAVE_AUDIT_SCHEMA,
-  type Store,
-  type StoreOptions,
-} from './database.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { latestSchemaVersion, type Migration, migrations, slaveAuditMigrations } from './migrations.js';
+export { openMasterStore } from './openMasterStore.js';
 export {
   type NewPairingRequest,
   type PairingApproval,
@@ -41,6 +29,8 @@ export {
   PairingRequestsRepo,
   type PairingStatus,
 } from './pairingRequestsRepo.js';
+export { postgresMigrations } from './postgresMigrations.js';
+export { openPostgresStore, POSTGRES_STORE_DEFAULTS, PostgresMasterStore } from './postgresStore.js';
 export {
   type NewRevocation,
   type RevocableCredential,
@@ -55,3 +45,26 @@ export {
   type SlaveServer,
   SlaveServersRepo,
 } from './slaveServersRepo.js';
+export type { SqlDialect, SqlExecutor, SqlParams, SqlValue } from './sql.js';
+export {
+  DIANE_APPLICATION_ID,
+  MAIN_SCHEMA,
+  openSlaveAuditStore,
+  openStore,
+  type Schema,
+  SLAVE_AUDIT_APPLICATION_ID,
+  SLAVE_AUDIT_SCHEMA,
+  SqliteAuditStore,
+  SqliteMasterStore,
+  type SqliteStoreOptions,
+} from './sqliteStore.js';
+export type {
+  AuditRepos,
+  AuditStore,
+  MasterRepos,
+  MasterStore,
+  StoreOptions,
+  Transactional,
+  TryWriteResult,
+} from './store.js';
+export { DEFAULT_POSTGRES_SCHEMA, parseStoreTarget, type StoreTarget } from './storeTarget.js';

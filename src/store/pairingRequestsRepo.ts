@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
+import type { SqlExecutor, SqlParams } from './sql.js';
 import { fromStoredTime, fromStoredTimeOrNull, toStoredTime } from './time.js';
 
 export type PairingStatus = 'pending' | 'approved' | 'denied' | 'expired';
@@ -70,166 +70,145 @@ interface PairingRequestRow {
  * service decides what "now" is, so every time-dependent query takes it as an argument.
  */
 export class PairingRequestsRepo {
-  private readonly insertStmt: Statement;
-  private readonly byIdStmt: Statement<[string], PairingRequestRow>;
-  private readonly byRequestIdHashStmt: Statement<[string], PairingRequestRow>;
-  private readonly forHostStmt: Statement<[string], PairingRequestRow>;
-  private readonly findPendingStmt: Statement<[string, string], PairingRequestRow>;
-  private readonly listPendingStmt: Statement<[string], PairingRequestRow>;
-  private readonly pendingCodesStmt: Statement<[], string>;
-  private readonly pendingWithKeyStmt: Statement<[string, string], { found: number }>;
-  private readonly updateStatusStmt: Statement;
-  private readonly approveStmt: Statement;
-  private readonly denyStmt: Statement;
-  private readonly expireOneStmt: Statement<{ id: string; now: string }, PairingRequestRow>;
-  private readonly deleteExpiredStmt: Statement<[string]>;
-  private readonly markExpiredStmt: Statement<{ now: string }, PairingRequestRow>;
-
   constructor(
-    db: Database,
+    private readonly sql: SqlExecutor,
     private readonly now: () => Date = () => new Date(),
-  ) {
-    this.insertStmt = db.prepare(
+  ) {}
+
+  async create(input: NewPairingRequest): Promise<PairingRequest> {
+    const id = randomUUID();
+    await this.sql.run(
       `INSERT INTO pairing_requests
          (id, host_id, pairing_code, csr, requested_at, expires_at, status,
           request_id_hash, source_address, key_fingerprint, re_pair)
        VALUES (@id, @hostId, @pairingCode, @csr, @requestedAt, @expiresAt, 'pending',
           @requestIdHash, @sourceAddress, @keyFingerprint, @rePair)`,
+      {
+        id,
+        hostId: input.hostId,
+        pairingCode: input.pairingCode,
+        csr: input.csr,
+        requestedAt: toStoredTime(input.requestedAt ?? this.now()),
+        expiresAt: toStoredTime(input.expiresAt),
+        requestIdHash: input.requestIdHash ?? null,
+        sourceAddress: input.sourceAddress ?? null,
+        keyFingerprint: input.keyFingerprint ?? null,
+        rePair: input.rePair ? 1 : 0,
+      },
     );
-    this.byIdStmt = db.prepare('SELECT * FROM pairing_requests WHERE id = ?');
-    this.byRequestIdHashStmt = db.prepare('SELECT * FROM pairing_requests WHERE request_id_hash = ?');
-    this.forHostStmt = db.prepare(
-      'SELECT * FROM pairing_requests WHERE host_id = ? ORDER BY requested_at DESC, rowid DESC',
-    );
-    this.findPendingStmt = db.prepare(
-      `SELECT * FROM pairing_requests
-        WHERE host_id = ? AND pairing_code = ? AND status = 'pending'
-        ORDER BY requested_at DESC, rowid DESC LIMIT 1`,
-    );
-    // rowid keeps insertion order among requests made in the same millisecond.
-    this.listPendingStmt = db.prepare(
-      `SELECT * FROM pairing_requests
-        WHERE status = 'pending' AND expires_at > ?
-        ORDER BY requested_at, rowid`,
-    );
-    this.pendingCodesStmt = db
-      .prepare<[], string>("SELECT pairing_code FROM pairing_requests WHERE status = 'pending'")
-      .pluck();
-    this.pendingWithKeyStmt = db.prepare(
-      `SELECT 1 AS found FROM pairing_requests
-        WHERE key_fingerprint = ? AND status = 'pending' AND expires_at > ? LIMIT 1`,
-    );
-    this.updateStatusStmt = db.prepare(
-      'UPDATE pairing_requests SET status = @to WHERE id = @id AND status = @from',
-    );
-    this.approveStmt = db.prepare(
-      `UPDATE pairing_requests
-          SET status = 'approved', client_cert = @clientCert, cert_serial = @certSerial,
-              cert_expires_at = @certExpiresAt, decided_at = @decidedAt, re_pair = @rePair
-        WHERE id = @id AND status = 'pending'`,
-    );
-    this.denyStmt = db.prepare(
-      `UPDATE pairing_requests SET status = 'denied', decided_at = @decidedAt
-        WHERE id = @id AND status = 'pending'`,
-    );
-    this.expireOneStmt = db.prepare(
-      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
-        WHERE id = @id AND status = 'pending' AND expires_at <= @now
-        RETURNING *`,
-    );
-    this.deleteExpiredStmt = db.prepare('DELETE FROM pairing_requests WHERE expires_at <= ?');
-    this.markExpiredStmt = db.prepare(
-      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
-        WHERE status = 'pending' AND expires_at <= @now
-        RETURNING *`,
-    );
+    return (await this.get(id))!;
   }
 
-  create(input: NewPairingRequest): PairingRequest {
-    const id = randomUUID();
-    this.insertStmt.run({
-      id,
-      hostId: input.hostId,
-      pairingCode: input.pairingCode,
-      csr: input.csr,
-      requestedAt: toStoredTime(input.requestedAt ?? this.now()),
-      expiresAt: toStoredTime(input.expiresAt),
-      requestIdHash: input.requestIdHash ?? null,
-      sourceAddress: input.sourceAddress ?? null,
-      keyFingerprint: input.keyFingerprint ?? null,
-      rePair: input.rePair ? 1 : 0,
+  get(id: string): Promise<PairingRequest | undefined> {
+    return this.one('SELECT * FROM pairing_requests WHERE id = @id', { id });
+  }
+
+  getByRequestIdHash(requestIdHash: string): Promise<PairingRequest | undefined> {
+    return this.one('SELECT * FROM pairing_requests WHERE request_id_hash = @requestIdHash', {
+      requestIdHash,
     });
-    return this.get(id)!;
-  }
-
-  get(id: string): PairingRequest | undefined {
-    const row = this.byIdStmt.get(id);
-    return row === undefined ? undefined : toPairingRequest(row);
-  }
-
-  getByRequestIdHash(requestIdHash: string): PairingRequest | undefined {
-    const row = this.byRequestIdHashStmt.get(requestIdHash);
-    return row === undefined ? undefined : toPairingRequest(row);
   }
 
   /**
    * Every stored request of a host, whatever its status, newest first. Lets the service compare
    * pairing codes itself (in constant time) instead of matching them in SQL.
    */
-  listForHost(hostId: string): PairingRequest[] {
-    return this.forHostStmt.all(hostId).map(toPairingRequest);
+  listForHost(hostId: string): Promise<PairingRequest[]> {
+    return this.many(
+      `SELECT * FROM pairing_requests WHERE host_id = @hostId
+        ORDER BY requested_at DESC, ${this.order} DESC`,
+      { hostId },
+    );
   }
 
   /** Matches on status only: whether it has run out is for the caller to compare with expiresAt. */
-  findPending(hostId: string, pairingCode: string): PairingRequest | undefined {
-    const row = this.findPendingStmt.get(hostId, pairingCode);
-    return row === undefined ? undefined : toPairingRequest(row);
+  findPending(hostId: string, pairingCode: string): Promise<PairingRequest | undefined> {
+    return this.one(
+      `SELECT * FROM pairing_requests
+        WHERE host_id = @hostId AND pairing_code = @pairingCode AND status = 'pending'
+        ORDER BY requested_at DESC, ${this.order} DESC LIMIT 1`,
+      { hostId, pairingCode },
+    );
   }
 
   /** Pending requests that have not run out at `now`, oldest first. */
-  listPending(now: Date): PairingRequest[] {
-    return this.listPendingStmt.all(toStoredTime(now)).map(toPairingRequest);
+  listPending(now: Date): Promise<PairingRequest[]> {
+    // The insertion order keeps requests made in the same millisecond in order.
+    return this.many(
+      `SELECT * FROM pairing_requests
+        WHERE status = 'pending' AND expires_at > @now
+        ORDER BY requested_at, ${this.order}`,
+      { now: toStoredTime(now) },
+    );
   }
 
   /** Codes of every request still marked pending, including ones the sweeper has not expired yet. */
-  pendingCodes(): Set<string> {
-    return new Set(this.pendingCodesStmt.all());
+  async pendingCodes(): Promise<Set<string>> {
+    const rows = await this.sql.all<{ pairing_code: string }>(
+      "SELECT pairing_code FROM pairing_requests WHERE status = 'pending'",
+    );
+    return new Set(rows.map((row) => row.pairing_code));
   }
 
-  hasPendingWithKey(keyFingerprint: string, now: Date): boolean {
-    return this.pendingWithKeyStmt.get(keyFingerprint, toStoredTime(now)) !== undefined;
+  async hasPendingWithKey(keyFingerprint: string, now: Date): Promise<boolean> {
+    const row = await this.sql.get(
+      `SELECT 1 AS found FROM pairing_requests
+        WHERE key_fingerprint = @keyFingerprint AND status = 'pending' AND expires_at > @now LIMIT 1`,
+      { keyFingerprint, now: toStoredTime(now) },
+    );
+    return row !== undefined;
   }
 
   /**
    * Compare-and-set: changes the status only if it is still `fromStatus`, and says whether it did.
-   * Of two admins approving the same request at once, exactly one gets true.
+   * Of two admins approving the same request at once, exactly one gets true, on one master or
+   * several (the UPDATE re-reads the row under its lock).
    */
-  updateStatus(id: string, fromStatus: PairingStatus, toStatus: PairingStatus): boolean {
-    return this.updateStatusStmt.run({ id, from: fromStatus, to: toStatus }).changes === 1;
+  async updateStatus(id: string, fromStatus: PairingStatus, toStatus: PairingStatus): Promise<boolean> {
+    const changed = await this.sql.run(
+      'UPDATE pairing_requests SET status = @to WHERE id = @id AND status = @from',
+      { id, from: fromStatus, to: toStatus },
+    );
+    return changed === 1;
   }
 
   /** Compare-and-set pending → approved, recording the issued certificate; false if it lost. */
-  recordApproval(id: string, approval: PairingApproval): boolean {
-    const result = this.approveStmt.run({
-      id,
-      clientCert: approval.clientCert,
-      certSerial: approval.certSerial,
-      certExpiresAt: toStoredTime(approval.certExpiresAt),
-      decidedAt: toStoredTime(approval.decidedAt),
-      rePair: approval.rePair ? 1 : 0,
-    });
-    return result.changes === 1;
+  async recordApproval(id: string, approval: PairingApproval): Promise<boolean> {
+    const changed = await this.sql.run(
+      `UPDATE pairing_requests
+          SET status = 'approved', client_cert = @clientCert, cert_serial = @certSerial,
+              cert_expires_at = @certExpiresAt, decided_at = @decidedAt, re_pair = @rePair
+        WHERE id = @id AND status = 'pending'`,
+      {
+        id,
+        clientCert: approval.clientCert,
+        certSerial: approval.certSerial,
+        certExpiresAt: toStoredTime(approval.certExpiresAt),
+        decidedAt: toStoredTime(approval.decidedAt),
+        rePair: approval.rePair ? 1 : 0,
+      },
+    );
+    return changed === 1;
   }
 
   /** Compare-and-set pending → denied; false if it lost. */
-  recordDenial(id: string, decidedAt: Date): boolean {
-    return this.denyStmt.run({ id, decidedAt: toStoredTime(decidedAt) }).changes === 1;
+  async recordDenial(id: string, decidedAt: Date): Promise<boolean> {
+    const changed = await this.sql.run(
+      `UPDATE pairing_requests SET status = 'denied', decided_at = @decidedAt
+        WHERE id = @id AND status = 'pending'`,
+      { id, decidedAt: toStoredTime(decidedAt) },
+    );
+    return changed === 1;
   }
 
   /** Moves one pending request that has run out at `now` to `expired`; returns it if it did. */
-  expireOne(id: string, now: Date): PairingRequest | undefined {
-    const row = this.expireOneStmt.get({ id, now: toStoredTime(now) });
-    return row === undefined ? undefined : toPairingRequest(row);
+  expireOne(id: string, now: Date): Promise<PairingRequest | undefined> {
+    return this.one(
+      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
+        WHERE id = @id AND status = 'pending' AND expires_at <= @now
+        RETURNING *`,
+      { id, now: toStoredTime(now) },
+    );
   }
 
   /**
@@ -237,13 +216,31 @@ export class PairingRequestsRepo {
    * many. Call markExpired first if pending ones should be reported, and pass an earlier time to
    * keep finished requests around for a while.
    */
-  deleteExpired(now: Date): number {
-    return this.deleteExpiredStmt.run(toStoredTime(now)).changes;
+  deleteExpired(now: Date): Promise<number> {
+    return this.sql.run('DELETE FROM pairing_requests WHERE expires_at <= @now', { now: toStoredTime(now) });
   }
 
   /** Moves pending requests that have run out to `expired`, atomically, and returns them. */
-  markExpired(now: Date): PairingRequest[] {
-    return this.markExpiredStmt.all({ now: toStoredTime(now) }).map(toPairingRequest);
+  markExpired(now: Date): Promise<PairingRequest[]> {
+    return this.many(
+      `UPDATE pairing_requests SET status = 'expired', decided_at = @now
+        WHERE status = 'pending' AND expires_at <= @now
+        RETURNING *`,
+      { now: toStoredTime(now) },
+    );
+  }
+
+  private get order(): string {
+    return this.sql.dialect.insertionOrder;
+  }
+
+  private async one(query: string, params: SqlParams): Promise<PairingRequest | undefined> {
+    const rows = await this.sql.all<PairingRequestRow>(query, params);
+    return rows[0] === undefined ? undefined : toPairingRequest(rows[0]);
+  }
+
+  private async many(query: string, params: SqlParams): Promise<PairingRequest[]> {
+    return (await this.sql.all<PairingRequestRow>(query, params)).map(toPairingRequest);
   }
 }
 

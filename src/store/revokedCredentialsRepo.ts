@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
+import type { SqlExecutor } from './sql.js';
 import { fromStoredTime, toStoredTime } from './time.js';
 
 export interface RevokedCredential {
@@ -36,45 +36,28 @@ interface RevokedCredentialRow {
 
 /** The revocation log, checked by certificate serial and by key on every slave connection. */
 export class RevokedCredentialsRepo {
-  private readonly insertStmt: Statement;
-  private readonly bySerialStmt: Statement<[string], RevokedCredentialRow>;
-  private readonly isRevokedStmt: Statement<[string], { found: number }>;
-  private readonly isKeyRevokedStmt: Statement<[string], { found: number }>;
-  private readonly listStmt: Statement<[], RevokedCredentialRow>;
-  private readonly forHostStmt: Statement<[string], RevokedCredentialRow>;
-
   constructor(
-    private readonly db: Database,
+    private readonly sql: SqlExecutor,
     private readonly now: () => Date = () => new Date(),
-  ) {
+  ) {}
+
+  /** Returns the stored revocation; revoking a serial again keeps the first record (time, reason). */
+  async revoke(input: NewRevocation): Promise<RevokedCredential> {
     // The unique index on cert_serial (migration 2) turns a second revocation into a no-op.
-    this.insertStmt = db.prepare(
+    await this.sql.run(
       `INSERT INTO revoked_slave_credentials (id, host_id, cert_serial, revoked_at, reason, key_fingerprint)
        VALUES (@id, @hostId, @certSerial, @revokedAt, @reason, @keyFingerprint)
        ON CONFLICT (cert_serial) DO NOTHING`,
+      {
+        id: randomUUID(),
+        hostId: input.hostId,
+        certSerial: input.certSerial,
+        revokedAt: toStoredTime(this.now()),
+        reason: input.reason ?? null,
+        keyFingerprint: input.keyFingerprint ?? null,
+      },
     );
-    this.bySerialStmt = db.prepare('SELECT * FROM revoked_slave_credentials WHERE cert_serial = ?');
-    this.isRevokedStmt = db.prepare('SELECT 1 AS found FROM revoked_slave_credentials WHERE cert_serial = ?');
-    this.isKeyRevokedStmt = db.prepare(
-      'SELECT 1 AS found FROM revoked_slave_credentials WHERE key_fingerprint = ? LIMIT 1',
-    );
-    this.listStmt = db.prepare('SELECT * FROM revoked_slave_credentials ORDER BY revoked_at, rowid');
-    this.forHostStmt = db.prepare(
-      'SELECT * FROM revoked_slave_credentials WHERE host_id = ? ORDER BY revoked_at, rowid',
-    );
-  }
-
-  /** Returns the stored revocation; revoking a serial again keeps the first record (time, reason). */
-  revoke(input: NewRevocation): RevokedCredential {
-    this.insertStmt.run({
-      id: randomUUID(),
-      hostId: input.hostId,
-      certSerial: input.certSerial,
-      revokedAt: toStoredTime(this.now()),
-      reason: input.reason ?? null,
-      keyFingerprint: input.keyFingerprint ?? null,
-    });
-    return toRevokedCredential(this.bySerialStmt.get(input.certSerial)!);
+    return (await this.getBySerial(input.certSerial))!;
   }
 
   /**
@@ -85,37 +68,59 @@ export class RevokedCredentialsRepo {
     hostId: string,
     serials: ReadonlyArray<string | RevocableCredential>,
     reason: string | null,
-  ): RevokedCredential[] {
-    return this.db
-      .transaction(() =>
-        serials.map((entry) => {
-          const credential = typeof entry === 'string' ? { certSerial: entry } : entry;
-          return this.revoke({ hostId, reason, ...credential });
-        }),
-      )
-      .immediate();
+  ): Promise<RevokedCredential[]> {
+    return this.sql.atomically(async (sql) => {
+      const repo = new RevokedCredentialsRepo(sql, this.now);
+      const stored: RevokedCredential[] = [];
+      for (const entry of serials) {
+        const credential = typeof entry === 'string' ? { certSerial: entry } : entry;
+        stored.push(await repo.revoke({ hostId, reason, ...credential }));
+      }
+      return stored;
+    });
   }
 
-  getBySerial(certSerial: string): RevokedCredential | undefined {
-    const row = this.bySerialStmt.get(certSerial);
+  async getBySerial(certSerial: string): Promise<RevokedCredential | undefined> {
+    const row = await this.sql.get<RevokedCredentialRow>(
+      'SELECT * FROM revoked_slave_credentials WHERE cert_serial = @certSerial',
+      { certSerial },
+    );
     return row === undefined ? undefined : toRevokedCredential(row);
   }
 
-  isRevoked(certSerial: string): boolean {
-    return this.isRevokedStmt.get(certSerial) !== undefined;
+  async isRevoked(certSerial: string): Promise<boolean> {
+    const row = await this.sql.get(
+      'SELECT 1 AS found FROM revoked_slave_credentials WHERE cert_serial = @certSerial',
+      {
+        certSerial,
+      },
+    );
+    return row !== undefined;
   }
 
   /** True when any revoked certificate carried this key: a revoked key never comes back. */
-  isKeyRevoked(keyFingerprint: string): boolean {
-    return this.isKeyRevokedStmt.get(keyFingerprint) !== undefined;
+  async isKeyRevoked(keyFingerprint: string): Promise<boolean> {
+    const row = await this.sql.get(
+      'SELECT 1 AS found FROM revoked_slave_credentials WHERE key_fingerprint = @keyFingerprint LIMIT 1',
+      { keyFingerprint },
+    );
+    return row !== undefined;
   }
 
-  list(): RevokedCredential[] {
-    return this.listStmt.all().map(toRevokedCredential);
+  async list(): Promise<RevokedCredential[]> {
+    const rows = await this.sql.all<RevokedCredentialRow>(
+      `SELECT * FROM revoked_slave_credentials ORDER BY revoked_at, ${this.sql.dialect.insertionOrder}`,
+    );
+    return rows.map(toRevokedCredential);
   }
 
-  listForHost(hostId: string): RevokedCredential[] {
-    return this.forHostStmt.all(hostId).map(toRevokedCredential);
+  async listForHost(hostId: string): Promise<RevokedCredential[]> {
+    const rows = await this.sql.all<RevokedCredentialRow>(
+      `SELECT * FROM revoked_slave_credentials WHERE host_id = @hostId
+        ORDER BY revoked_at, ${this.sql.dialect.insertionOrder}`,
+      { hostId },
+    );
+    return rows.map(toRevokedCredential);
   }
 }
 

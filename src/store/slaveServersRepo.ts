@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Database, Statement } from 'better-sqlite3';
+import type { SqlExecutor, SqlParams } from './sql.js';
 import { fromStoredTime, fromStoredTimeOrNull, toStoredTime } from './time.js';
 
 export interface SlaveServer {
@@ -71,34 +71,39 @@ interface SlaveServerRow {
 
 /** Paired slaves: one row per host_id, holding the certificate it was last issued. */
 export class SlaveServersRepo {
-  private readonly insertStmt: Statement;
-  private readonly upsertStmt: Statement;
-  private readonly byHostIdStmt: Statement<[string], SlaveServerRow>;
-  private readonly byCertSerialStmt: Statement<[{ serial: string }], SlaveServerRow>;
-  private readonly pendingStmt: Statement;
-  private readonly promoteStmt: Statement;
-  private readonly renewalErrorStmt: Statement;
-  private readonly clearPendingStmt: Statement;
-  private readonly backfillCaStmt: Statement;
-  private readonly byKeyFingerprintStmt: Statement<[string], SlaveServerRow>;
-  private readonly listStmt: Statement<[], SlaveServerRow>;
-  private readonly lastSeenStmt: Statement;
-  private readonly enabledStmt: Statement;
-  private readonly certificateStmt: Statement;
-  private readonly deleteStmt: Statement<[string]>;
-
   constructor(
-    db: Database,
+    private readonly sql: SqlExecutor,
     private readonly now: () => Date = () => new Date(),
-  ) {
-    this.insertStmt = db.prepare(
+  ) {}
+
+  /** Throws the database's constraint error if host_id is already paired; re-pairing uses updateCertificate. */
+  async create(input: NewSlaveServer): Promise<SlaveServer> {
+    await this.sql.run(
       `INSERT INTO slave_servers
          (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at,
           key_fingerprint)
        VALUES (@id, @hostId, @certSerial, @issuedAt, @expiresAt, NULL, 1, @now, @now, @keyFingerprint)`,
+      {
+        id: randomUUID(),
+        hostId: input.hostId,
+        certSerial: input.certSerial,
+        issuedAt: toStoredTime(input.issuedAt),
+        expiresAt: toStoredTime(input.expiresAt),
+        now: toStoredTime(this.now()),
+        keyFingerprint: input.keyFingerprint ?? null,
+      },
     );
+    return (await this.getByHostId(input.hostId))!;
+  }
+
+  /**
+   * Records the certificate a host was (re-)issued by pairing: creates the row, or replaces the
+   * certificate of an existing one and enables it again. Revoking the serial it replaces is the
+   * caller's job, in the same transaction.
+   */
+  async upsertEnrollment(input: SlaveEnrollment): Promise<SlaveServer> {
     // last_seen and created_at describe the host, not the certificate, so a re-pair keeps them.
-    this.upsertStmt = db.prepare(
+    await this.sql.run(
       `INSERT INTO slave_servers
          (id, host_id, cert_serial, issued_at, expires_at, last_seen, enabled, created_at, updated_at,
           key_fingerprint, ca_fingerprint)
@@ -112,21 +117,107 @@ export class SlaveServersRepo {
               pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
               pending_expires_at = NULL, pending_ca_fingerprint = NULL,
               renewal_error = NULL, renewal_error_at = NULL`,
+      {
+        id: randomUUID(),
+        hostId: input.hostId,
+        certSerial: input.certSerial,
+        issuedAt: toStoredTime(input.issuedAt),
+        expiresAt: toStoredTime(input.expiresAt),
+        now: toStoredTime(this.now()),
+        keyFingerprint: input.keyFingerprint,
+        caFingerprint: input.caFingerprint,
+      },
     );
-    this.byHostIdStmt = db.prepare('SELECT * FROM slave_servers WHERE host_id = ?');
+    return (await this.getByHostId(input.hostId))!;
+  }
+
+  async getByHostId(hostId: string): Promise<SlaveServer | undefined> {
+    return this.one('SELECT * FROM slave_servers WHERE host_id = @hostId', { hostId });
+  }
+
+  /**
+   * The slave holding a certificate serial (in `normalizeSerial` form) as its current or its
+   * pending one; the caller tells which by comparing `certSerial` and `pending.certSerial`.
+   */
+  async getByCertSerial(certSerial: string): Promise<SlaveServer | undefined> {
     // The pending certificate is found too: its first link is what makes it current.
-    this.byCertSerialStmt = db.prepare(
+    return this.one(
       'SELECT * FROM slave_servers WHERE cert_serial = @serial OR pending_cert_serial = @serial',
+      { serial: certSerial },
     );
-    this.pendingStmt = db.prepare(
+  }
+
+  /** The slave whose current certificate carries this key, if any. */
+  async getByKeyFingerprint(keyFingerprint: string): Promise<SlaveServer | undefined> {
+    return this.one('SELECT * FROM slave_servers WHERE key_fingerprint = @keyFingerprint LIMIT 1', {
+      keyFingerprint,
+    });
+  }
+
+  async list(): Promise<SlaveServer[]> {
+    const rows = await this.sql.all<SlaveServerRow>('SELECT * FROM slave_servers ORDER BY host_id');
+    return rows.map(toSlaveServer);
+  }
+
+  /** Each of the updates returns false when no slave has that host_id. */
+  async updateLastSeen(hostId: string, at: Date): Promise<boolean> {
+    // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
+    const changed = await this.sql.run('UPDATE slave_servers SET last_seen = @at WHERE host_id = @hostId', {
+      hostId,
+      at: toStoredTime(at),
+    });
+    return changed === 1;
+  }
+
+  async setEnabled(hostId: string, enabled: boolean): Promise<boolean> {
+    const changed = await this.sql.run(
+      'UPDATE slave_servers SET enabled = @enabled, updated_at = @now WHERE host_id = @hostId',
+      { hostId, enabled: enabled ? 1 : 0, now: toStoredTime(this.now()) },
+    );
+    return changed === 1;
+  }
+
+  async updateCertificate(hostId: string, cert: SlaveCertificate): Promise<boolean> {
+    const changed = await this.sql.run(
+      `UPDATE slave_servers
+          SET cert_serial = @certSerial, issued_at = @issuedAt, expires_at = @expiresAt, updated_at = @now
+        WHERE host_id = @hostId`,
+      {
+        hostId,
+        certSerial: cert.certSerial,
+        issuedAt: toStoredTime(cert.issuedAt),
+        expiresAt: toStoredTime(cert.expiresAt),
+        now: toStoredTime(this.now()),
+      },
+    );
+    return changed === 1;
+  }
+
+  /** Records a renewed certificate next to the current one, replacing any earlier pending one. */
+  async recordPending(hostId: string, cert: PendingCertificate): Promise<boolean> {
+    const changed = await this.sql.run(
       `UPDATE slave_servers
           SET pending_cert_serial = @certSerial, pending_key_fingerprint = @keyFingerprint,
               pending_issued_at = @issuedAt, pending_expires_at = @expiresAt,
               pending_ca_fingerprint = @caFingerprint,
               renewal_error = NULL, renewal_error_at = NULL, updated_at = @now
         WHERE host_id = @hostId`,
+      {
+        hostId,
+        certSerial: cert.certSerial,
+        keyFingerprint: cert.keyFingerprint,
+        caFingerprint: cert.caFingerprint,
+        issuedAt: toStoredTime(cert.issuedAt),
+        expiresAt: toStoredTime(cert.expiresAt),
+        now: toStoredTime(this.now()),
+      },
     );
-    this.promoteStmt = db.prepare(
+    return changed === 1;
+  }
+
+  /** Makes the pending certificate `serial` the current one; false if it is not the pending one. */
+  async promotePending(hostId: string, serial: string, at: Date): Promise<boolean> {
+    const changed = await this.sql.run(
       `UPDATE slave_servers
           SET cert_serial = pending_cert_serial, key_fingerprint = pending_key_fingerprint,
               issued_at = pending_issued_at, expires_at = pending_expires_at, last_renewed_at = @now,
@@ -134,152 +225,47 @@ export class SlaveServersRepo {
               pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
               pending_expires_at = NULL, pending_ca_fingerprint = NULL, updated_at = @now
         WHERE host_id = @hostId AND pending_cert_serial = @serial`,
+      { hostId, serial, now: toStoredTime(at) },
     );
-    this.clearPendingStmt = db.prepare(
+    return changed === 1;
+  }
+
+  /** Forgets the pending certificate `serial`; false if it is not the pending one. */
+  async clearPending(hostId: string, serial: string): Promise<boolean> {
+    const changed = await this.sql.run(
       `UPDATE slave_servers
           SET pending_cert_serial = NULL, pending_key_fingerprint = NULL, pending_issued_at = NULL,
               pending_expires_at = NULL, pending_ca_fingerprint = NULL, updated_at = @now
         WHERE host_id = @hostId AND pending_cert_serial = @serial`,
+      { hostId, serial, now: toStoredTime(this.now()) },
     );
-    this.backfillCaStmt = db.prepare(
-      'UPDATE slave_servers SET ca_fingerprint = @caFingerprint WHERE ca_fingerprint IS NULL',
-    );
-    this.renewalErrorStmt = db.prepare(
-      'UPDATE slave_servers SET renewal_error = @error, renewal_error_at = @at WHERE host_id = @hostId',
-    );
-    this.byKeyFingerprintStmt = db.prepare('SELECT * FROM slave_servers WHERE key_fingerprint = ? LIMIT 1');
-    this.listStmt = db.prepare('SELECT * FROM slave_servers ORDER BY host_id');
-    // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
-    this.lastSeenStmt = db.prepare('UPDATE slave_servers SET last_seen = @at WHERE host_id = @hostId');
-    this.enabledStmt = db.prepare(
-      'UPDATE slave_servers SET enabled = @enabled, updated_at = @now WHERE host_id = @hostId',
-    );
-    this.certificateStmt = db.prepare(
-      `UPDATE slave_servers
-          SET cert_serial = @certSerial, issued_at = @issuedAt, expires_at = @expiresAt, updated_at = @now
-        WHERE host_id = @hostId`,
-    );
-    this.deleteStmt = db.prepare('DELETE FROM slave_servers WHERE host_id = ?');
-  }
-
-  /** Throws SQLite's constraint error if host_id is already paired; re-pairing uses updateCertificate. */
-  create(input: NewSlaveServer): SlaveServer {
-    const id = randomUUID();
-    this.insertStmt.run({
-      id,
-      hostId: input.hostId,
-      certSerial: input.certSerial,
-      issuedAt: toStoredTime(input.issuedAt),
-      expiresAt: toStoredTime(input.expiresAt),
-      now: toStoredTime(this.now()),
-      keyFingerprint: input.keyFingerprint ?? null,
-    });
-    return this.getByHostId(input.hostId)!;
-  }
-
-  /**
-   * Records the certificate a host was (re-)issued by pairing: creates the row, or replaces the
-   * certificate of an existing one and enables it again. Revoking the serial it replaces is the
-   * caller's job, in the same transaction.
-   */
-  upsertEnrollment(input: SlaveEnrollment): SlaveServer {
-    this.upsertStmt.run({
-      id: randomUUID(),
-      hostId: input.hostId,
-      certSerial: input.certSerial,
-      issuedAt: toStoredTime(input.issuedAt),
-      expiresAt: toStoredTime(input.expiresAt),
-      now: toStoredTime(this.now()),
-      keyFingerprint: input.keyFingerprint,
-      caFingerprint: input.caFingerprint,
-    });
-    return this.getByHostId(input.hostId)!;
-  }
-
-  getByHostId(hostId: string): SlaveServer | undefined {
-    const row = this.byHostIdStmt.get(hostId);
-    return row === undefined ? undefined : toSlaveServer(row);
-  }
-
-  /**
-   * The slave holding a certificate serial (in `normalizeSerial` form) as its current or its
-   * pending one; the caller tells which by comparing `certSerial` and `pending.certSerial`.
-   */
-  getByCertSerial(certSerial: string): SlaveServer | undefined {
-    const row = this.byCertSerialStmt.get({ serial: certSerial });
-    return row === undefined ? undefined : toSlaveServer(row);
-  }
-
-  /** The slave whose current certificate carries this key, if any. */
-  getByKeyFingerprint(keyFingerprint: string): SlaveServer | undefined {
-    const row = this.byKeyFingerprintStmt.get(keyFingerprint);
-    return row === undefined ? undefined : toSlaveServer(row);
-  }
-
-  list(): SlaveServer[] {
-    return this.listStmt.all().map(toSlaveServer);
-  }
-
-  /** Each of the updates returns false when no slave has that host_id. */
-  updateLastSeen(hostId: string, at: Date): boolean {
-    return this.lastSeenStmt.run({ hostId, at: toStoredTime(at) }).changes === 1;
-  }
-
-  setEnabled(hostId: string, enabled: boolean): boolean {
-    return (
-      this.enabledStmt.run({ hostId, enabled: enabled ? 1 : 0, now: toStoredTime(this.now()) }).changes === 1
-    );
-  }
-
-  updateCertificate(hostId: string, cert: SlaveCertificate): boolean {
-    const result = this.certificateStmt.run({
-      hostId,
-      certSerial: cert.certSerial,
-      issuedAt: toStoredTime(cert.issuedAt),
-      expiresAt: toStoredTime(cert.expiresAt),
-      now: toStoredTime(this.now()),
-    });
-    return result.changes === 1;
-  }
-
-  /** Records a renewed certificate next to the current one, replacing any earlier pending one. */
-  recordPending(hostId: string, cert: PendingCertificate): boolean {
-    const result = this.pendingStmt.run({
-      hostId,
-      certSerial: cert.certSerial,
-      keyFingerprint: cert.keyFingerprint,
-      caFingerprint: cert.caFingerprint,
-      issuedAt: toStoredTime(cert.issuedAt),
-      expiresAt: toStoredTime(cert.expiresAt),
-      now: toStoredTime(this.now()),
-    });
-    return result.changes === 1;
-  }
-
-  /** Makes the pending certificate `serial` the current one; false if it is not the pending one. */
-  promotePending(hostId: string, serial: string, at: Date): boolean {
-    return this.promoteStmt.run({ hostId, serial, now: toStoredTime(at) }).changes === 1;
-  }
-
-  /** Forgets the pending certificate `serial`; false if it is not the pending one. */
-  clearPending(hostId: string, serial: string): boolean {
-    return this.clearPendingStmt.run({ hostId, serial, now: toStoredTime(this.now()) }).changes === 1;
+    return changed === 1;
   }
 
   /** Names the issuer of certificates recorded before schema v5, which did not record it. */
-  backfillCaFingerprint(caFingerprint: string): number {
-    return this.backfillCaStmt.run({ caFingerprint }).changes;
-  }
-
-  /** `error` null clears it. Not a change of the record, so updated_at stays. */
-  setRenewalError(hostId: string, error: string | null, at: Date): boolean {
-    return (
-      this.renewalErrorStmt.run({ hostId, error, at: error === null ? null : toStoredTime(at) }).changes === 1
+  backfillCaFingerprint(caFingerprint: string): Promise<number> {
+    return this.sql.run(
+      'UPDATE slave_servers SET ca_fingerprint = @caFingerprint WHERE ca_fingerprint IS NULL',
+      { caFingerprint },
     );
   }
 
-  delete(hostId: string): boolean {
-    return this.deleteStmt.run(hostId).changes === 1;
+  /** `error` null clears it. Not a change of the record, so updated_at stays. */
+  async setRenewalError(hostId: string, error: string | null, at: Date): Promise<boolean> {
+    const changed = await this.sql.run(
+      'UPDATE slave_servers SET renewal_error = @error, renewal_error_at = @at WHERE host_id = @hostId',
+      { hostId, error, at: error === null ? null : toStoredTime(at) },
+    );
+    return changed === 1;
+  }
+
+  async delete(hostId: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM slave_servers WHERE host_id = @hostId', { hostId })) === 1;
+  }
+
+  private async one(query: string, params: SqlParams): Promise<SlaveServer | undefined> {
+    const row = await this.sql.get<SlaveServerRow>(query, params);
+    return row === undefined ? undefined : toSlaveServer(row);
   }
 }
 

@@ -35,12 +35,12 @@ function row(overrides: Partial<AuditRecord>): AuditRecord {
 }
 
 /** Writes rows into the home's database the way the daemon's AuditLog would, before it starts. */
-function prefillMaster(home: string, rows: AuditRecord[]): void {
+async function prefillMaster(home: string, rows: AuditRecord[]): Promise<void> {
   const store = openStore(homePaths(home).db);
   try {
-    store.auditEvents.insertMany(rows);
+    await store.auditEvents.insertMany(rows);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -59,7 +59,7 @@ function ndjson(text: string): Array<Record<string, unknown>> {
 describe('diane audit (real master, trail written before it started)', () => {
   it('prints the trail as a table or NDJSON, filters it, and refuses bad filters', async () => {
     const home = makeHome('m-audit');
-    prefillMaster(home, [
+    await prefillMaster(home, [
       row({ at: minutesAgo(180), agent: 'old-bot', exposedName: 'fs_list', host: null }),
       row({ agent: 'claude', outcome: 'tool_error', error: 'no such file\nat line 2' }),
       row({ agent: 'cursor', outcome: 'refused_scope', exposedName: 'ws2_shell_exec', host: 'ws2' }),
@@ -128,7 +128,7 @@ describe('diane audit (real master, trail written before it started)', () => {
 
   it('applies --audit-retention and --audit-max-rows when it starts', async () => {
     const home = makeHome('m-audit-ret');
-    prefillMaster(home, [
+    await prefillMaster(home, [
       row({ at: minutesAgo(3 * 24 * 60), exposedName: 'too_old' }),
       ...Array.from({ length: 1005 }, (_, i) => row({ exposedName: `recent_${i}` })),
     ]);
@@ -162,7 +162,7 @@ describe('diane slave audit (reads slave-audit.db directly)', () => {
 
     const store = openSlaveAuditStore(homePaths(home).slaveAudit);
     try {
-      store.auditEvents.insertMany([
+      await store.auditEvents.insertMany([
         row({ agent: 'claude', exposedName: 'fs_read', outcome: 'ok' }),
         row({ agent: null, exposedName: 'fs_write', outcome: 'cancelled' }),
       ]);
@@ -184,7 +184,7 @@ describe('diane slave audit (reads slave-audit.db directly)', () => {
       const follow = spawnCli(home, ['slave', 'audit', '--follow', '--json', '--master-agent', 'claude']);
       await waitFor(() => follow.stderr().includes('Following the slave audit'), { what: 'the follower' });
       expect(ndjson(follow.stdout())).toHaveLength(1);
-      store.auditEvents.insertMany([
+      await store.auditEvents.insertMany([
         row({ agent: 'someone-else', exposedName: 'fs_skip' }),
         row({ agent: 'claude', exposedName: 'fs_new' }),
       ]);
@@ -192,7 +192,7 @@ describe('diane slave audit (reads slave-audit.db directly)', () => {
       expect(ndjson(follow.stdout())[1]).toMatchObject({ id: 4, exposed_name: 'fs_new' });
       expect((await follow.stop('SIGINT')).code).toBe(0);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

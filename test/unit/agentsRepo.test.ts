@@ -5,19 +5,24 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AGENT_TOKEN_PATTERN, generateAgentToken, hashAgentToken } from '../../src/config/agentTokens.js';
 import { DianeError, ExitCode } from '../../src/errors.js';
-import { latestSchemaVersion, migrations, openStore, type Store } from '../../src/store/index.js';
+import {
+  latestSchemaVersion,
+  migrations,
+  openStore,
+  type SqliteMasterStore as Store,
+} from '../../src/store/index.js';
 
 let dir: string;
 let dbPath: string;
 const opened: Store[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'diane-agents-'));
   dbPath = join(dir, 'diane.db');
 });
 
-afterEach(() => {
-  for (const store of opened.splice(0)) store.close();
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -30,9 +35,9 @@ function open(opts?: Parameters<typeof openStore>[1]): Store {
 const T0 = new Date('2025-03-01T10:00:00.000Z');
 const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
 
-function thrown(fn: () => unknown): DianeError {
+async function thrown(fn: () => unknown): Promise<DianeError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(err).toBeInstanceOf(DianeError);
     return err as DianeError;
@@ -41,7 +46,7 @@ function thrown(fn: () => unknown): DianeError {
 }
 
 describe('agent tokens', () => {
-  it('are 256 random bits in base64url, stored as their SHA-256', () => {
+  it('are 256 random bits in base64url, stored as their SHA-256', async () => {
     const a = generateAgentToken();
     const b = generateAgentToken();
     expect(a.token).toMatch(AGENT_TOKEN_PATTERN);
@@ -55,11 +60,16 @@ describe('agent tokens', () => {
 });
 
 describe('agents', () => {
-  it('creates, finds by name and by token hash, lists, updates, rotates and removes', () => {
+  it('creates, finds by name and by token hash, lists, updates, rotates and removes', async () => {
     let clock = T0;
     const repo = open({ now: () => clock }).agents;
     const { token, hash } = generateAgentToken();
-    const created = repo.create({ name: 'claude-code', tokenHash: hash, allow: ['ws1_*'], deny: ['*_rm'] });
+    const created = await repo.create({
+      name: 'claude-code',
+      tokenHash: hash,
+      allow: ['ws1_*'],
+      deny: ['*_rm'],
+    });
     expect(created).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       name: 'claude-code',
@@ -73,17 +83,21 @@ describe('agents', () => {
       tokenRotatedAt: T0,
       lastUsedAt: null,
     });
-    expect(repo.getByName('claude-code')).toEqual(created);
-    expect(repo.findByTokenHash(hashAgentToken(token))).toEqual(created);
-    expect(repo.findByTokenHash(hashAgentToken(`${token}x`))).toBeUndefined();
-    expect(repo.getByName('nobody')).toBeUndefined();
+    expect(await repo.getByName('claude-code')).toEqual(created);
+    expect(await repo.findByTokenHash(hashAgentToken(token))).toEqual(created);
+    expect(await repo.findByTokenHash(hashAgentToken(`${token}x`))).toBeUndefined();
+    expect(await repo.getByName('nobody')).toBeUndefined();
 
-    const other = repo.create({ name: 'a-bot', tokenHash: generateAgentToken().hash });
+    const other = await repo.create({ name: 'a-bot', tokenHash: generateAgentToken().hash });
     expect(other).toMatchObject({ allow: [], deny: [], mode: 'full', recordArguments: false });
-    expect(repo.list().map((a) => a.name)).toEqual(['a-bot', 'claude-code']);
+    expect((await repo.list()).map((a) => a.name)).toEqual(['a-bot', 'claude-code']);
 
     clock = minutes(5);
-    const updated = repo.update('claude-code', { allow: ['*'], mode: 'discovery', recordArguments: true });
+    const updated = await repo.update('claude-code', {
+      allow: ['*'],
+      mode: 'discovery',
+      recordArguments: true,
+    });
     expect(updated).toEqual({
       ...created,
       allow: ['*'],
@@ -92,30 +106,30 @@ describe('agents', () => {
       updatedAt: minutes(5),
     });
     // Fields left out keep their value.
-    expect(repo.update('claude-code', { deny: [] })).toMatchObject({
+    expect(await repo.update('claude-code', { deny: [] })).toMatchObject({
       allow: ['*'],
       deny: [],
       mode: 'discovery',
     });
-    expect(repo.update('claude-code', { recordArguments: false })?.recordArguments).toBe(false);
-    expect(repo.update('nobody', { allow: [] })).toBeUndefined();
+    expect((await repo.update('claude-code', { recordArguments: false }))?.recordArguments).toBe(false);
+    expect(await repo.update('nobody', { allow: [] })).toBeUndefined();
 
     clock = minutes(9);
     const next = generateAgentToken();
-    expect(repo.rotateTokenHash('claude-code', next.hash)).toBe(true);
-    expect(repo.findByTokenHash(hash)).toBeUndefined();
-    expect(repo.findByTokenHash(next.hash)).toMatchObject({
+    expect(await repo.rotateTokenHash('claude-code', next.hash)).toBe(true);
+    expect(await repo.findByTokenHash(hash)).toBeUndefined();
+    expect(await repo.findByTokenHash(next.hash)).toMatchObject({
       name: 'claude-code',
       tokenRotatedAt: minutes(9),
       updatedAt: minutes(9),
       createdAt: T0,
     });
-    expect(repo.rotateTokenHash('nobody', generateAgentToken().hash)).toBe(false);
+    expect(await repo.rotateTokenHash('nobody', generateAgentToken().hash)).toBe(false);
 
-    expect(repo.remove('claude-code')).toBe(true);
-    expect(repo.remove('claude-code')).toBe(false);
-    expect(repo.findByTokenHash(next.hash)).toBeUndefined();
-    expect(repo.list().map((a) => a.name)).toEqual(['a-bot']);
+    expect(await repo.remove('claude-code')).toBe(true);
+    expect(await repo.remove('claude-code')).toBe(false);
+    expect(await repo.findByTokenHash(next.hash)).toBeUndefined();
+    expect((await repo.list()).map((a) => a.name)).toEqual(['a-bot']);
   });
 
   it.each([
@@ -132,18 +146,18 @@ describe('agents', () => {
     ['a.b', false],
     ['agent\n', false],
     ['é', false],
-  ])('validates the name %j (valid: %s)', (name, valid) => {
+  ])('validates the name %j (valid: %s)', async (name, valid) => {
     const repo = open().agents;
     const create = () => repo.create({ name, tokenHash: generateAgentToken().hash });
-    if (valid) expect(create().name).toBe(name);
+    if (valid) expect((await create()).name).toBe(name);
     else {
-      const err = thrown(create);
+      const err = await thrown(create);
       expect(err.exitCode).toBe(ExitCode.usage);
       expect(err.code).toBe('invalid-agent-name');
     }
   });
 
-  it('refuses an invalid name written past the repository (CHECK constraint)', () => {
+  it('refuses an invalid name written past the repository (CHECK constraint)', async () => {
     const store = open();
     const insert = (name: string) =>
       store.db
@@ -158,43 +172,43 @@ describe('agents', () => {
     expect(insert('ok-name').changes).toBe(1);
   });
 
-  it('refuses a taken name with a clear error, and a duplicate token hash', () => {
+  it('refuses a taken name with a clear error, and a duplicate token hash', async () => {
     const repo = open().agents;
     const { hash } = generateAgentToken();
-    repo.create({ name: 'bot', tokenHash: hash });
-    const err = thrown(() => repo.create({ name: 'bot', tokenHash: generateAgentToken().hash }));
+    await repo.create({ name: 'bot', tokenHash: hash });
+    const err = await thrown(() => repo.create({ name: 'bot', tokenHash: generateAgentToken().hash }));
     expect(err.message).toBe('an agent named "bot" already exists');
     expect(err.code).toBe('agent-exists');
-    expect(() => repo.create({ name: 'bot2', tokenHash: hash })).toThrow(/UNIQUE.*token_hash/);
+    await expect(repo.create({ name: 'bot2', tokenHash: hash })).rejects.toThrow(/UNIQUE.*token_hash/);
   });
 
-  it('refuses an unknown mode, and reads a mode of a newer Diane as the narrower one', () => {
+  it('refuses an unknown mode, and reads a mode of a newer Diane as the narrower one', async () => {
     const store = open();
     const repo = store.agents;
-    expect(() => repo.create({ name: 'x', tokenHash: 'h', mode: 'root' as unknown as 'full' })).toThrow(
-      /unknown agent mode/,
-    );
-    repo.create({ name: 'y', tokenHash: 'h2' });
+    await expect(
+      repo.create({ name: 'x', tokenHash: 'h', mode: 'root' as unknown as 'full' }),
+    ).rejects.toThrow(/unknown agent mode/);
+    await repo.create({ name: 'y', tokenHash: 'h2' });
     store.db.prepare("UPDATE agents SET mode = 'future' WHERE name = 'y'").run();
-    expect(repo.getByName('y')?.mode).toBe('discovery');
+    expect((await repo.getByName('y'))?.mode).toBe('discovery');
   });
 
-  it('touches last_used_at at most once per granularity, leaving updated_at alone', () => {
+  it('touches last_used_at at most once per granularity, leaving updated_at alone', async () => {
     const repo = open({ now: () => T0 }).agents;
-    const { id } = repo.create({ name: 'bot', tokenHash: 'h' });
-    expect(repo.touchLastUsed(id, minutes(1))).toBe(true);
-    expect(repo.touchLastUsed(id, minutes(1.5))).toBe(false);
-    expect(repo.getByName('bot')?.lastUsedAt).toEqual(minutes(1));
-    expect(repo.touchLastUsed(id, minutes(2), 60_000)).toBe(true);
-    expect(repo.touchLastUsed(id, minutes(2.1), 0)).toBe(true);
-    expect(repo.getByName('bot')).toMatchObject({ lastUsedAt: minutes(2.1), updatedAt: T0 });
-    expect(repo.touchLastUsed('no-such-id', minutes(3))).toBe(false);
+    const { id } = await repo.create({ name: 'bot', tokenHash: 'h' });
+    expect(await repo.touchLastUsed(id, minutes(1))).toBe(true);
+    expect(await repo.touchLastUsed(id, minutes(1.5))).toBe(false);
+    expect((await repo.getByName('bot'))?.lastUsedAt).toEqual(minutes(1));
+    expect(await repo.touchLastUsed(id, minutes(2), 60_000)).toBe(true);
+    expect(await repo.touchLastUsed(id, minutes(2.1), 0)).toBe(true);
+    expect(await repo.getByName('bot')).toMatchObject({ lastUsedAt: minutes(2.1), updatedAt: T0 });
+    expect(await repo.touchLastUsed('no-such-id', minutes(3))).toBe(false);
   });
 
-  it('is usable as a background write through tryWrite', () => {
+  it('is usable as a background write through tryWrite', async () => {
     const store = open();
-    const { id } = store.agents.create({ name: 'bot', tokenHash: 'h' });
-    expect(store.tryWrite(() => store.agents.touchLastUsed(id, minutes(1)))).toEqual({
+    const { id } = await store.agents.create({ name: 'bot', tokenHash: 'h' });
+    expect(await store.tryWrite((tx) => tx.agents.touchLastUsed(id, minutes(1)))).toEqual({
       written: true,
       value: true,
     });
@@ -202,7 +216,7 @@ describe('agents', () => {
 });
 
 describe('schema v5', () => {
-  it('upgrades a v4 database in place, keeping its rows, with the new tables empty', () => {
+  it('upgrades a v4 database in place, keeping its rows, with the new tables empty', async () => {
     const old = new Database(dbPath);
     for (const migration of migrations.slice(0, 4)) old.exec(migration.sql);
     old.pragma('user_version = 4');
@@ -217,9 +231,9 @@ describe('schema v5', () => {
     const store = open();
     expect(store.schemaVersion).toBe(latestSchemaVersion);
     expect(latestSchemaVersion).toBe(6);
-    expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe('0a01');
-    expect(store.agents.list()).toEqual([]);
-    expect(store.auditEvents.count()).toBe(0);
+    expect((await store.slaveServers.getByHostId('ws1'))?.certSerial).toBe('0a01');
+    expect(await store.agents.list()).toEqual([]);
+    expect(await store.auditEvents.count()).toBe(0);
     const indexes = store.db
       .prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name",
@@ -232,13 +246,9 @@ describe('schema v5', () => {
       'audit_events_host',
       'audit_events_outcome',
     ]);
-    store.agents.create({ name: 'bot', tokenHash: 'h' });
-    store.close();
+    await store.agents.create({ name: 'bot', tokenHash: 'h' });
+    await store.close();
     // And it opens again as an up-to-date database.
-    expect(
-      open()
-        .agents.list()
-        .map((a) => a.name),
-    ).toEqual(['bot']);
+    expect((await open().agents.list()).map((a) => a.name)).toEqual(['bot']);
   });
 });

@@ -55,11 +55,11 @@ function fakeStore(tables: Tables): CertificateCheckStore {
   );
   return {
     revokedCredentials: {
-      getBySerial: (serial) => revoked.find((r) => r.certSerial === serial),
-      isKeyRevoked: (key) => revoked.some((r) => r.keyFingerprint === key),
+      getBySerial: async (serial) => revoked.find((r) => r.certSerial === serial),
+      isKeyRevoked: async (key) => revoked.some((r) => r.keyFingerprint === key),
     },
     slaveServers: {
-      getByCertSerial: (serial) =>
+      getByCertSerial: async (serial) =>
         slaves.find((r) => r.certSerial === serial || r.pending?.certSerial === serial),
     },
   };
@@ -328,7 +328,7 @@ function enrolledTables(patch: Partial<SlaveServer> = {}): Tables {
   return { slaves: enrolled(patch) };
 }
 
-function check(c: Omit<Case, 'refusal' | 'name'>): CertificateVerdict {
+function check(c: Omit<Case, 'refusal' | 'name'>): Promise<CertificateVerdict> {
   return checkSlaveCertificate(
     fakeStore(c.tables()),
     c.peer(),
@@ -339,8 +339,8 @@ function check(c: Omit<Case, 'refusal' | 'name'>): CertificateVerdict {
 }
 
 describe('checkSlaveCertificate refuses', () => {
-  it.each(refusals)('$name: $refusal', (c) => {
-    const verdict = check(c);
+  it.each(refusals)('$name: $refusal', async (c) => {
+    const verdict = await check(c);
     expect(verdict).toEqual(
       c.detail === undefined
         ? { ok: false, refusal: c.refusal }
@@ -350,10 +350,10 @@ describe('checkSlaveCertificate refuses', () => {
 });
 
 describe('checkSlaveCertificate accepts', () => {
-  it('an enrolled, enabled, unexpired certificate as the host its row names, not its CN', () => {
+  it('an enrolled, enabled, unexpired certificate as the host its row names, not its CN', async () => {
     // The certificate says CN=laptop; the row says ws1. The row wins.
     expect(cert.peer.subject.CN).toBe('laptop');
-    const verdict = check({ peer: () => cert.peer, tables: enrolledTables });
+    const verdict = await check({ peer: () => cert.peer, tables: enrolledTables });
     expect(verdict).toEqual({
       ok: true,
       hostId: 'ws1',
@@ -363,8 +363,8 @@ describe('checkSlaveCertificate accepts', () => {
     });
   });
 
-  it("a host's renewed, pending certificate, marked pending (its first link confirms it)", () => {
-    const verdict = check({ peer: () => cert.peer, tables: () => ({ slaves: renewing() }) });
+  it("a host's renewed, pending certificate, marked pending (its first link confirms it)", async () => {
+    const verdict = await check({ peer: () => cert.peer, tables: () => ({ slaves: renewing() }) });
     expect(verdict).toEqual({
       ok: true,
       hostId: 'ws1',
@@ -374,8 +374,8 @@ describe('checkSlaveCertificate accepts', () => {
     });
   });
 
-  it('the current certificate while a renewed one is pending, not marked pending', () => {
-    const verdict = check({
+  it('the current certificate while a renewed one is pending, not marked pending', async () => {
+    const verdict = await check({
       peer: () => other.peer,
       tables: () => ({ slaves: renewing() }),
       now: () => new Date(Math.min(NOW.getTime(), other.validTo.getTime() - 1)),
@@ -383,23 +383,23 @@ describe('checkSlaveCertificate accepts', () => {
     expect(verdict).toMatchObject({ ok: true, serial: other.serial, pending: false });
   });
 
-  it('by the normalised serial (Node spells it in upper case, without the leading 00)', () => {
+  it('by the normalised serial (Node spells it in upper case, without the leading 00)', async () => {
     expect(cert.peer.serialNumber).toBe('A1B2C3D4E5F60718293A4B5C6D7E8F90');
     expect(cert.serial).toBe('00a1b2c3d4e5f60718293a4b5c6d7e8f90');
-    const verdict = check({ peer: () => cert.peer, tables: () => enrolledTables({ hostId: 'ws2' }) });
+    const verdict = await check({ peer: () => cert.peer, tables: () => enrolledTables({ hostId: 'ws2' }) });
     expect(verdict).toMatchObject({ ok: true, hostId: 'ws2', serial: cert.serial });
   });
 
-  it('a row that expires one millisecond from now', () => {
-    const verdict = check({
+  it('a row that expires one millisecond from now', async () => {
+    const verdict = await check({
       peer: () => cert.peer,
       tables: () => enrolledTables({ expiresAt: new Date(NOW.getTime() + 1) }),
     });
     expect(verdict.ok).toBe(true);
   });
 
-  it("one millisecond before the certificate's own notAfter", () => {
-    const verdict = check({
+  it("one millisecond before the certificate's own notAfter", async () => {
+    const verdict = await check({
       peer: () => cert.peer,
       tables: () => enrolledTables({ expiresAt: new Date(cert.validTo.getTime() + DAY) }),
       now: () => new Date(cert.validTo.getTime() - 1),
@@ -407,8 +407,8 @@ describe('checkSlaveCertificate accepts', () => {
     expect(verdict.ok).toBe(true);
   });
 
-  it('a host whose other (older) serial is revoked with another key', () => {
-    const verdict = check({
+  it('a host whose other (older) serial is revoked with another key', async () => {
+    const verdict = await check({
       peer: () => cert.peer,
       tables: () => ({
         slaves: enrolled(),
@@ -420,7 +420,7 @@ describe('checkSlaveCertificate accepts', () => {
 });
 
 describe('refusal statuses and texts', () => {
-  it('give every refusal its own HTTP status', () => {
+  it('give every refusal its own HTTP status', async () => {
     expect(REFUSAL_STATUS).toEqual({
       'no-certificate': 401,
       'unknown-certificate': 403,
@@ -431,7 +431,7 @@ describe('refusal statuses and texts', () => {
     });
   });
 
-  it('explain every refusal in words, sent as the status text and the body', () => {
+  it('explain every refusal in words, sent as the status text and the body', async () => {
     expect(REFUSAL_TEXT).toEqual({
       'no-certificate': 'a client certificate is required',
       'unknown-certificate': 'certificate not issued by this master or not enrolled',

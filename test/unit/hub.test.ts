@@ -32,10 +32,10 @@ interface Upgrade {
 const PINO_WARN = 40;
 const PINO_ERROR = 50;
 
-function upgrade(
+async function upgrade(
   store: CertificateCheckStore,
   tls: { authorized: boolean; authorizationError?: string; peer?: () => PeerCertificate },
-): Upgrade {
+): Promise<Upgrade> {
   const logs: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
   const hub = new SlaveHub({
@@ -61,6 +61,8 @@ function upgrade(
     },
   } as unknown as IncomingMessage;
   hub.handleUpgrade(req, socket, Buffer.alloc(0));
+  // The check reads the store asynchronously: the answer comes a few turns later.
+  for (let turn = 0; turn < 20 && written === ''; turn++) await new Promise((r) => setImmediate(r));
   hub.close();
   const [head = '', body = ''] = written.split('\r\n\r\n');
   const [statusLine = '', ...headerLines] = head.split('\r\n');
@@ -73,12 +75,12 @@ function upgrade(
 }
 
 const emptyStore: CertificateCheckStore = {
-  revokedCredentials: { getBySerial: () => undefined, isKeyRevoked: () => false },
-  slaveServers: { getByCertSerial: () => undefined },
+  revokedCredentials: { getBySerial: async () => undefined, isKeyRevoked: async () => false },
+  slaveServers: { getByCertSerial: async () => undefined },
 };
 
 describe('SlaveHub: a crash in the check is not a refusal', () => {
-  const crashes: Array<[string, () => Upgrade, string]> = [
+  const crashes: Array<[string, () => Promise<Upgrade>, string]> = [
     [
       'the store throws (database locked)',
       () =>
@@ -87,7 +89,7 @@ describe('SlaveHub: a crash in the check is not a refusal', () => {
             ...emptyStore,
             revokedCredentials: {
               ...emptyStore.revokedCredentials,
-              getBySerial: () => {
+              getBySerial: async () => {
                 throw new Error('SQLITE_BUSY: database is locked');
               },
             },
@@ -109,8 +111,8 @@ describe('SlaveHub: a crash in the check is not a refusal', () => {
     ],
   ];
 
-  it.each(crashes)('%s: 500 without X-Diane-Refusal, logged as an error', (_name, run, message) => {
-    const answer = run();
+  it.each(crashes)('%s: 500 without X-Diane-Refusal, logged as an error', async (_name, run, message) => {
+    const answer = await run();
     expect(answer.status).toBe(500);
     expect(answer.headers['x-diane-refusal']).toBeUndefined();
     expect(answer.body).toEqual({ error: 'the master could not check the certificate; try again later' });
@@ -122,8 +124,8 @@ describe('SlaveHub: a crash in the check is not a refusal', () => {
 });
 
 describe('SlaveHub: refusals', () => {
-  it('answers an unknown certificate with 403 and X-Diane-Refusal, logged as a warning', () => {
-    const answer = upgrade(emptyStore, { authorized: true });
+  it('answers an unknown certificate with 403 and X-Diane-Refusal, logged as a warning', async () => {
+    const answer = await upgrade(emptyStore, { authorized: true });
     expect(answer.status).toBe(403);
     expect(answer.headers['x-diane-refusal']).toBe('unknown-certificate');
     expect(answer.headers.connection).toBe('close');
@@ -138,9 +140,12 @@ describe('SlaveHub: refusals', () => {
     ['no-certificate', { authorized: false, peer: () => ({}) as PeerCertificate }],
     ['unknown-certificate', { authorized: false, authorizationError: 'DEPTH_ZERO_SELF_SIGNED_CERT' }],
     ['expired', { authorized: false, authorizationError: 'CERT_HAS_EXPIRED' }],
-  ] as Array<[Refusal, Parameters<typeof upgrade>[1]]>)('%s: its own status and header', (refusal, tls) => {
-    const answer = upgrade(emptyStore, tls);
-    expect(answer.status).toBe(REFUSAL_STATUS[refusal]);
-    expect(answer.headers['x-diane-refusal']).toBe(refusal);
-  });
+  ] as Array<[Refusal, Parameters<typeof upgrade>[1]]>)(
+    '%s: its own status and header',
+    async (refusal, tls) => {
+      const answer = await upgrade(emptyStore, tls);
+      expect(answer.status).toBe(REFUSAL_STATUS[refusal]);
+      expect(answer.headers['x-diane-refusal']).toBe(refusal);
+    },
+  );
 });

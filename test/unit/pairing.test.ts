@@ -32,7 +32,7 @@ import {
   serialOf,
   x509,
 } from '../../src/pki/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, type SqliteMasterStore as Store } from '../../src/store/index.js';
 
 const MINUTE = 60_000;
 const TTL = 10 * MINUTE;
@@ -49,7 +49,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(() => {
+afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -59,15 +59,15 @@ let clock: Date;
 const opened: Store[] = [];
 const services: PairingService[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(root, 'case-'));
   dbPath = join(dir, 'diane.db');
   clock = new Date();
 });
 
-afterEach(() => {
+afterEach(async () => {
   for (const service of services.splice(0)) service.stop();
-  for (const store of opened.splice(0)) store.close();
+  for (const store of opened.splice(0)) await store.close();
 });
 
 function advance(ms: number): void {
@@ -120,9 +120,9 @@ async function rejection(promise: Promise<unknown>): Promise<PairingError> {
   return err as PairingError;
 }
 
-function thrown(fn: () => unknown): PairingError {
+async function thrown(fn: () => unknown): Promise<PairingError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(err).toBeInstanceOf(PairingError);
     return err as PairingError;
@@ -176,7 +176,7 @@ async function csrWithKey(hostId: string, keyPem: string): Promise<string> {
 }
 
 describe('normalizePairingCode', () => {
-  it('accepts six digits with or without the dash', () => {
+  it('accepts six digits with or without the dash', async () => {
     expect(normalizePairingCode('123456')).toBe('123-456');
     expect(normalizePairingCode('123-456')).toBe('123-456');
     expect(normalizePairingCode(' 007-042\n')).toBe('007-042');
@@ -197,7 +197,7 @@ describe('normalizePairingCode', () => {
     expect(normalizePairingCode(input)).toBeUndefined();
   });
 
-  it('draws NNN-NNN codes and retries the ones already taken', () => {
+  it('draws NNN-NNN codes and retries the ones already taken', async () => {
     const offered: string[] = [];
     const code = newPairingCode((candidate) => {
       offered.push(candidate);
@@ -210,7 +210,7 @@ describe('normalizePairingCode', () => {
 });
 
 describe('settings', () => {
-  it('defaults to 10 minutes, 30 days (slaves renew over the link), caps of 3, 10 and 100, and no join token', () => {
+  it('defaults to 10 minutes, 30 days (slaves renew over the link), caps of 3, 10 and 100, and no join token', async () => {
     expect(DEFAULT_PAIRING_SETTINGS).toEqual({
       ttlMs: 10 * MINUTE,
       certValidityMs: 30 * 24 * 60 * MINUTE,
@@ -236,7 +236,7 @@ describe('PairingService: submit and approve', () => {
       .digest('hex')}`;
     expect(sub.keyFingerprint).toBe(fingerprint);
 
-    expect(service.listPending()).toEqual([
+    expect(await service.listPending()).toEqual([
       {
         hostId: 'workstation',
         pairingCode: sub.pairingCode,
@@ -247,7 +247,7 @@ describe('PairingService: submit and approve', () => {
         rePair: false,
       },
     ]);
-    expect(service.status(sub.requestId)).toEqual({
+    expect(await service.status(sub.requestId)).toEqual({
       status: 'pending',
       hostId: 'workstation',
       expiresAt: sub.expiresAt,
@@ -258,9 +258,9 @@ describe('PairingService: submit and approve', () => {
     const approved = await service.approve('workstation', sub.pairingCode.replace('-', ''));
     expect(approved.hostId).toBe('workstation');
     expect(approved.rePair).toBe(false);
-    expect(service.listPending()).toEqual([]);
+    expect(await service.listPending()).toEqual([]);
 
-    const status = service.status(sub.requestId);
+    const status = await service.status(sub.requestId);
     if (status.status !== 'approved') throw new Error(`expected approved, got ${status.status}`);
     expect(status.caCert).toBe(ca.certPem);
     expect(status.certExpiresAt).toEqual(approved.certExpiresAt);
@@ -273,7 +273,7 @@ describe('PairingService: submit and approve', () => {
     expect(approved.certExpiresAt.getTime() - clock.getTime()).toBeGreaterThan(29 * 24 * 60 * MINUTE);
     expect(approved.certExpiresAt.getTime() - clock.getTime()).toBeLessThanOrEqual(30 * 24 * 60 * MINUTE);
 
-    expect(store.slaveServers.list()).toEqual([
+    expect(await store.slaveServers.list()).toEqual([
       expect.objectContaining({
         hostId: 'workstation',
         certSerial: approved.certSerial,
@@ -283,30 +283,26 @@ describe('PairingService: submit and approve', () => {
         enabled: true,
       }),
     ]);
-    expect(store.slaveServers.getByCertSerial(approved.certSerial)?.hostId).toBe('workstation');
-    expect(store.revokedCredentials.list()).toEqual([]);
+    expect((await store.slaveServers.getByCertSerial(approved.certSerial))?.hostId).toBe('workstation');
+    expect(await store.revokedCredentials.list()).toEqual([]);
   });
 
   it('lets a second approval fail with "already approved" and change nothing', async () => {
     const { store, service } = setup();
     const sub = await submit(service, 'ws1');
     const first = await service.approve('ws1', sub.pairingCode);
-    const slaveBefore = store.slaveServers.getByHostId('ws1');
-    const statusBefore = service.status(sub.requestId);
+    const slaveBefore = await store.slaveServers.getByHostId('ws1');
+    const statusBefore = await service.status(sub.requestId);
 
     advance(MINUTE);
     const err = await rejection(service.approve('ws1', sub.pairingCode));
     expectError(err, 409, 'PAIRING_ALREADY_APPROVED', /already approved/);
-    expect(store.slaveServers.getByHostId('ws1')).toEqual(slaveBefore);
-    expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(first.certSerial);
-    expect(service.status(sub.requestId)).toEqual(statusBefore);
-    expect(store.revokedCredentials.list()).toEqual([]);
+    expect(await store.slaveServers.getByHostId('ws1')).toEqual(slaveBefore);
+    expect((await store.slaveServers.getByHostId('ws1'))?.certSerial).toBe(first.certSerial);
+    expect(await service.status(sub.requestId)).toEqual(statusBefore);
+    expect(await store.revokedCredentials.list()).toEqual([]);
 
-    expectError(
-      thrown(() => service.deny('ws1', sub.pairingCode)),
-      409,
-      'PAIRING_ALREADY_APPROVED',
-    );
+    expectError(await thrown(() => service.deny('ws1', sub.pairingCode)), 409, 'PAIRING_ALREADY_APPROVED');
   });
 
   it('records only one of two concurrent approvals: the loser stores nothing', async () => {
@@ -325,9 +321,9 @@ describe('PairingService: submit and approve', () => {
     expect(((lost[0] as PromiseRejectedResult).reason as PairingError).message).toMatch(/already approved/);
 
     const winner = (won[0] as PromiseFulfilledResult<{ certSerial: string }>).value;
-    expect(store.slaveServers.list().map((s) => s.certSerial)).toEqual([winner.certSerial]);
-    expect(store.revokedCredentials.list()).toEqual([]);
-    const status = service.status(sub.requestId);
+    expect((await store.slaveServers.list()).map((s) => s.certSerial)).toEqual([winner.certSerial]);
+    expect(await store.revokedCredentials.list()).toEqual([]);
+    const status = await service.status(sub.requestId);
     expect(status.status === 'approved' && serialOf(new NodeX509Certificate(status.clientCert))).toBe(
       winner.certSerial,
     );
@@ -338,62 +334,54 @@ describe('PairingService: submit and approve', () => {
     const { store, service } = setup();
     const sub = await submit(service, 'ws1');
     const approving = service.approve('ws1', sub.pairingCode);
-    expect(service.deny('ws1', sub.pairingCode)).toEqual({ hostId: 'ws1' });
+    expect(await service.deny('ws1', sub.pairingCode)).toEqual({ hostId: 'ws1' });
     expectError(await rejection(approving), 409, 'PAIRING_ALREADY_DENIED', /already denied/);
-    expect(service.status(sub.requestId)).toEqual({ status: 'denied', hostId: 'ws1' });
-    expect(store.slaveServers.list()).toEqual([]);
-    const row = store.pairingRequests.listForHost('ws1')[0];
+    expect(await service.status(sub.requestId)).toEqual({ status: 'denied', hostId: 'ws1' });
+    expect(await store.slaveServers.list()).toEqual([]);
+    const row = (await store.pairingRequests.listForHost('ws1'))[0];
     expect(row).toMatchObject({ status: 'denied', clientCert: null, certSerial: null });
   });
 
   it('refuses to approve a denied request', async () => {
     const { store, service } = setup();
     const sub = await submit(service, 'ws1');
-    service.deny('ws1', sub.pairingCode);
+    await service.deny('ws1', sub.pairingCode);
     expectError(
       await rejection(service.approve('ws1', sub.pairingCode)),
       409,
       'PAIRING_ALREADY_DENIED',
       `The pairing request for ws1 with code ${sub.pairingCode} was already denied`,
     );
-    expectError(
-      thrown(() => service.deny('ws1', sub.pairingCode)),
-      409,
-      'PAIRING_ALREADY_DENIED',
-    );
-    expect(service.status(sub.requestId)).toEqual({ status: 'denied', hostId: 'ws1' });
-    expect(store.slaveServers.list()).toEqual([]);
-    expect(service.listPending()).toEqual([]);
+    expectError(await thrown(() => service.deny('ws1', sub.pairingCode)), 409, 'PAIRING_ALREADY_DENIED');
+    expect(await service.status(sub.requestId)).toEqual({ status: 'denied', hostId: 'ws1' });
+    expect(await store.slaveServers.list()).toEqual([]);
+    expect(await service.listPending()).toEqual([]);
   });
 
   it('refuses an expired request with "Pairing request expired" (scenario 5)', async () => {
     const { store, service, events } = setup();
     const sub = await submit(service, 'ws1');
     advance(TTL - 1);
-    expect(service.status(sub.requestId).status).toBe('pending');
+    expect((await service.status(sub.requestId)).status).toBe('pending');
     advance(1);
     // Before any sweep: the status already says expired, and approving expires it for good.
-    expect(service.status(sub.requestId)).toEqual({ status: 'expired', hostId: 'ws1' });
-    expect(service.listPending()).toEqual([]);
+    expect(await service.status(sub.requestId)).toEqual({ status: 'expired', hostId: 'ws1' });
+    expect(await service.listPending()).toEqual([]);
     const err = await rejection(service.approve('ws1', sub.pairingCode));
     expectError(err, 410, 'PAIRING_EXPIRED', 'Pairing request expired');
-    expect(store.pairingRequests.listForHost('ws1')[0]?.status).toBe('expired');
+    expect((await store.pairingRequests.listForHost('ws1'))[0]?.status).toBe('expired');
     expect(events.map((e) => e.type)).toEqual(['new', 'expired']);
 
     expectError(await rejection(service.approve('ws1', sub.pairingCode)), 410, 'PAIRING_EXPIRED');
-    expectError(
-      thrown(() => service.deny('ws1', sub.pairingCode)),
-      410,
-      'PAIRING_EXPIRED',
-    );
+    expectError(await thrown(() => service.deny('ws1', sub.pairingCode)), 410, 'PAIRING_EXPIRED');
     expect(events.map((e) => e.type)).toEqual(['new', 'expired']);
-    expect(store.slaveServers.list()).toEqual([]);
+    expect(await store.slaveServers.list()).toEqual([]);
   });
 
   it('refuses a wrong code and changes nothing', async () => {
     const { store, service } = setup();
     const sub = await submit(service, 'ws1');
-    const before = service.listPending();
+    const before = await service.listPending();
     const wrong = otherCode(sub.pairingCode);
     expectError(
       await rejection(service.approve('ws1', wrong)),
@@ -401,20 +389,16 @@ describe('PairingService: submit and approve', () => {
       'PAIRING_NO_PENDING_REQUEST',
       `No pending pairing request for ws1 with code ${wrong}`,
     );
-    expectError(
-      thrown(() => service.deny('ws1', wrong)),
-      404,
-      'PAIRING_NO_PENDING_REQUEST',
-    );
+    expectError(await thrown(() => service.deny('ws1', wrong)), 404, 'PAIRING_NO_PENDING_REQUEST');
     expectError(await rejection(service.approve('ws1', '12-34')), 400, 'PAIRING_INVALID_CODE');
     expectError(
       await rejection(service.approve('nobody', sub.pairingCode)),
       404,
       'PAIRING_NO_PENDING_REQUEST',
     );
-    expect(service.listPending()).toEqual(before);
-    expect(service.status(sub.requestId).status).toBe('pending');
-    expect(store.slaveServers.list()).toEqual([]);
+    expect(await service.listPending()).toEqual(before);
+    expect((await service.status(sub.requestId)).status).toBe('pending');
+    expect(await store.slaveServers.list()).toEqual([]);
   });
 
   it("treats another host's code as no pending request", async () => {
@@ -428,12 +412,8 @@ describe('PairingService: submit and approve', () => {
       'PAIRING_NO_PENDING_REQUEST',
       `No pending pairing request for ws1 with code ${two.pairingCode}`,
     );
-    expectError(
-      thrown(() => service.deny('ws2', one.pairingCode)),
-      404,
-      'PAIRING_NO_PENDING_REQUEST',
-    );
-    expect(service.listPending().map((p) => p.hostId)).toEqual(['ws1', 'ws2']);
+    expectError(await thrown(() => service.deny('ws2', one.pairingCode)), 404, 'PAIRING_NO_PENDING_REQUEST');
+    expect((await service.listPending()).map((p) => p.hostId)).toEqual(['ws1', 'ws2']);
   });
 
   it('refuses a replayed submission of the same CSR (409), before and after approval', async () => {
@@ -441,10 +421,10 @@ describe('PairingService: submit and approve', () => {
     const sub = await submit(service, 'ws1');
     const replay = () => service.submit({ hostId: 'ws1', csrPem: sub.csrPem, sourceAddress: '203.0.113.9' });
     expectError(await rejection(replay()), 409, 'PAIRING_KEY_PENDING');
-    expect(service.listPending()).toHaveLength(1);
+    expect(await service.listPending()).toHaveLength(1);
     await service.approve('ws1', sub.pairingCode);
     expectError(await rejection(replay()), 409, 'PAIRING_KEY_ENROLLED');
-    expect(service.listPending()).toEqual([]);
+    expect(await service.listPending()).toEqual([]);
   });
 
   it('keeps two pending requests of one host apart: approval takes the matching one', async () => {
@@ -452,16 +432,16 @@ describe('PairingService: submit and approve', () => {
     const first = await submit(service, 'ws1');
     advance(1000);
     const second = await submit(service, 'ws1');
-    expect(service.listPending().map((p) => [p.hostId, p.pairingCode, p.keyFingerprint])).toEqual([
+    expect((await service.listPending()).map((p) => [p.hostId, p.pairingCode, p.keyFingerprint])).toEqual([
       ['ws1', first.pairingCode, first.keyFingerprint],
       ['ws1', second.pairingCode, second.keyFingerprint],
     ]);
     await service.approve('ws1', second.pairingCode);
-    expect(service.status(second.requestId).status).toBe('approved');
-    expect(service.status(first.requestId).status).toBe('pending');
-    expect(store.slaveServers.getByHostId('ws1')?.keyFingerprint).toBe(second.keyFingerprint);
+    expect((await service.status(second.requestId)).status).toBe('approved');
+    expect((await service.status(first.requestId)).status).toBe('pending');
+    expect((await store.slaveServers.getByHostId('ws1'))?.keyFingerprint).toBe(second.keyFingerprint);
     // The host is enrolled now, so the one still waiting would replace its certificate.
-    expect(service.listPending()).toEqual([
+    expect(await service.listPending()).toEqual([
       expect.objectContaining({ pairingCode: first.pairingCode, rePair: true }),
     ]);
   });
@@ -479,16 +459,16 @@ describe('PairingService: re-pairing and revoked keys', () => {
     const { store, service } = setup();
     const old = await submit(service, 'ws1');
     const oldCert = await service.approve('ws1', old.pairingCode);
-    const enrolledAt = store.slaveServers.getByHostId('ws1')!;
+    const enrolledAt = (await store.slaveServers.getByHostId('ws1'))!;
 
     advance(MINUTE);
     const fresh = await submit(service, 'ws1');
-    expect(service.listPending()).toEqual([expect.objectContaining({ hostId: 'ws1', rePair: true })]);
+    expect(await service.listPending()).toEqual([expect.objectContaining({ hostId: 'ws1', rePair: true })]);
     const approved = await service.approve('ws1', fresh.pairingCode);
     expect(approved.rePair).toBe(true);
     expect(approved.certSerial).not.toBe(oldCert.certSerial);
 
-    expect(store.revokedCredentials.list()).toEqual([
+    expect(await store.revokedCredentials.list()).toEqual([
       expect.objectContaining({
         hostId: 'ws1',
         certSerial: oldCert.certSerial,
@@ -496,7 +476,7 @@ describe('PairingService: re-pairing and revoked keys', () => {
         keyFingerprint: old.keyFingerprint,
       }),
     ]);
-    expect(store.slaveServers.list()).toEqual([
+    expect(await store.slaveServers.list()).toEqual([
       {
         ...enrolledAt,
         certSerial: approved.certSerial,
@@ -506,7 +486,7 @@ describe('PairingService: re-pairing and revoked keys', () => {
         updatedAt: clock,
       },
     ]);
-    expect(store.slaveServers.getByCertSerial(oldCert.certSerial)).toBeUndefined();
+    expect(await store.slaveServers.getByCertSerial(oldCert.certSerial)).toBeUndefined();
     // The old key cannot come back.
     const reuse = service.submit({ hostId: 'ws1', csrPem: old.csrPem, sourceAddress: 'x' });
     expectError(await rejection(reuse), 409, 'PAIRING_KEY_REVOKED');
@@ -517,13 +497,13 @@ describe('PairingService: re-pairing and revoked keys', () => {
     const old = await submit(service, 'ws1');
     const oldCert = await service.approve('ws1', old.pairingCode);
     // What the admin's revoke does (cluster/revocation): revoke the serials, disable the host.
-    store.transaction(() => {
-      store.revokedCredentials.revokeHost(
+    await store.transaction(async (tx) => {
+      await tx.revokedCredentials.revokeHost(
         'ws1',
         [{ certSerial: oldCert.certSerial, keyFingerprint: old.keyFingerprint }],
         'Compromised',
       );
-      store.slaveServers.setEnabled('ws1', false);
+      await tx.slaveServers.setEnabled('ws1', false);
     });
 
     const again = service.submit({ hostId: 'ws1', csrPem: old.csrPem, sourceAddress: 'x' });
@@ -537,16 +517,16 @@ describe('PairingService: re-pairing and revoked keys', () => {
     expectError(await rejection(elsewhere), 409, 'PAIRING_KEY_REVOKED');
 
     const fresh = await submit(service, 'ws1');
-    expect(service.listPending()).toEqual([expect.objectContaining({ rePair: true })]);
+    expect(await service.listPending()).toEqual([expect.objectContaining({ rePair: true })]);
     const approved = await service.approve('ws1', fresh.pairingCode);
     expect(approved.rePair).toBe(true);
-    expect(store.slaveServers.getByHostId('ws1')).toMatchObject({
+    expect(await store.slaveServers.getByHostId('ws1')).toMatchObject({
       enabled: true,
       certSerial: approved.certSerial,
       keyFingerprint: fresh.keyFingerprint,
     });
     // The admin's record of the old serial stays as it was.
-    expect(store.revokedCredentials.list().map((r) => [r.certSerial, r.reason])).toEqual([
+    expect((await store.revokedCredentials.list()).map((r) => [r.certSerial, r.reason])).toEqual([
       [oldCert.certSerial, 'Compromised'],
     ]);
   });
@@ -558,7 +538,7 @@ describe('PairingService: host ids and CSRs', () => {
     async (hostId) => {
       const { service } = setup();
       expectError(await rejection(submit(service, hostId)), 400, 'PAIRING_RESERVED_HOST_ID');
-      expect(service.listPending()).toEqual([]);
+      expect(await service.listPending()).toEqual([]);
     },
   );
 
@@ -586,7 +566,7 @@ describe('PairingService: host ids and CSRs', () => {
     const sub = await submit(service, 'files');
     taken.add('files');
     expectError(await rejection(service.approve('files', sub.pairingCode)), 409, 'PAIRING_HOST_ID_TAKEN');
-    expect(service.status(sub.requestId).status).toBe('pending');
+    expect((await service.status(sub.requestId)).status).toBe('pending');
   });
 
   it("refuses a CSR made for another host id, with pki's reason", async () => {
@@ -602,7 +582,7 @@ describe('PairingService: host ids and CSRs', () => {
     );
     const junk = await rejection(service.submit({ hostId: 'ws1', csrPem: 'hello', sourceAddress: 'x' }));
     expectError(junk, 400, 'PAIRING_CSR_REJECTED', /^Certificate signing request rejected: /);
-    expect(service.listPending()).toEqual([]);
+    expect(await service.listPending()).toEqual([]);
   });
 });
 
@@ -628,8 +608,8 @@ describe('PairingService: caps', () => {
     for (let i = 0; i < 3; i++) await submit(service, 'ws1', `203.0.${113 + i}.9`);
     // The attack of the issue: before, the real slave got 429 for the whole TTL.
     const real = await submit(service, 'ws1', '198.51.100.7');
-    expect(service.status(real.requestId).status).toBe('pending');
-    expect(service.listPending().filter((p) => p.hostId === 'ws1')).toHaveLength(4);
+    expect((await service.status(real.requestId)).status).toBe('pending');
+    expect((await service.listPending()).filter((p) => p.hostId === 'ws1')).toHaveLength(4);
   });
 
   it("from one network, a 4th request for the same host displaces that network's oldest one", async () => {
@@ -641,18 +621,14 @@ describe('PairingService: caps', () => {
     }
     const other = await submit(service, 'ws1', '10.9.0.1');
     const newest = await submit(service, 'ws1', '10.0.0.200');
-    expect(service.status(subs[0]!.requestId).status).toBe('expired');
+    expect((await service.status(subs[0]!.requestId)).status).toBe('expired');
     expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([
       subs[0]!.pairingCode,
     ]);
     for (const sub of [subs[1]!, subs[2]!, other, newest]) {
-      expect(service.status(sub.requestId).status).toBe('pending');
+      expect((await service.status(sub.requestId)).status).toBe('pending');
     }
-    expectError(
-      thrown(() => service.deny('ws1', subs[0]!.pairingCode)),
-      410,
-      'PAIRING_EXPIRED',
-    );
+    expectError(await thrown(() => service.deny('ws1', subs[0]!.pairingCode)), 410, 'PAIRING_EXPIRED');
   });
 
   it('allows 10 pending requests per /24 (IPv4-mapped included), then 429; other networks are not affected', async () => {
@@ -688,19 +664,19 @@ describe('PairingService: caps', () => {
       }
     }
     const real = await submit(service, 'real', '192.0.2.10');
-    expect(service.status(real.requestId).status).toBe('pending');
+    expect((await service.status(real.requestId)).status).toBe('pending');
     // Both networks hold 3; the one whose oldest request is older gives it up.
-    expect(service.status(flood[0]!.sub.requestId).status).toBe('expired');
+    expect((await service.status(flood[0]!.sub.requestId)).status).toBe('expired');
     expect(events.at(-2)).toMatchObject({ type: 'expired', hostId: 'junk-1-0' });
-    expect(service.listPending()).toHaveLength(6);
+    expect(await service.listPending()).toHaveLength(6);
 
     // The attacker refills: each refill costs the attacker's own requests, never the real one.
     for (let i = 0; i < 20; i++) {
       await submit(service, `refill-${i}`, `10.${1 + (i % 2)}.0.${100 + i}`);
       advance(1000);
     }
-    expect(service.status(real.requestId).status).toBe('pending');
-    expect(service.listPending()).toHaveLength(6);
+    expect((await service.status(real.requestId)).status).toBe('pending');
+    expect(await service.listPending()).toHaveLength(6);
   });
 
   it('keeps counting by prefix after a master restart', async () => {
@@ -708,7 +684,7 @@ describe('PairingService: caps', () => {
     await submit(first.service, 'a', '10.0.0.1');
     await submit(first.service, 'b', '10.0.0.2');
     first.service.stop();
-    first.store.close();
+    await first.store.close();
     const second = setup({ settings: { maxPendingPerPrefix: 2 } });
     const err = await rejection(submit(second.service, 'c', '10.0.0.3'));
     expectError(err, 429, 'PAIRING_TOO_MANY_FROM_SOURCE');
@@ -742,10 +718,10 @@ describe('PairingService: join token', () => {
       expectError(err, 401, 'PAIRING_JOIN_TOKEN_INVALID', /join token is wrong/);
       expect(err.message).not.toContain(wrong);
     }
-    expect(service.listPending()).toEqual([]);
+    expect(await service.listPending()).toEqual([]);
     expect(events).toEqual([]);
     await submitWith(service, TOKEN);
-    expect(service.listPending()).toHaveLength(1);
+    expect(await service.listPending()).toHaveLength(1);
   });
 
   it('checks the token before the CSR', async () => {
@@ -759,13 +735,13 @@ describe('PairingService: join token', () => {
     await submitWith(service, undefined);
   });
 
-  it('refuses to start requiring a token it was not given', () => {
+  it('refuses to start requiring a token it was not given', async () => {
     expect(() => setup({ settings: { requireJoinToken: true } })).toThrow(/no join token/);
   });
 });
 
 describe('join token file', () => {
-  it('is created once, 0600, and kept', () => {
+  it('is created once, 0600, and kept', async () => {
     const first = loadOrCreateJoinToken(join(dir, 'join-token'));
     expect(isJoinTokenShaped(first)).toBe(true);
     expect(Buffer.from(first, 'base64url')).toHaveLength(32);
@@ -773,12 +749,12 @@ describe('join token file', () => {
     expect(loadOrCreateJoinToken(join(dir, 'join-token'))).toBe(first);
   });
 
-  it('refuses a file that does not hold a token', () => {
+  it('refuses a file that does not hold a token', async () => {
     writeFileSync(join(dir, 'join-token'), 'short\n', { mode: 0o600 });
     expect(() => loadOrCreateJoinToken(join(dir, 'join-token'))).toThrow(/does not hold a valid join token/);
   });
 
-  it('compares tokens whatever their lengths, and redacts them from printed commands', () => {
+  it('compares tokens whatever their lengths, and redacts them from printed commands', async () => {
     expect(joinTokensEqual('a'.repeat(43), 'a'.repeat(43))).toBe(true);
     expect(joinTokensEqual('a', 'a'.repeat(43))).toBe(false);
     expect(redactJoinToken('diane slave pair --master=x --join-token=abc123 --y')).toBe(
@@ -793,18 +769,21 @@ describe('PairingService: persistence, request ids and events', () => {
     const approvedSub = await submit(first.service, 'ws1');
     const pendingSub = await submit(first.service, 'ws2');
     await first.service.approve('ws1', approvedSub.pairingCode);
-    const approvedStatus = first.service.status(approvedSub.requestId);
-    const pendingList = first.service.listPending();
+    const approvedStatus = await first.service.status(approvedSub.requestId);
+    const pendingList = await first.service.listPending();
     first.service.stop();
-    first.store.close();
+    await first.store.close();
 
     advance(MINUTE);
     const second = setup();
-    expect(second.service.status(approvedSub.requestId)).toEqual(approvedStatus);
-    expect(second.service.status(pendingSub.requestId)).toMatchObject({ status: 'pending', hostId: 'ws2' });
-    expect(second.service.listPending()).toEqual(pendingList);
+    expect(await second.service.status(approvedSub.requestId)).toEqual(approvedStatus);
+    expect(await second.service.status(pendingSub.requestId)).toMatchObject({
+      status: 'pending',
+      hostId: 'ws2',
+    });
+    expect(await second.service.listPending()).toEqual(pendingList);
     await second.service.approve('ws2', pendingSub.pairingCode);
-    expect(second.service.status(pendingSub.requestId).status).toBe('approved');
+    expect((await second.service.status(pendingSub.requestId)).status).toBe('approved');
     expectError(
       await rejection(second.service.approve('ws1', approvedSub.pairingCode)),
       409,
@@ -824,27 +803,15 @@ describe('PairingService: persistence, request ids and events', () => {
     expect(row.id).not.toBe(sub.requestId);
 
     expectError(
-      thrown(() => service.status(hash)),
+      await thrown(() => service.status(hash)),
       404,
       'PAIRING_UNKNOWN_REQUEST',
       'Unknown pairing request',
     );
-    expectError(
-      thrown(() => service.status(String(row.id))),
-      404,
-      'PAIRING_UNKNOWN_REQUEST',
-    );
-    expectError(
-      thrown(() => service.status('')),
-      404,
-      'PAIRING_UNKNOWN_REQUEST',
-    );
-    expectError(
-      thrown(() => service.status('A'.repeat(22))),
-      404,
-      'PAIRING_UNKNOWN_REQUEST',
-    );
-    expect(service.status(sub.requestId).status).toBe('pending');
+    expectError(await thrown(() => service.status(String(row.id))), 404, 'PAIRING_UNKNOWN_REQUEST');
+    expectError(await thrown(() => service.status('')), 404, 'PAIRING_UNKNOWN_REQUEST');
+    expectError(await thrown(() => service.status('A'.repeat(22))), 404, 'PAIRING_UNKNOWN_REQUEST');
+    expect((await service.status(sub.requestId)).status).toBe('pending');
   });
 
   it('emits new, approved, denied and expired, without the request id', async () => {
@@ -866,10 +833,10 @@ describe('PairingService: persistence, request ids and events', () => {
     const approvedAt = clock;
     advance(1000);
     unsubscribe();
-    service.deny('ws2', b.pairingCode);
+    await service.deny('ws2', b.pairingCode);
     const deniedAt = clock;
     advance(TTL);
-    service.sweep();
+    await service.sweep();
 
     expect(events).toEqual([
       {
@@ -920,30 +887,22 @@ describe('PairingService: sweeping', () => {
     await service.approve('ws2', approved.pairingCode);
 
     advance(TTL);
-    service.sweep();
+    await service.sweep();
     expect(events.filter((e) => e.type === 'expired').map((e) => e.hostId)).toEqual(['ws1']);
-    expect(service.status(pending.requestId)).toEqual({ status: 'expired', hostId: 'ws1' });
-    expect(service.status(approved.requestId).status).toBe('approved');
-    service.sweep();
+    expect(await service.status(pending.requestId)).toEqual({ status: 'expired', hostId: 'ws1' });
+    expect((await service.status(approved.requestId)).status).toBe('approved');
+    await service.sweep();
     expect(events.filter((e) => e.type === 'expired')).toHaveLength(1);
 
     advance(TTL - 1);
-    service.sweep();
-    expect(store.pairingRequests.listForHost('ws1')).toHaveLength(1);
+    await service.sweep();
+    expect(await store.pairingRequests.listForHost('ws1')).toHaveLength(1);
     advance(1);
-    service.sweep();
-    expectError(
-      thrown(() => service.status(pending.requestId)),
-      404,
-      'PAIRING_UNKNOWN_REQUEST',
-    );
-    expectError(
-      thrown(() => service.status(approved.requestId)),
-      404,
-      'PAIRING_UNKNOWN_REQUEST',
-    );
+    await service.sweep();
+    expectError(await thrown(() => service.status(pending.requestId)), 404, 'PAIRING_UNKNOWN_REQUEST');
+    expectError(await thrown(() => service.status(approved.requestId)), 404, 'PAIRING_UNKNOWN_REQUEST');
     // Forgetting the request leaves the enrollment alone.
-    expect(store.slaveServers.getByHostId('ws2')?.enabled).toBe(true);
+    expect((await store.slaveServers.getByHostId('ws2'))?.enabled).toBe(true);
   });
 
   it('sweeps on a timer between start() and stop()', async () => {

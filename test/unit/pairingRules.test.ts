@@ -14,7 +14,7 @@ import {
   type PairingSettings,
 } from '../../src/pairing/index.js';
 import { type CertificateAuthority, loadOrCreateCa, makeCsr, SlaveCas } from '../../src/pki/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, PairingRequestsRepo, type SqliteMasterStore as Store } from '../../src/store/index.js';
 
 /*
  * The rules of the pairing service that test/unit/pairing.test.ts leaves unpinned: what is logged,
@@ -79,7 +79,7 @@ function makeService(deps: { now?: boolean; settings?: Partial<PairingSettings> 
   return made;
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   clock = new Date('2026-06-01T12:00:00.000Z');
   store = openStore(join(mkdtempSync(join(root, 'case-')), 'diane.db'), { now: () => clock });
   logs = [];
@@ -88,9 +88,9 @@ beforeEach(() => {
   service = makeService();
 });
 
-afterEach(() => {
+afterEach(async () => {
   service.stop();
-  store.close();
+  await store.close();
   vi.restoreAllMocks();
 });
 
@@ -114,9 +114,9 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-function thrown(fn: () => unknown): unknown {
+async function thrown(fn: () => unknown): Promise<unknown> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     return err;
   }
@@ -134,7 +134,7 @@ describe('pairing codes and request ids', () => {
     expect(pairingCodesEqual(a, b)).toBe(equal);
   });
 
-  it('hashes a request id as SHA-256 hex of its UTF-8 bytes', () => {
+  it('hashes a request id as SHA-256 hex of its UTF-8 bytes', async () => {
     expect(hashRequestId('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
     expect(hashRequestId('é')).toBe(
       createHash('sha256')
@@ -143,7 +143,7 @@ describe('pairing codes and request ids', () => {
     );
   });
 
-  it('makes request ids of 128 random bits, base64url', () => {
+  it('makes request ids of 128 random bits, base64url', async () => {
     const ids = new Set(Array.from({ length: 50 }, () => newRequestId()));
     expect(ids.size).toBe(50);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
@@ -155,10 +155,10 @@ describe('PairingService: what it logs', () => {
     const sub = await submit('ws1');
     const approved = await service.approve('ws1', sub.pairingCode);
     const other = await submit('ws2');
-    service.deny('ws2', other.pairingCode);
+    await service.deny('ws2', other.pairingCode);
     const late = await submit('ws3');
     clock = new Date(clock.getTime() + TTL);
-    service.sweep();
+    await service.sweep();
     expect(logs.map(({ level, msg, ...fields }) => ({ level, msg, ...fields }))).toEqual([
       {
         level: 30,
@@ -183,22 +183,25 @@ describe('PairingService: what it logs', () => {
     ]);
   });
 
-  it('keeps sweeping after a failed sweep, and says so', () => {
-    vi.spyOn(store.pairingRequests, 'markExpired').mockImplementationOnce(() => {
-      throw new Error('SQLITE_BUSY: database is locked');
-    });
+  it('keeps sweeping after a failed sweep, and says so', async () => {
+    // The service writes through the transaction's repositories: the prototype is where to fail.
+    vi.spyOn(PairingRequestsRepo.prototype, 'markExpired').mockRejectedValueOnce(
+      new Error('SQLITE_BUSY: database is locked'),
+    );
     service.start();
-    expect(logs).toMatchObject([
-      { level: 40, msg: 'pairing sweep failed', err: { message: 'SQLITE_BUSY: database is locked' } },
-    ]);
-    expect(() => service.sweep()).not.toThrow();
+    await vi.waitFor(() =>
+      expect(logs).toMatchObject([
+        { level: 40, msg: 'pairing sweep failed', err: { message: 'SQLITE_BUSY: database is locked' } },
+      ]),
+    );
+    await expect(service.sweep()).resolves.not.toThrow();
   });
 });
 
 describe('PairingService: submit', () => {
   it('cuts the source address to 200 characters', async () => {
     await submit('ws1', `2001:db8::${'a'.repeat(300)}`);
-    expect(service.listPending()[0]!.sourceAddress).toBe(`2001:db8::${'a'.repeat(190)}`);
+    expect((await service.listPending())[0]!.sourceAddress).toBe(`2001:db8::${'a'.repeat(190)}`);
   });
 
   it('draws another code when the first one is pending for another request', async () => {
@@ -212,16 +215,13 @@ describe('PairingService: submit', () => {
     await service.approve('ws1', first.pairingCode);
     await submit('ws1');
     await submit('ws2');
-    const rePair = (hostId: string) =>
-      store.pairingRequests
-        .listForHost(hostId)
-        .map((r) => [r.status, r.rePair])
-        .sort();
-    expect(rePair('ws1')).toEqual([
+    const rePair = async (hostId: string) =>
+      (await store.pairingRequests.listForHost(hostId)).map((r) => [r.status, r.rePair]).sort();
+    expect(await rePair('ws1')).toEqual([
       ['approved', false],
       ['pending', true],
     ]);
-    expect(rePair('ws2')).toEqual([['pending', false]]);
+    expect(await rePair('ws2')).toEqual([['pending', false]]);
   });
 
   it('uses the real clock when none is given', async () => {
@@ -241,7 +241,7 @@ describe('PairingService: submit', () => {
       'PAIRING_KEY_PENDING',
       'A pairing request with this public key is already pending; wait for it to be decided',
     );
-    await service.approve('ws1', service.listPending()[0]!.pairingCode);
+    await service.approve('ws1', (await service.listPending())[0]!.pairingCode);
     expectError(
       await failure(service.submit({ hostId: 'ws1', csrPem, sourceAddress: 'a' })),
       409,
@@ -256,7 +256,7 @@ describe('PairingService: status', () => {
     const lookup = vi.spyOn(store.pairingRequests, 'getByRequestIdHash');
     for (const id of ['', 'x'.repeat(65)]) {
       expectError(
-        thrown(() => service.status(id)),
+        await thrown(() => service.status(id)),
         404,
         'PAIRING_UNKNOWN_REQUEST',
         'Unknown pairing request',
@@ -265,7 +265,7 @@ describe('PairingService: status', () => {
     expect(lookup).not.toHaveBeenCalled();
     for (const id of ['x', 'x'.repeat(64)]) {
       expectError(
-        thrown(() => service.status(id)),
+        await thrown(() => service.status(id)),
         404,
         'PAIRING_UNKNOWN_REQUEST',
         'Unknown pairing request',
@@ -281,22 +281,22 @@ describe('PairingService: status', () => {
     const sub = await submit('ws1');
     await service.approve('ws1', sub.pairingCode);
     store.db.prepare(`UPDATE pairing_requests SET ${column} = NULL`).run();
-    const id = store.pairingRequests.listForHost('ws1')[0]!.id;
-    expect(() => service.status(sub.requestId)).toThrow(
+    const id = (await store.pairingRequests.listForHost('ws1'))[0]!.id;
+    await expect(service.status(sub.requestId)).rejects.toThrow(
       new Error(`Pairing request ${id} is approved but holds no certificate`),
     );
   });
 });
 
 describe('PairingService: listPending', () => {
-  it("shows 'unknown' for a request stored without source or key", () => {
-    store.pairingRequests.create({
+  it("shows 'unknown' for a request stored without source or key", async () => {
+    await store.pairingRequests.create({
       hostId: 'ws1',
       pairingCode: '123-456',
       csr: 'x',
       expiresAt: new Date(clock.getTime() + TTL),
     });
-    expect(service.listPending()).toMatchObject([
+    expect(await service.listPending()).toMatchObject([
       { hostId: 'ws1', sourceAddress: 'unknown', keyFingerprint: 'unknown', rePair: false },
     ]);
   });
@@ -306,13 +306,13 @@ describe('PairingService: listPending', () => {
     await submit('ws1', 'b');
     await submit('ws2', 'c');
     const enrolled = vi.spyOn(store.slaveServers, 'getByHostId');
-    expect(service.listPending()).toHaveLength(3);
+    expect(await service.listPending()).toHaveLength(3);
     expect(enrolled.mock.calls.map(([host]) => host).sort()).toEqual(['ws1', 'ws2']);
   });
 
-  it("reports 'unknown' as the key of an expiring request stored without one", () => {
-    store.pairingRequests.create({ hostId: 'ws1', pairingCode: '123-456', csr: 'x', expiresAt: clock });
-    service.sweep();
+  it("reports 'unknown' as the key of an expiring request stored without one", async () => {
+    await store.pairingRequests.create({ hostId: 'ws1', pairingCode: '123-456', csr: 'x', expiresAt: clock });
+    await service.sweep();
     expect(events).toMatchObject([{ type: 'expired', hostId: 'ws1', keyFingerprint: 'unknown' }]);
   });
 });
@@ -326,9 +326,9 @@ describe('PairingService: approve and deny, around the store', () => {
     expect(Math.abs(approved.certExpiresAt.getTime() - (clock.getTime() + 2 * DAY))).toBeLessThan(1000);
   });
 
-  it('says what a malformed code was, cut to 32 characters', () => {
+  it('says what a malformed code was, cut to 32 characters', async () => {
     expectError(
-      thrown(() => service.deny('ws1', `${'9'.repeat(40)}`)),
+      await thrown(() => service.deny('ws1', `${'9'.repeat(40)}`)),
       400,
       'PAIRING_INVALID_CODE',
       `"${'9'.repeat(32)}" is not a pairing code: expected six digits, as 123-456`,
@@ -338,22 +338,25 @@ describe('PairingService: approve and deny, around the store', () => {
   it('approves the pending request when a decided one of the host had the same code', async () => {
     drawn.push(111_111, 111_111);
     const first = await submit('ws1', 'a');
-    service.deny('ws1', first.pairingCode);
+    await service.deny('ws1', first.pairingCode);
     // The clock went back (NTP), so the decided request sorts first in the host's list.
     clock = new Date(clock.getTime() - MINUTE);
     const second = await submit('ws1', 'b');
-    expect(store.pairingRequests.listForHost('ws1').map((r) => r.status)).toEqual(['denied', 'pending']);
+    expect((await store.pairingRequests.listForHost('ws1')).map((r) => r.status)).toEqual([
+      'denied',
+      'pending',
+    ]);
     expect(second.pairingCode).toBe(first.pairingCode);
     await service.approve('ws1', '111-111');
-    expect(service.status(second.requestId).status).toBe('approved');
-    expect(service.status(first.requestId).status).toBe('denied');
+    expect((await service.status(second.requestId)).status).toBe('approved');
+    expect((await service.status(first.requestId)).status).toBe('denied');
   });
 
   it('refuses a request marked expired even if the clock went back before its end', async () => {
     const sub = await submit('ws1');
     const later = clock;
     clock = new Date(later.getTime() + TTL);
-    service.sweep();
+    await service.sweep();
     clock = later;
     expectError(
       await failure(service.approve('ws1', sub.pairingCode)),
@@ -361,7 +364,7 @@ describe('PairingService: approve and deny, around the store', () => {
       'PAIRING_EXPIRED',
       'Pairing request expired',
     );
-    expect(store.slaveServers.list()).toEqual([]);
+    expect(await store.slaveServers.list()).toEqual([]);
   });
 
   it('refuses a request that was deleted while its certificate was being signed', async () => {
@@ -374,45 +377,49 @@ describe('PairingService: approve and deny, around the store', () => {
       'PAIRING_NO_PENDING_REQUEST',
       `No pending pairing request for ws1 with code ${sub.pairingCode}`,
     );
-    expect(store.slaveServers.list()).toEqual([]);
+    expect(await store.slaveServers.list()).toEqual([]);
   });
 
   it('refuses a key that was revoked while its certificate was being signed', async () => {
     const sub = await submit('ws1');
     const approving = service.approve('ws1', sub.pairingCode);
-    store.revokedCredentials.revoke({ hostId: 'ws9', certSerial: '01', keyFingerprint: sub.keyFingerprint });
+    await store.revokedCredentials.revoke({
+      hostId: 'ws9',
+      certSerial: '01',
+      keyFingerprint: sub.keyFingerprint,
+    });
     expectError(
       await failure(approving),
       409,
       'PAIRING_KEY_REVOKED',
       'This public key was revoked; the slave must make a new key to pair again',
     );
-    expect(store.slaveServers.list()).toEqual([]);
-    expect(service.status(sub.requestId).status).toBe('pending');
+    expect(await store.slaveServers.list()).toEqual([]);
+    expect((await service.status(sub.requestId)).status).toBe('pending');
   });
 
   it('records nothing if the approval cannot be written', async () => {
     const first = await submit('ws1');
     await service.approve('ws1', first.pairingCode);
-    const before = store.slaveServers.list();
+    const before = await store.slaveServers.list();
     const again = await submit('ws1');
-    vi.spyOn(store.pairingRequests, 'recordApproval').mockReturnValueOnce(false);
+    vi.spyOn(PairingRequestsRepo.prototype, 'recordApproval').mockResolvedValueOnce(false);
     expectError(
       await failure(service.approve('ws1', again.pairingCode)),
       404,
       'PAIRING_NO_PENDING_REQUEST',
       `No pending pairing request for ws1 with code ${again.pairingCode}`,
     );
-    expect(store.slaveServers.list()).toEqual(before);
-    expect(store.revokedCredentials.list()).toEqual([]);
+    expect(await store.slaveServers.list()).toEqual(before);
+    expect(await store.revokedCredentials.list()).toEqual([]);
     expect(events.filter((e) => e.type === 'approved')).toHaveLength(1);
   });
 
   it('reports nothing if the denial cannot be written', async () => {
     const sub = await submit('ws1');
-    vi.spyOn(store.pairingRequests, 'recordDenial').mockReturnValueOnce(false);
+    vi.spyOn(PairingRequestsRepo.prototype, 'recordDenial').mockResolvedValueOnce(false);
     expectError(
-      thrown(() => service.deny('ws1', sub.pairingCode)),
+      await thrown(() => service.deny('ws1', sub.pairingCode)),
       404,
       'PAIRING_NO_PENDING_REQUEST',
       `No pending pairing request for ws1 with code ${sub.pairingCode}`,
@@ -423,9 +430,9 @@ describe('PairingService: approve and deny, around the store', () => {
   it('refuses a request past its time that another process expired first, without reporting it', async () => {
     const sub = await submit('ws1');
     clock = new Date(clock.getTime() + TTL);
-    vi.spyOn(store.pairingRequests, 'expireOne').mockReturnValueOnce(undefined);
+    vi.spyOn(PairingRequestsRepo.prototype, 'expireOne').mockResolvedValueOnce(undefined);
     expectError(
-      thrown(() => service.deny('ws1', sub.pairingCode)),
+      await thrown(() => service.deny('ws1', sub.pairingCode)),
       410,
       'PAIRING_EXPIRED',
       'Pairing request expired',
@@ -486,11 +493,11 @@ describe('PairingService caps: the rules a flood meets', () => {
     const { default: Database } = await import('better-sqlite3');
     const other = new Database(store.db.name);
     other.exec('BEGIN IMMEDIATE');
-    expect(() => service.sweep()).not.toThrow();
+    await expect(service.sweep()).resolves.not.toThrow();
     expect(events.filter((e) => e.type === 'expired')).toEqual([]);
     other.exec('ROLLBACK');
     other.close();
-    service.sweep();
+    await service.sweep();
     expect(events.filter((e) => e.type === 'expired').map((e) => e.pairingCode)).toEqual([
       pending.pairingCode,
     ]);

@@ -14,7 +14,7 @@ import {
   validateCsr,
   x509,
 } from '../../src/pki/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, type SqliteMasterStore as Store } from '../../src/store/index.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const VALIDITY = 30 * DAY;
@@ -50,7 +50,7 @@ let service: RenewalService;
 /** What the service logged: every refusal and renewal is an operator's record. */
 let logs: Array<Record<string, unknown>>;
 
-beforeEach(() => {
+beforeEach(async () => {
   const dir = mkdtempSync(join(root, 'case-'));
   clock = new Date('2026-06-01T12:00:00.000Z');
   store = openStore(join(dir, 'diane.db'), { now: () => clock });
@@ -68,8 +68,10 @@ beforeEach(() => {
 afterEach(() => store.close());
 
 /** ws1 paired with LINK_SERIAL, expiring in 10 days, unless a case changes it. */
-function enroll(patch: { certSerial?: string; expiresAt?: Date; keyFingerprint?: string } = {}): void {
-  store.slaveServers.upsertEnrollment({
+async function enroll(
+  patch: { certSerial?: string; expiresAt?: Date; keyFingerprint?: string } = {},
+): Promise<void> {
+  await store.slaveServers.upsertEnrollment({
     hostId: 'ws1',
     certSerial: patch.certSerial ?? LINK_SERIAL,
     issuedAt: new Date(clock.getTime() - 20 * DAY),
@@ -81,7 +83,7 @@ function enroll(patch: { certSerial?: string; expiresAt?: Date; keyFingerprint?:
 
 interface RefusalCase {
   name: string;
-  setup: () => void;
+  setup: () => void | Promise<void>;
   csr?: () => string;
   reason: RenewalRefusal;
 }
@@ -90,26 +92,26 @@ const refusals: RefusalCase[] = [
   { name: 'a host that is not paired', setup: () => {}, reason: 'unknown-host' },
   {
     name: "a link whose serial is on the revocation list (the host's row still enabled)",
-    setup: () => {
-      enroll();
-      store.revokedCredentials.revoke({ hostId: 'ws1', certSerial: LINK_SERIAL, reason: 'admin' });
+    setup: async () => {
+      await enroll();
+      await store.revokedCredentials.revoke({ hostId: 'ws1', certSerial: LINK_SERIAL, reason: 'admin' });
     },
     reason: 'revoked',
   },
   {
     name: 'a revoked host (serial revoked and host disabled, as `slave revoke` does)',
-    setup: () => {
-      enroll();
-      store.revokedCredentials.revoke({ hostId: 'ws1', certSerial: LINK_SERIAL, reason: 'admin' });
-      store.slaveServers.setEnabled('ws1', false);
+    setup: async () => {
+      await enroll();
+      await store.revokedCredentials.revoke({ hostId: 'ws1', certSerial: LINK_SERIAL, reason: 'admin' });
+      await store.slaveServers.setEnabled('ws1', false);
     },
     reason: 'revoked',
   },
   {
     name: 'a disabled host',
-    setup: () => {
-      enroll();
-      store.slaveServers.setEnabled('ws1', false);
+    setup: async () => {
+      await enroll();
+      await store.slaveServers.setEnabled('ws1', false);
     },
     reason: 'disabled',
   },
@@ -142,9 +144,9 @@ const refusals: RefusalCase[] = [
   },
   {
     name: 'a key that was revoked before',
-    setup: () => {
-      enroll();
-      store.revokedCredentials.revoke({
+    setup: async () => {
+      await enroll();
+      await store.revokedCredentials.revoke({
         hostId: 'ws9',
         certSerial: '00cc03',
         reason: 'admin',
@@ -155,9 +157,9 @@ const refusals: RefusalCase[] = [
   },
   {
     name: "another host's current key",
-    setup: () => {
-      enroll();
-      store.slaveServers.upsertEnrollment({
+    setup: async () => {
+      await enroll();
+      await store.slaveServers.upsertEnrollment({
         hostId: 'ws2',
         certSerial: '00dd04',
         issuedAt: clock,
@@ -169,9 +171,9 @@ const refusals: RefusalCase[] = [
   },
   {
     name: 'a key waiting in a pending pairing request',
-    setup: () => {
-      enroll();
-      store.pairingRequests.create({
+    setup: async () => {
+      await enroll();
+      await store.pairingRequests.create({
         hostId: 'ws3',
         pairingCode: '123456',
         csr: csrWs1.csrPem,
@@ -186,8 +188,8 @@ const refusals: RefusalCase[] = [
 
 describe('RenewalService refuses', () => {
   it.each(refusals)('$name: $reason', async (c) => {
-    c.setup();
-    const before = store.slaveServers.getByHostId('ws1');
+    await c.setup();
+    const before = await store.slaveServers.getByHostId('ws1');
     const error = await service
       .renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: c.csr?.() ?? csrWs1.csrPem })
       .then(
@@ -197,7 +199,7 @@ describe('RenewalService refuses', () => {
     expect(error).toBeInstanceOf(RenewalRefusedError);
     expect((error as Error).name).toBe('RenewalRefusedError');
     expect((error as RenewalRefusedError).reason).toBe(c.reason);
-    const after = store.slaveServers.getByHostId('ws1');
+    const after = await store.slaveServers.getByHostId('ws1');
     // Nothing is issued, the row keeps its certificate, and the refusal is on record.
     expect(after?.pending ?? null).toBeNull();
     expect(after?.certSerial).toBe(before?.certSerial);
@@ -218,30 +220,30 @@ describe('RenewalService refuses', () => {
   });
 
   it('when the host is disabled while the certificate is being signed (checked again under the lock)', async () => {
-    enroll();
+    await enroll();
     const renewing = service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
-    store.slaveServers.setEnabled('ws1', false);
+    await store.slaveServers.setEnabled('ws1', false);
     await expect(renewing).rejects.toMatchObject({ reason: 'disabled' });
-    expect(store.slaveServers.getByHostId('ws1')?.pending).toBeNull();
+    expect((await store.slaveServers.getByHostId('ws1'))?.pending).toBeNull();
   });
 
   it('when the key became known while the certificate was being signed', async () => {
-    enroll();
+    await enroll();
     const renewing = service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
-    store.revokedCredentials.revoke({
+    await store.revokedCredentials.revoke({
       hostId: 'ws9',
       certSerial: '00ee05',
       reason: 'admin',
       keyFingerprint: csrWs1.key,
     });
     await expect(renewing).rejects.toMatchObject({ reason: 'key-reused' });
-    expect(store.slaveServers.getByHostId('ws1')?.pending).toBeNull();
+    expect((await store.slaveServers.getByHostId('ws1'))?.pending).toBeNull();
   });
 });
 
 describe('RenewalService bookkeeping', () => {
   it('judges expiry by the real clock when given none', async () => {
-    store.slaveServers.upsertEnrollment({
+    await store.slaveServers.upsertEnrollment({
       hostId: 'ws1',
       certSerial: LINK_SERIAL,
       issuedAt: new Date(Date.now() - 2 * DAY),
@@ -261,15 +263,13 @@ describe('RenewalService bookkeeping', () => {
   it('a refusal it cannot record is still a refusal, and says so in the log', async () => {
     const broken = {
       slaveServers: {
-        getByHostId: () => undefined,
-        setRenewalError: () => {
+        getByHostId: async () => undefined,
+        setRenewalError: async () => {
           throw new Error('disk I/O error');
         },
       },
-      tryWrite: (fn: () => void) => {
-        fn();
-        return true;
-      },
+      revokedCredentials: { getBySerial: async () => undefined },
+      tryWrite: async (fn: (tx: unknown) => Promise<unknown>) => ({ written: true, value: await fn(broken) }),
     };
     const refusing = new RenewalService({
       store: broken as never,
@@ -288,8 +288,8 @@ describe('RenewalService bookkeeping', () => {
 
 describe('RenewalService renews', () => {
   it("from the fixed template for the link's host, recorded as pending next to the current one", async () => {
-    enroll({ expiresAt: new Date(clock.getTime() + 1) });
-    store.slaveServers.setRenewalError('ws1', 'expired: earlier', clock);
+    await enroll({ expiresAt: new Date(clock.getTime() + 1) });
+    await store.slaveServers.setRenewalError('ws1', 'expired: earlier', clock);
     const result = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
     const cert = new x509.X509Certificate(result.client_cert);
     expect(cert.subject).toBe('CN=ws1');
@@ -298,7 +298,7 @@ describe('RenewalService renews', () => {
     expect(Date.parse(result.expires_at)).toBe(cert.notAfter.getTime());
     expect(cert.notAfter.getTime() - clock.getTime()).toBeLessThanOrEqual(VALIDITY);
     expect(cert.notAfter.getTime() - clock.getTime()).toBeGreaterThan(VALIDITY - 1000);
-    const row = store.slaveServers.getByHostId('ws1')!;
+    const row = (await store.slaveServers.getByHostId('ws1'))!;
     expect(row.certSerial).toBe(LINK_SERIAL);
     expect(row.keyFingerprint).toBe(OLD_KEY);
     expect(row.pending).toEqual({
@@ -320,39 +320,39 @@ describe('RenewalService renews', () => {
       }),
     ]);
     // Both are found by serial until the pending one is confirmed.
-    expect(store.slaveServers.getByCertSerial(serialOf(cert))?.hostId).toBe('ws1');
-    expect(store.slaveServers.getByCertSerial(LINK_SERIAL)?.hostId).toBe('ws1');
+    expect((await store.slaveServers.getByCertSerial(serialOf(cert)))?.hostId).toBe('ws1');
+    expect((await store.slaveServers.getByCertSerial(LINK_SERIAL))?.hostId).toBe('ws1');
   });
 
   it('again when an earlier answer was lost: the earlier pending certificate is revoked', async () => {
-    enroll();
+    await enroll();
     const first = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
     const firstSerial = serialOf(new x509.X509Certificate(first.client_cert));
     const second = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1b.csrPem });
     const secondSerial = serialOf(new x509.X509Certificate(second.client_cert));
-    expect(store.slaveServers.getByHostId('ws1')?.pending?.certSerial).toBe(secondSerial);
-    expect(store.revokedCredentials.getBySerial(firstSerial)).toMatchObject({
+    expect((await store.slaveServers.getByHostId('ws1'))?.pending?.certSerial).toBe(secondSerial);
+    expect(await store.revokedCredentials.getBySerial(firstSerial)).toMatchObject({
       hostId: 'ws1',
       reason: 'renewal-abandoned',
       keyFingerprint: csrWs1.key,
     });
-    expect(store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
+    expect(await store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
   });
 });
 
 describe('RenewalService.confirm', () => {
   async function renewed(): Promise<string> {
-    enroll();
+    await enroll();
     const result = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
     return serialOf(new x509.X509Certificate(result.client_cert));
   }
 
   it('makes the pending certificate current and revokes the previous serial as renewed', async () => {
     const serial = await renewed();
-    const pending = store.slaveServers.getByHostId('ws1')!.pending!;
+    const pending = (await store.slaveServers.getByHostId('ws1'))!.pending!;
     clock = new Date(clock.getTime() + 5000);
-    expect(service.confirm('ws1', serial)).toBe(true);
-    const row = store.slaveServers.getByHostId('ws1')!;
+    expect(await service.confirm('ws1', serial)).toBe(true);
+    const row = (await store.slaveServers.getByHostId('ws1'))!;
     expect(row).toMatchObject({
       certSerial: serial,
       keyFingerprint: csrWs1.key,
@@ -361,12 +361,12 @@ describe('RenewalService.confirm', () => {
       pending: null,
       lastRenewedAt: clock,
     });
-    expect(store.revokedCredentials.getBySerial(LINK_SERIAL)).toMatchObject({
+    expect(await store.revokedCredentials.getBySerial(LINK_SERIAL)).toMatchObject({
       hostId: 'ws1',
       reason: 'renewed',
       keyFingerprint: OLD_KEY,
     });
-    expect(store.slaveServers.getByCertSerial(LINK_SERIAL)).toBeUndefined();
+    expect(await store.slaveServers.getByCertSerial(LINK_SERIAL)).toBeUndefined();
     expect(logs.at(-1)).toEqual(
       expect.objectContaining({
         level: 30,
@@ -376,17 +376,17 @@ describe('RenewalService.confirm', () => {
       }),
     );
     // A second link with the same certificate has nothing left to confirm.
-    expect(service.confirm('ws1', serial)).toBe(false);
-    expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(serial);
+    expect(await service.confirm('ws1', serial)).toBe(false);
+    expect((await store.slaveServers.getByHostId('ws1'))?.certSerial).toBe(serial);
   });
 
   it('refuses a serial that is not the pending one, changing nothing', async () => {
     await renewed();
-    expect(service.confirm('ws1', LINK_SERIAL)).toBe(false);
-    expect(service.confirm('ws1', '00ffff')).toBe(false);
-    expect(service.confirm('nobody', '00ffff')).toBe(false);
-    expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(LINK_SERIAL);
-    expect(store.revokedCredentials.list()).toEqual([]);
+    expect(await service.confirm('ws1', LINK_SERIAL)).toBe(false);
+    expect(await service.confirm('ws1', '00ffff')).toBe(false);
+    expect(await service.confirm('nobody', '00ffff')).toBe(false);
+    expect((await store.slaveServers.getByHostId('ws1'))?.certSerial).toBe(LINK_SERIAL);
+    expect(await store.revokedCredentials.list()).toEqual([]);
     expect(
       logs.filter(
         (l) => l.msg !== 'renewed the certificate of a slave; pending until its first link with it',
@@ -396,42 +396,42 @@ describe('RenewalService.confirm', () => {
 
   it('refuses for a host disabled after the renewal', async () => {
     const serial = await renewed();
-    store.slaveServers.setEnabled('ws1', false);
-    expect(service.confirm('ws1', serial)).toBe(false);
-    expect(store.slaveServers.getByHostId('ws1')?.certSerial).toBe(LINK_SERIAL);
-    expect(store.revokedCredentials.list()).toEqual([]);
+    await store.slaveServers.setEnabled('ws1', false);
+    expect(await service.confirm('ws1', serial)).toBe(false);
+    expect((await store.slaveServers.getByHostId('ws1'))?.certSerial).toBe(LINK_SERIAL);
+    expect(await store.revokedCredentials.list()).toEqual([]);
   });
 
   it('is undone by a re-pair: the pending certificate is dropped with the old one', async () => {
     const serial = await renewed();
-    enroll({ certSerial: '00abcd', keyFingerprint: 'sha256:repaired' });
-    expect(store.slaveServers.getByHostId('ws1')?.pending).toBeNull();
-    expect(store.slaveServers.getByCertSerial(serial)).toBeUndefined();
-    expect(service.confirm('ws1', serial)).toBe(false);
+    await enroll({ certSerial: '00abcd', keyFingerprint: 'sha256:repaired' });
+    expect((await store.slaveServers.getByHostId('ws1'))?.pending).toBeNull();
+    expect(await store.slaveServers.getByCertSerial(serial)).toBeUndefined();
+    expect(await service.confirm('ws1', serial)).toBe(false);
   });
 });
 
 describe('RenewalService.abandonPending', () => {
   it('a link with the previous certificate revokes the unused pending one: never two ways in', async () => {
-    enroll();
+    await enroll();
     const result = await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
     const serial = serialOf(new x509.X509Certificate(result.client_cert));
-    expect(service.abandonPending('ws1', LINK_SERIAL)).toBe(true);
-    const row = store.slaveServers.getByHostId('ws1')!;
+    expect(await service.abandonPending('ws1', LINK_SERIAL)).toBe(true);
+    const row = (await store.slaveServers.getByHostId('ws1'))!;
     expect(row).toMatchObject({ certSerial: LINK_SERIAL, pending: null });
-    expect(store.revokedCredentials.getBySerial(serial)).toMatchObject({ reason: 'renewal-abandoned' });
-    expect(store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
-    expect(service.confirm('ws1', serial)).toBe(false);
+    expect(await store.revokedCredentials.getBySerial(serial)).toMatchObject({ reason: 'renewal-abandoned' });
+    expect(await store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
+    expect(await service.confirm('ws1', serial)).toBe(false);
     expect(logs.at(-1)).toMatchObject({ level: 40, host: 'ws1', serial });
   });
 
   it('changes nothing without a pending certificate, or for a serial that is not the current one', async () => {
-    enroll();
-    expect(service.abandonPending('ws1', LINK_SERIAL)).toBe(false);
+    await enroll();
+    expect(await service.abandonPending('ws1', LINK_SERIAL)).toBe(false);
     await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
-    expect(service.abandonPending('ws1', '00ffff')).toBe(false);
-    expect(service.abandonPending('nobody', LINK_SERIAL)).toBe(false);
-    expect(store.slaveServers.getByHostId('ws1')?.pending).not.toBeNull();
-    expect(store.revokedCredentials.list()).toEqual([]);
+    expect(await service.abandonPending('ws1', '00ffff')).toBe(false);
+    expect(await service.abandonPending('nobody', LINK_SERIAL)).toBe(false);
+    expect((await store.slaveServers.getByHostId('ws1'))?.pending).not.toBeNull();
+    expect(await store.revokedCredentials.list()).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import {
   migrations,
   type NewPairingRequest,
   openStore,
-  type Store,
+  type SqliteMasterStore as Store,
   StoreError,
 } from '../../src/store/index.js';
 
@@ -19,13 +19,13 @@ let dir: string;
 let dbPath: string;
 const opened: Store[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'diane-store-'));
   dbPath = join(dir, 'diane.db');
 });
 
-afterEach(() => {
-  for (const store of opened.splice(0)) store.close();
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -59,7 +59,7 @@ function columns(store: Store, table: string): Column[] {
 }
 
 describe('openStore', () => {
-  it('creates the seed schema plus the columns of later migrations, in WAL mode', () => {
+  it('creates the seed schema plus the columns of later migrations, in WAL mode', async () => {
     const store = open();
     expect(columns(store, 'slave_servers')).toEqual([
       ['id', 'TEXT', 0, null, 1],
@@ -114,21 +114,21 @@ describe('openStore', () => {
     expect(store.db.pragma('user_version', { simple: true })).toBe(latestSchemaVersion);
   });
 
-  it('numbers its migrations 1, 2, 3...', () => {
+  it('numbers its migrations 1, 2, 3...', async () => {
     expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
     expect(latestSchemaVersion).toBe(migrations.length);
   });
 
-  it('reopens an up-to-date database without changing it', () => {
+  it('reopens an up-to-date database without changing it', async () => {
     const first = open();
-    first.slaveServers.create(slave('ws1'));
+    await first.slaveServers.create(slave('ws1'));
     first.close();
     const second = open();
     expect(second.schemaVersion).toBe(latestSchemaVersion);
-    expect(second.slaveServers.list().map((s) => s.hostId)).toEqual(['ws1']);
+    expect((await second.slaveServers.list()).map((s) => s.hostId)).toEqual(['ws1']);
   });
 
-  it('upgrades a database from an older schema version', () => {
+  it('upgrades a database from an older schema version', async () => {
     const old = new Database(dbPath);
     old.exec(migrations[0]!.sql);
     old.pragma('user_version = 1');
@@ -138,11 +138,11 @@ describe('openStore', () => {
     old.close();
     const store = open();
     expect(store.schemaVersion).toBe(latestSchemaVersion);
-    expect(store.revokedCredentials.isRevoked('s1')).toBe(true);
+    expect(await store.revokedCredentials.isRevoked('s1')).toBe(true);
   });
 
-  it('opens an up-to-date database while another process is writing to it', () => {
-    open().close();
+  it('opens an up-to-date database while another process is writing to it', async () => {
+    await open().close();
     const other = new Database(dbPath);
     other.exec('BEGIN IMMEDIATE');
     try {
@@ -153,7 +153,7 @@ describe('openStore', () => {
     }
   });
 
-  it("refuses another program's SQLite file and leaves its bytes alone", () => {
+  it("refuses another program's SQLite file and leaves its bytes alone", async () => {
     const other = new Database(dbPath);
     other.exec("CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup')");
     other.close();
@@ -172,12 +172,12 @@ describe('openStore', () => {
     expect(storeErrorFrom(() => openStore(tagged)).code).toBe('foreign');
   });
 
-  it("marks a new database as Diane's", () => {
+  it("marks a new database as Diane's", async () => {
     const store = open();
     expect(store.db.pragma('application_id', { simple: true })).toBe(DIANE_APPLICATION_ID);
   });
 
-  it('refuses a database from a newer Diane and leaves its bytes alone', () => {
+  it('refuses a database from a newer Diane and leaves its bytes alone', async () => {
     const foreign = new Database(dbPath);
     foreign.exec('CREATE TABLE future (x INTEGER)');
     foreign.pragma(`user_version = ${latestSchemaVersion + 5}`);
@@ -209,7 +209,7 @@ describe('openStore', () => {
     expect(readFileSync(dbPath).equals(bytes)).toBe(true);
   });
 
-  it('reports a database locked by another process', () => {
+  it('reports a database locked by another process', async () => {
     const other = new Database(dbPath);
     other.exec('BEGIN EXCLUSIVE');
     try {
@@ -225,31 +225,23 @@ describe('openStore', () => {
     expect(open().schemaVersion).toBe(latestSchemaVersion);
   });
 
-  it('reports a directory that does not exist as unreadable', () => {
+  it('reports a directory that does not exist as unreadable', async () => {
     const err = storeErrorFrom(() => openStore(join(dir, 'missing', 'diane.db')));
     expect(err.code).toBe('unreadable');
   });
 
-  it('rolls a failed transaction back', () => {
+  it('rolls a failed transaction back', async () => {
     const store = open();
-    expect(() =>
-      store.transaction(() => {
-        store.slaveServers.create(slave('ws1'));
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.slaveServers.create(slave('ws1'));
         throw new Error('boom');
       }),
-    ).toThrow('boom');
-    expect(store.slaveServers.list()).toEqual([]);
-    expect(store.transaction(() => store.slaveServers.create(slave('ws2')).hostId)).toBe('ws2');
-  });
-
-  it('refuses an async function as a transaction and rolls it back (better-sqlite3 guards this)', () => {
-    const store = open();
-    expect(() =>
-      store.transaction(async () => {
-        store.slaveServers.create(slave('ws1'));
-      }),
-    ).toThrow(TypeError);
-    expect(store.slaveServers.list()).toEqual([]);
+    ).rejects.toThrow('boom');
+    expect(await store.slaveServers.list()).toEqual([]);
+    expect(await store.transaction(async (tx) => (await tx.slaveServers.create(slave('ws2'))).hostId)).toBe(
+      'ws2',
+    );
   });
 });
 
@@ -261,10 +253,10 @@ function slave(hostId: string, serial = `serial-${hostId}`) {
 }
 
 describe('slaveServers', () => {
-  it('creates, reads, updates and deletes', () => {
+  it('creates, reads, updates and deletes', async () => {
     let clock = T0;
     const repo = open({ now: () => clock }).slaveServers;
-    const created = repo.create(slave('workstation'));
+    const created = await repo.create(slave('workstation'));
     expect(created).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       hostId: 'workstation',
@@ -282,46 +274,46 @@ describe('slaveServers', () => {
       renewalError: null,
       renewalErrorAt: null,
     });
-    expect(() => repo.create(slave('workstation'))).toThrow(/UNIQUE/);
-    repo.create(slave('laptop'));
-    expect(repo.list().map((s) => s.hostId)).toEqual(['laptop', 'workstation']);
+    await expect(repo.create(slave('workstation'))).rejects.toThrow(/UNIQUE/);
+    await repo.create(slave('laptop'));
+    expect((await repo.list()).map((s) => s.hostId)).toEqual(['laptop', 'workstation']);
 
-    expect(repo.updateLastSeen('workstation', minutes(3))).toBe(true);
+    expect(await repo.updateLastSeen('workstation', minutes(3))).toBe(true);
     clock = minutes(5);
-    expect(repo.setEnabled('workstation', false)).toBe(true);
-    let current = repo.getByHostId('workstation')!;
+    expect(await repo.setEnabled('workstation', false)).toBe(true);
+    let current = (await repo.getByHostId('workstation'))!;
     expect(current.lastSeen).toEqual(minutes(3));
     expect(current.enabled).toBe(false);
     expect(current.updatedAt).toEqual(minutes(5));
 
     clock = minutes(7);
     const renewed = { certSerial: 'serial-2', issuedAt: minutes(7), expiresAt: minutes(60 * 24 * 365) };
-    expect(repo.updateCertificate('workstation', renewed)).toBe(true);
-    current = repo.getByHostId('workstation')!;
+    expect(await repo.updateCertificate('workstation', renewed)).toBe(true);
+    current = (await repo.getByHostId('workstation'))!;
     expect(current).toMatchObject({ ...renewed, updatedAt: minutes(7), id: created.id, createdAt: T0 });
 
-    expect(repo.updateLastSeen('nobody', T0)).toBe(false);
-    expect(repo.setEnabled('nobody', true)).toBe(false);
-    expect(repo.updateCertificate('nobody', renewed)).toBe(false);
-    expect(repo.delete('workstation')).toBe(true);
-    expect(repo.delete('workstation')).toBe(false);
-    expect(repo.getByHostId('workstation')).toBeUndefined();
+    expect(await repo.updateLastSeen('nobody', T0)).toBe(false);
+    expect(await repo.setEnabled('nobody', true)).toBe(false);
+    expect(await repo.updateCertificate('nobody', renewed)).toBe(false);
+    expect(await repo.delete('workstation')).toBe(true);
+    expect(await repo.delete('workstation')).toBe(false);
+    expect(await repo.getByHostId('workstation')).toBeUndefined();
   });
 
-  it('stores timestamps as ISO-8601 UTC text', () => {
+  it('stores timestamps as ISO-8601 UTC text', async () => {
     const store = open({ now: () => T0 });
-    store.slaveServers.create(slave('ws1'));
+    await store.slaveServers.create(slave('ws1'));
     const row = store.db.prepare('SELECT issued_at, created_at FROM slave_servers').get();
     expect(row).toEqual({ issued_at: '2025-03-01T10:00:00.000Z', created_at: '2025-03-01T10:00:00.000Z' });
   });
 });
 
 describe('revokedCredentials', () => {
-  it('revokes once per serial and answers isRevoked', () => {
+  it('revokes once per serial and answers isRevoked', async () => {
     let clock = T0;
     const repo = open({ now: () => clock }).revokedCredentials;
-    expect(repo.isRevoked('s1')).toBe(false);
-    const first = repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'Compromised' });
+    expect(await repo.isRevoked('s1')).toBe(false);
+    const first = await repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'Compromised' });
     expect(first).toEqual({
       id: expect.any(String),
       hostId: 'ws1',
@@ -331,11 +323,11 @@ describe('revokedCredentials', () => {
       keyFingerprint: null,
     });
     clock = minutes(1);
-    expect(repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'again' })).toEqual(first);
-    repo.revoke({ hostId: 'ws2', certSerial: 's2' });
-    expect(repo.isRevoked('s1')).toBe(true);
-    expect(repo.isRevoked('s3')).toBe(false);
-    expect(repo.list().map((r) => [r.certSerial, r.reason])).toEqual([
+    expect(await repo.revoke({ hostId: 'ws1', certSerial: 's1', reason: 'again' })).toEqual(first);
+    await repo.revoke({ hostId: 'ws2', certSerial: 's2' });
+    expect(await repo.isRevoked('s1')).toBe(true);
+    expect(await repo.isRevoked('s3')).toBe(false);
+    expect((await repo.list()).map((r) => [r.certSerial, r.reason])).toEqual([
       ['s1', 'Compromised'],
       ['s2', null],
     ]);
@@ -350,9 +342,9 @@ describe('pairingRequests', () => {
     expiresAt,
   });
 
-  it('creates and finds pending requests', () => {
+  it('creates and finds pending requests', async () => {
     const repo = open({ now: () => T0 }).pairingRequests;
-    const created = repo.create(request('ws1', minutes(10)));
+    const created = await repo.create(request('ws1', minutes(10)));
     expect(created).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       hostId: 'ws1',
@@ -370,59 +362,59 @@ describe('pairingRequests', () => {
       certExpiresAt: null,
       decidedAt: null,
     });
-    expect(repo.get(created.id)).toEqual(created);
-    expect(repo.get('nope')).toBeUndefined();
-    expect(repo.findPending('ws1', '123-456')).toEqual(created);
-    expect(repo.findPending('ws1', '999-999')).toBeUndefined();
-    expect(repo.findPending('ws2', '123-456')).toBeUndefined();
+    expect(await repo.get(created.id)).toEqual(created);
+    expect(await repo.get('nope')).toBeUndefined();
+    expect(await repo.findPending('ws1', '123-456')).toEqual(created);
+    expect(await repo.findPending('ws1', '999-999')).toBeUndefined();
+    expect(await repo.findPending('ws2', '123-456')).toBeUndefined();
   });
 
-  it('lets only the first of two approvals win', () => {
+  it('lets only the first of two approvals win', async () => {
     const repo = open().pairingRequests;
-    const { id } = repo.create(request('ws1', minutes(10)));
-    expect(repo.updateStatus(id, 'pending', 'approved')).toBe(true);
-    expect(repo.updateStatus(id, 'pending', 'approved')).toBe(false);
-    expect(repo.updateStatus(id, 'pending', 'denied')).toBe(false);
-    expect(repo.get(id)?.status).toBe('approved');
-    expect(repo.findPending('ws1', '123-456')).toBeUndefined();
-    expect(repo.updateStatus('missing', 'pending', 'approved')).toBe(false);
+    const { id } = await repo.create(request('ws1', minutes(10)));
+    expect(await repo.updateStatus(id, 'pending', 'approved')).toBe(true);
+    expect(await repo.updateStatus(id, 'pending', 'approved')).toBe(false);
+    expect(await repo.updateStatus(id, 'pending', 'denied')).toBe(false);
+    expect((await repo.get(id))?.status).toBe('approved');
+    expect(await repo.findPending('ws1', '123-456')).toBeUndefined();
+    expect(await repo.updateStatus('missing', 'pending', 'approved')).toBe(false);
   });
 
-  it('lets only one of two connections win the compare-and-set', () => {
+  it('lets only one of two connections win the compare-and-set', async () => {
     const a = open();
     const b = open();
-    const { id } = a.pairingRequests.create(request('ws1', minutes(10)));
-    expect(b.pairingRequests.updateStatus(id, 'pending', 'denied')).toBe(true);
-    expect(a.pairingRequests.updateStatus(id, 'pending', 'approved')).toBe(false);
-    expect(a.pairingRequests.get(id)?.status).toBe('denied');
+    const { id } = await a.pairingRequests.create(request('ws1', minutes(10)));
+    expect(await b.pairingRequests.updateStatus(id, 'pending', 'denied')).toBe(true);
+    expect(await a.pairingRequests.updateStatus(id, 'pending', 'approved')).toBe(false);
+    expect((await a.pairingRequests.get(id))?.status).toBe('denied');
   });
 
-  it('lists, expires and deletes by time', () => {
+  it('lists, expires and deletes by time', async () => {
     const repo = open({ now: () => T0 }).pairingRequests;
-    const soon = repo.create(request('ws1', minutes(5), '111-111'));
-    const later = repo.create(request('ws2', minutes(20), '222-222'));
-    const approved = repo.create(request('ws3', minutes(5), '333-333'));
-    repo.updateStatus(approved.id, 'pending', 'approved');
+    const soon = await repo.create(request('ws1', minutes(5), '111-111'));
+    const later = await repo.create(request('ws2', minutes(20), '222-222'));
+    const approved = await repo.create(request('ws3', minutes(5), '333-333'));
+    await repo.updateStatus(approved.id, 'pending', 'approved');
 
-    expect(repo.listPending(minutes(1)).map((r) => r.id)).toEqual([soon.id, later.id]);
-    expect(repo.listPending(minutes(5)).map((r) => r.id)).toEqual([later.id]);
+    expect((await repo.listPending(minutes(1))).map((r) => r.id)).toEqual([soon.id, later.id]);
+    expect((await repo.listPending(minutes(5))).map((r) => r.id)).toEqual([later.id]);
 
-    const expired = repo.markExpired(minutes(5));
+    const expired = await repo.markExpired(minutes(5));
     expect(expired.map((r) => [r.id, r.status])).toEqual([[soon.id, 'expired']]);
-    expect(repo.markExpired(minutes(5))).toEqual([]);
-    expect(repo.get(soon.id)?.status).toBe('expired');
-    expect(repo.get(approved.id)?.status).toBe('approved');
+    expect(await repo.markExpired(minutes(5))).toEqual([]);
+    expect((await repo.get(soon.id))?.status).toBe('expired');
+    expect((await repo.get(approved.id))?.status).toBe('approved');
 
-    expect(repo.deleteExpired(minutes(5))).toBe(2);
-    expect(repo.get(soon.id)).toBeUndefined();
-    expect(repo.get(approved.id)).toBeUndefined();
-    expect(repo.get(later.id)?.status).toBe('pending');
-    expect(repo.deleteExpired(minutes(5))).toBe(0);
+    expect(await repo.deleteExpired(minutes(5))).toBe(2);
+    expect(await repo.get(soon.id)).toBeUndefined();
+    expect(await repo.get(approved.id)).toBeUndefined();
+    expect((await repo.get(later.id))?.status).toBe('pending');
+    expect(await repo.deleteExpired(minutes(5))).toBe(0);
   });
 });
 
 describe('schema v3', () => {
-  it('upgrades a v2 database and keeps its rows, with the new columns empty', () => {
+  it('upgrades a v2 database and keeps its rows, with the new columns empty', async () => {
     const old = new Database(dbPath);
     old.exec(migrations[0]!.sql);
     old.exec(migrations[1]!.sql);
@@ -442,18 +434,21 @@ describe('schema v3', () => {
     old.close();
     const store = open();
     expect(store.schemaVersion).toBe(latestSchemaVersion);
-    expect(store.slaveServers.getByCertSerial('0a01')).toMatchObject({ hostId: 'ws1', keyFingerprint: null });
-    expect(store.pairingRequests.get('p1')).toMatchObject({
+    expect(await store.slaveServers.getByCertSerial('0a01')).toMatchObject({
+      hostId: 'ws1',
+      keyFingerprint: null,
+    });
+    expect(await store.pairingRequests.get('p1')).toMatchObject({
       hostId: 'ws2',
       rePair: false,
       requestIdHash: null,
     });
   });
 
-  it('refuses two slaves holding the same serial', () => {
+  it('refuses two slaves holding the same serial', async () => {
     const repo = open().slaveServers;
-    repo.create(slave('ws1', 'same'));
-    expect(() => repo.create(slave('ws2', 'same'))).toThrow(/UNIQUE/);
+    await repo.create(slave('ws1', 'same'));
+    await expect(repo.create(slave('ws2', 'same'))).rejects.toThrow(/UNIQUE/);
   });
 });
 
@@ -466,21 +461,24 @@ describe('slaveServers enrollment', () => {
     keyFingerprint,
   });
 
-  it('creates a row on first enrollment and replaces the certificate and key on the next', () => {
+  it('creates a row on first enrollment and replaces the certificate and key on the next', async () => {
     let clock = T0;
     const repo = open({ now: () => clock }).slaveServers;
-    const first = repo.upsertEnrollment(enrollment('ws1', 'aa01', 'sha256:k1'));
+    const first = await repo.upsertEnrollment(enrollment('ws1', 'aa01', 'sha256:k1'));
     expect(first).toMatchObject({
       hostId: 'ws1',
       certSerial: 'aa01',
       keyFingerprint: 'sha256:k1',
       enabled: true,
     });
-    repo.updateLastSeen('ws1', minutes(2));
-    repo.setEnabled('ws1', false);
+    await repo.updateLastSeen('ws1', minutes(2));
+    await repo.setEnabled('ws1', false);
 
     clock = minutes(5);
-    const second = repo.upsertEnrollment({ ...enrollment('ws1', 'bb02', 'sha256:k2'), issuedAt: minutes(5) });
+    const second = await repo.upsertEnrollment({
+      ...enrollment('ws1', 'bb02', 'sha256:k2'),
+      issuedAt: minutes(5),
+    });
     expect(second).toEqual({
       ...first,
       certSerial: 'bb02',
@@ -490,19 +488,24 @@ describe('slaveServers enrollment', () => {
       enabled: true,
       updatedAt: minutes(5),
     });
-    expect(repo.list()).toHaveLength(1);
-    expect(repo.getByCertSerial('bb02')?.hostId).toBe('ws1');
-    expect(repo.getByCertSerial('aa01')).toBeUndefined();
-    expect(repo.getByKeyFingerprint('sha256:k2')?.hostId).toBe('ws1');
-    expect(repo.getByKeyFingerprint('sha256:k1')).toBeUndefined();
+    expect(await repo.list()).toHaveLength(1);
+    expect((await repo.getByCertSerial('bb02'))?.hostId).toBe('ws1');
+    expect(await repo.getByCertSerial('aa01')).toBeUndefined();
+    expect((await repo.getByKeyFingerprint('sha256:k2'))?.hostId).toBe('ws1');
+    expect(await repo.getByKeyFingerprint('sha256:k1')).toBeUndefined();
   });
 });
 
 describe('revokedCredentials by key and by host', () => {
-  it('records key fingerprints and revokes a host at once', () => {
+  it('records key fingerprints and revokes a host at once', async () => {
     const repo = open({ now: () => T0 }).revokedCredentials;
-    repo.revoke({ hostId: 'ws1', certSerial: 'aa01', reason: 'superseded', keyFingerprint: 'sha256:k1' });
-    const revoked = repo.revokeHost(
+    await repo.revoke({
+      hostId: 'ws1',
+      certSerial: 'aa01',
+      reason: 'superseded',
+      keyFingerprint: 'sha256:k1',
+    });
+    const revoked = await repo.revokeHost(
       'ws1',
       ['aa01', { certSerial: 'bb02', keyFingerprint: 'sha256:k2' }],
       'lost',
@@ -511,13 +514,13 @@ describe('revokedCredentials by key and by host', () => {
       ['aa01', 'superseded', 'sha256:k1'],
       ['bb02', 'lost', 'sha256:k2'],
     ]);
-    expect(repo.isKeyRevoked('sha256:k1')).toBe(true);
-    expect(repo.isKeyRevoked('sha256:k2')).toBe(true);
-    expect(repo.isKeyRevoked('sha256:k3')).toBe(false);
-    expect(repo.getBySerial('bb02')?.reason).toBe('lost');
-    expect(repo.getBySerial('cc03')).toBeUndefined();
-    expect(repo.listForHost('ws1').map((r) => r.certSerial)).toEqual(['aa01', 'bb02']);
-    expect(repo.listForHost('ws2')).toEqual([]);
+    expect(await repo.isKeyRevoked('sha256:k1')).toBe(true);
+    expect(await repo.isKeyRevoked('sha256:k2')).toBe(true);
+    expect(await repo.isKeyRevoked('sha256:k3')).toBe(false);
+    expect((await repo.getBySerial('bb02'))?.reason).toBe('lost');
+    expect(await repo.getBySerial('cc03')).toBeUndefined();
+    expect((await repo.listForHost('ws1')).map((r) => r.certSerial)).toEqual(['aa01', 'bb02']);
+    expect(await repo.listForHost('ws2')).toEqual([]);
   });
 });
 
@@ -530,37 +533,41 @@ describe('pairingRequests for the pairing service', () => {
     ...extra,
   });
 
-  it('finds by request id hash, lists a host newest first, counts pending ones', () => {
+  it('finds by request id hash, lists a host newest first, counts pending ones', async () => {
     const repo = open({ now: () => T0 }).pairingRequests;
-    const a = repo.create(
+    const a = await repo.create(
       request('ws1', '111-111', {
         requestIdHash: 'h1',
         sourceAddress: '10.0.0.1',
         keyFingerprint: 'sha256:k1',
       }),
     );
-    const b = repo.create(
+    const b = await repo.create(
       request('ws1', '222-222', { requestedAt: minutes(1), sourceAddress: '10.0.0.2', rePair: true }),
     );
-    repo.create(request('ws2', '333-333', { sourceAddress: '10.0.0.1', expiresAt: minutes(3) }));
-    expect(repo.getByRequestIdHash('h1')).toEqual(a);
-    expect(repo.getByRequestIdHash('h2')).toBeUndefined();
+    await repo.create(request('ws2', '333-333', { sourceAddress: '10.0.0.1', expiresAt: minutes(3) }));
+    expect(await repo.getByRequestIdHash('h1')).toEqual(a);
+    expect(await repo.getByRequestIdHash('h2')).toBeUndefined();
     expect(b).toMatchObject({ requestedAt: minutes(1), rePair: true, sourceAddress: '10.0.0.2' });
-    expect(repo.listForHost('ws1').map((r) => r.pairingCode)).toEqual(['222-222', '111-111']);
-    expect(repo.pendingCodes()).toEqual(new Set(['111-111', '222-222', '333-333']));
-    expect(repo.listPending(minutes(0)).map((r) => r.pairingCode)).toEqual(['111-111', '333-333', '222-222']);
+    expect((await repo.listForHost('ws1')).map((r) => r.pairingCode)).toEqual(['222-222', '111-111']);
+    expect(await repo.pendingCodes()).toEqual(new Set(['111-111', '222-222', '333-333']));
+    expect((await repo.listPending(minutes(0))).map((r) => r.pairingCode)).toEqual([
+      '111-111',
+      '333-333',
+      '222-222',
+    ]);
     // The ws2 request has run out by minute 3, so it is no longer listed.
-    expect(repo.listPending(minutes(3)).map((r) => r.pairingCode)).toEqual(['111-111', '222-222']);
-    expect(repo.hasPendingWithKey('sha256:k1', minutes(0))).toBe(true);
-    expect(repo.hasPendingWithKey('sha256:k1', minutes(10))).toBe(false);
-    expect(repo.hasPendingWithKey('sha256:k9', minutes(0))).toBe(false);
+    expect((await repo.listPending(minutes(3))).map((r) => r.pairingCode)).toEqual(['111-111', '222-222']);
+    expect(await repo.hasPendingWithKey('sha256:k1', minutes(0))).toBe(true);
+    expect(await repo.hasPendingWithKey('sha256:k1', minutes(10))).toBe(false);
+    expect(await repo.hasPendingWithKey('sha256:k9', minutes(0))).toBe(false);
   });
 
-  it('records approval, denial and expiry as compare-and-set transitions', () => {
+  it('records approval, denial and expiry as compare-and-set transitions', async () => {
     const repo = open({ now: () => T0 }).pairingRequests;
-    const a = repo.create(request('ws1', '111-111'));
-    const b = repo.create(request('ws2', '222-222'));
-    const c = repo.create(request('ws3', '333-333'));
+    const a = await repo.create(request('ws1', '111-111'));
+    const b = await repo.create(request('ws2', '222-222'));
+    const c = await repo.create(request('ws3', '333-333'));
     const approval = {
       clientCert: 'CERT',
       certSerial: 'aa01',
@@ -568,19 +575,22 @@ describe('pairingRequests for the pairing service', () => {
       decidedAt: minutes(2),
       rePair: true,
     };
-    expect(repo.recordApproval(a.id, approval)).toBe(true);
-    expect(repo.recordApproval(a.id, approval)).toBe(false);
-    expect(repo.recordDenial(a.id, minutes(3))).toBe(false);
-    expect(repo.get(a.id)).toMatchObject({ status: 'approved', ...approval });
+    expect(await repo.recordApproval(a.id, approval)).toBe(true);
+    expect(await repo.recordApproval(a.id, approval)).toBe(false);
+    expect(await repo.recordDenial(a.id, minutes(3))).toBe(false);
+    expect(await repo.get(a.id)).toMatchObject({ status: 'approved', ...approval });
 
-    expect(repo.recordDenial(b.id, minutes(3))).toBe(true);
-    expect(repo.recordApproval(b.id, approval)).toBe(false);
-    expect(repo.get(b.id)).toMatchObject({ status: 'denied', decidedAt: minutes(3), clientCert: null });
+    expect(await repo.recordDenial(b.id, minutes(3))).toBe(true);
+    expect(await repo.recordApproval(b.id, approval)).toBe(false);
+    expect(await repo.get(b.id)).toMatchObject({ status: 'denied', decidedAt: minutes(3), clientCert: null });
 
-    expect(repo.expireOne(c.id, minutes(9))).toBeUndefined();
-    expect(repo.expireOne(c.id, minutes(10))).toMatchObject({ status: 'expired', decidedAt: minutes(10) });
-    expect(repo.expireOne(c.id, minutes(10))).toBeUndefined();
-    expect(repo.pendingCodes()).toEqual(new Set());
+    expect(await repo.expireOne(c.id, minutes(9))).toBeUndefined();
+    expect(await repo.expireOne(c.id, minutes(10))).toMatchObject({
+      status: 'expired',
+      decidedAt: minutes(10),
+    });
+    expect(await repo.expireOne(c.id, minutes(10))).toBeUndefined();
+    expect(await repo.pendingCodes()).toEqual(new Set());
   });
 });
 

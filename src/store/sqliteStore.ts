@@ -1,14 +1,24 @@
 import { accessSync, closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { AgentsRepo } from './agentsRepo.js';
-import { AuditRepo, MASTER_AUDIT_TABLE, SLAVE_AUDIT_TABLE } from './auditRepo.js';
+import type { AgentsRepo } from './agentsRepo.js';
+import { type AuditRepo, SLAVE_AUDIT_TABLE } from './auditRepo.js';
 import { StoreError, storeErrorFrom } from './errors.js';
 import { type Migration, migrations, slaveAuditMigrations } from './migrations.js';
-import { PairingRequestsRepo } from './pairingRequestsRepo.js';
-import { RevokedCredentialsRepo } from './revokedCredentialsRepo.js';
-import { SlaveServersRepo } from './slaveServersRepo.js';
+import type { PairingRequestsRepo } from './pairingRequestsRepo.js';
+import type { RevokedCredentialsRepo } from './revokedCredentialsRepo.js';
+import type { SlaveServersRepo } from './slaveServersRepo.js';
+import { SqliteConnection } from './sqliteConnection.js';
+import {
+  type AuditRepos,
+  type AuditStore,
+  auditRepos,
+  type MasterRepos,
+  type MasterStore,
+  masterRepos,
+  type TryWriteResult,
+} from './store.js';
 
-export interface StoreOptions {
+export interface SqliteStoreOptions {
   /** How long to wait for another process's lock before giving up with a `locked` error. */
   busyTimeoutMs?: number;
   /** The clock used for created/updated/requested/revoked times; tests pass a fixed one. */
@@ -19,35 +29,6 @@ export interface StoreOptions {
    * already have this build's schema.
    */
   readOnly?: boolean;
-}
-
-/** What every database file of Diane offers: the connection, its transactions, closing. */
-export interface Connection {
-  /** The raw connection, for repositories only: services go through the repositories. */
-  readonly db: Database.Database;
-  readonly schemaVersion: number;
-  /** Runs `fn` in an IMMEDIATE transaction: the write lock is taken up front, so no upgrade deadlock. */
-  transaction<T>(fn: () => T): T;
-  /**
-   * Runs a background write (a heartbeat's last_seen, a sweep) without waiting for a lock held
-   * by another process: the event loop must not freeze for the busy timeout. Returns false when
-   * the database was busy and nothing was written; the next round tries again.
-   */
-  tryWrite<T>(fn: () => T): { written: true; value: T } | { written: false };
-  close(): void;
-}
-
-/** A database that holds an audit trail: the master's store and the slave's audit file alike. */
-export interface AuditStore extends Connection {
-  readonly auditEvents: AuditRepo;
-}
-
-/** The master's database (`diane.db`). */
-export interface Store extends AuditStore {
-  readonly slaveServers: SlaveServersRepo;
-  readonly revokedCredentials: RevokedCredentialsRepo;
-  readonly pairingRequests: PairingRequestsRepo;
-  readonly agents: AgentsRepo;
 }
 
 /**
@@ -78,13 +59,13 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * to be a database this build understands, so a corrupt file or one from a newer Diane is left
  * byte for byte as it was. Failures a person can fix come out as StoreError.
  */
-export function openStore(path: string, opts: StoreOptions = {}): Store {
+export function openStore(path: string, opts: SqliteStoreOptions = {}): SqliteMasterStore {
   const { db, schemaVersion } = openDatabase(path, MAIN_SCHEMA, opts);
-  return new SqliteStore(db, schemaVersion, opts.now);
+  return new SqliteMasterStore(path, db, schemaVersion, opts.now);
 }
 
 /** Opens the slave's own audit trail (`slave-audit.db`) the same way. */
-export function openSlaveAuditStore(path: string, opts: StoreOptions = {}): AuditStore {
+export function openSlaveAuditStore(path: string, opts: SqliteStoreOptions = {}): SqliteAuditStore {
   const { db, schemaVersion } = openDatabase(path, SLAVE_AUDIT_SCHEMA, opts);
   return new SqliteAuditStore(db, schemaVersion, opts.now);
 }
@@ -92,7 +73,7 @@ export function openSlaveAuditStore(path: string, opts: StoreOptions = {}): Audi
 function openDatabase(
   path: string,
   schema: Schema,
-  opts: StoreOptions,
+  opts: SqliteStoreOptions,
 ): { db: Database.Database; schemaVersion: number } {
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   const latest = latestVersionOf(schema);
@@ -233,60 +214,73 @@ function migrate(db: Database.Database, path: string, schema: Schema, found: num
   return readSchemaVersion(db);
 }
 
-class SqliteConnection implements Connection {
+/** Transactions, background writes and closing, over one connection. */
+abstract class SqliteStoreBase<R> {
+  protected readonly connection: SqliteConnection;
+  /** Repositories bound to the transaction holding the connection. */
+  protected readonly transactionRepos: R;
+
   constructor(
     readonly db: Database.Database,
     readonly schemaVersion: number,
-  ) {}
-
-  /** better-sqlite3 refuses a function that returns a promise, so a transaction never spans an await. */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    repos: (connection: SqliteConnection, inTransaction: boolean) => R,
+  ) {
+    this.connection = new SqliteConnection(db);
+    this.transactionRepos = repos(this.connection, true);
   }
 
-  tryWrite<T>(fn: () => T): { written: true; value: T } | { written: false } {
-    const waited = this.db.pragma('busy_timeout', { simple: true }) as number;
-    this.db.pragma('busy_timeout = 0');
-    try {
-      return { written: true, value: fn() };
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
-        return { written: false };
-      }
-      throw err;
-    } finally {
-      this.db.pragma(`busy_timeout = ${Math.trunc(waited)}`);
-    }
+  transaction<T>(fn: (tx: R) => Promise<T>): Promise<T> {
+    return this.connection.transaction(() => fn(this.transactionRepos));
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
+  tryWrite<T>(fn: (tx: R) => Promise<T>): Promise<TryWriteResult<T>> {
+    return this.connection.tryWrite(() => fn(this.transactionRepos));
+  }
+
+  async close(): Promise<void> {
+    this.connection.close();
   }
 }
 
-class SqliteStore extends SqliteConnection implements Store {
+/** The master's `diane.db`; `db` is there for SQLite-specific tests and nothing else. */
+export class SqliteMasterStore extends SqliteStoreBase<MasterRepos> implements MasterStore {
+  readonly backend = 'sqlite';
   readonly slaveServers: SlaveServersRepo;
   readonly revokedCredentials: RevokedCredentialsRepo;
   readonly pairingRequests: PairingRequestsRepo;
   readonly agents: AgentsRepo;
   readonly auditEvents: AuditRepo;
 
-  constructor(db: Database.Database, schemaVersion: number, now?: () => Date) {
-    super(db, schemaVersion);
-    this.slaveServers = new SlaveServersRepo(db, now);
-    this.revokedCredentials = new RevokedCredentialsRepo(db, now);
-    this.pairingRequests = new PairingRequestsRepo(db, now);
-    this.agents = new AgentsRepo(db, now);
-    this.auditEvents = new AuditRepo(db, MASTER_AUDIT_TABLE, now);
+  constructor(
+    readonly location: string,
+    db: Database.Database,
+    schemaVersion: number,
+    now?: () => Date,
+  ) {
+    super(db, schemaVersion, (connection, inTransaction) =>
+      masterRepos(inTransaction ? connection.transactionExecutor : connection.executor, now),
+    );
+    const repos = masterRepos(this.connection.executor, now);
+    this.slaveServers = repos.slaveServers;
+    this.revokedCredentials = repos.revokedCredentials;
+    this.pairingRequests = repos.pairingRequests;
+    this.agents = repos.agents;
+    this.auditEvents = repos.auditEvents;
   }
 }
 
-class SqliteAuditStore extends SqliteConnection implements AuditStore {
+/** The slave's `slave-audit.db`. */
+export class SqliteAuditStore extends SqliteStoreBase<AuditRepos> implements AuditStore {
   readonly auditEvents: AuditRepo;
 
   constructor(db: Database.Database, schemaVersion: number, now?: () => Date) {
-    super(db, schemaVersion);
-    this.auditEvents = new AuditRepo(db, SLAVE_AUDIT_TABLE, now);
+    super(db, schemaVersion, (connection, inTransaction) =>
+      auditRepos(
+        inTransaction ? connection.transactionExecutor : connection.executor,
+        SLAVE_AUDIT_TABLE,
+        now,
+      ),
+    );
+    this.auditEvents = auditRepos(this.connection.executor, SLAVE_AUDIT_TABLE, now).auditEvents;
   }
 }
