@@ -3,7 +3,7 @@ import { type RemoteHost, SlaveRegistry } from '../../src/cluster/slaveRegistry.
 import { SlaveUpstream } from '../../src/cluster/slaveUpstream.js';
 import { createLogger } from '../../src/log.js';
 import { DEFAULT_ROUTER_SETTINGS, Router } from '../../src/mcp/router.js';
-import type { Store } from '../../src/store/index.js';
+import type { MasterStore } from '../../src/store/index.js';
 import { FakeUpstream, tool } from '../helpers/fakeUpstream.js';
 
 const logger = createLogger('fatal');
@@ -18,7 +18,7 @@ class FakeRemote extends FakeUpstream implements RemoteHost {
 }
 
 /** Just the store reads the registry makes for these cases: ws1, paired and enabled. */
-function storeOf(hostIds: string[]): Store {
+function storeOf(hostIds: string[]): MasterStore {
   const rows = hostIds.map((hostId) => ({
     hostId,
     enabled: true,
@@ -32,10 +32,10 @@ function storeOf(hostIds: string[]): Store {
     renewalErrorAt: null,
     caFingerprint: null,
   }));
-  return { slaveServers: { list: () => rows } } as unknown as Store;
+  return { slaveServers: { list: async () => rows } } as unknown as MasterStore;
 }
 
-function registryWith(hostIds: string[]) {
+async function registryWith(hostIds: string[]) {
   const router = new Router(DEFAULT_ROUTER_SETTINGS, logger);
   const registry = new SlaveRegistry(
     storeOf(hostIds),
@@ -45,20 +45,20 @@ function registryWith(hostIds: string[]) {
     logger,
     { masterId: 'master-a' },
   );
-  registry.syncFromStore();
+  await registry.syncFromStore();
   return { router, registry };
 }
 
 describe('SlaveRegistry with links held by other masters', () => {
   it('routes the remote upstream while the host has no local link, and the offline local one after', async () => {
-    const { router, registry } = registryWith(['ws1']);
+    const { router, registry } = await registryWith(['ws1']);
     expect(router.get('ws1')).toBeInstanceOf(SlaveUpstream);
     const remote = new FakeRemote('ws1', 'ws1');
     remote.catalogNow = { ...remote.catalogNow, tools: [tool('echo')] };
     registry.setRemote('ws1', remote);
     expect(router.get('ws1')).toBe(remote);
     expect(router.toolTable().byName.has('ws1_echo')).toBe(true);
-    const [health] = registry.health();
+    const [health] = await registry.health();
     expect(health).toMatchObject({
       host_id: 'ws1',
       status: 'connected',
@@ -68,24 +68,25 @@ describe('SlaveRegistry with links held by other masters', () => {
     });
     registry.setRemote('ws1', undefined);
     expect(router.get('ws1')).toBe(registry.get('ws1'));
-    expect(registry.health()[0]).toMatchObject({ status: 'disconnected' });
-    expect(registry.health()[0]!.master).toBeUndefined();
+    const [after] = await registry.health();
+    expect(after).toMatchObject({ status: 'disconnected' });
+    expect(after!.master).toBeUndefined();
     // The offline host still answers with the usual error, not "unknown tool".
     const result = await router.callTool('ws1_echo', {}, new AbortController().signal);
     expect(result).toEqual({ content: [{ type: 'text', text: 'Host ws1 is not available' }], isError: true });
     expect(registry.linked()).toEqual([]);
   });
 
-  it('does not route an offline remote over the local upstream', () => {
-    const { router, registry } = registryWith(['ws1']);
+  it('does not route an offline remote over the local upstream', async () => {
+    const { router, registry } = await registryWith(['ws1']);
     const remote = new FakeRemote('ws1', 'ws1');
     remote.state = 'offline';
     registry.setRemote('ws1', remote);
     expect(router.get('ws1')).toBe(registry.get('ws1'));
   });
 
-  it('leaves a configured server of the same name alone', () => {
-    const { router, registry } = registryWith([]);
+  it('leaves a configured server of the same name alone', async () => {
+    const { router, registry } = await registryWith([]);
     const configured = new FakeUpstream('ws2');
     router.add(configured);
     registry.setRemote('ws2', new FakeRemote('ws2', 'ws2'));
@@ -93,7 +94,7 @@ describe('SlaveRegistry with links held by other masters', () => {
   });
 
   it('routes a remote host that this master has not read from the store yet, and removes it with the host', async () => {
-    const { router, registry } = registryWith([]);
+    const { router, registry } = await registryWith([]);
     const remote = new FakeRemote('ws3', 'ws3');
     registry.setRemote('ws3', remote);
     expect(router.get('ws3')).toBe(remote);

@@ -209,10 +209,8 @@ describe('a CA rollover on a master whose CA is shared', () => {
     const paths = await masterHome();
     const { SlaveCas } = await import('../../src/pki/caSet.js');
     const cas = new SlaveCas(await loadCaSet(caFiles(paths)));
-    const store = {
-      transaction: (fn: () => unknown) => fn(),
-      slaveServers: { backfillCaFingerprint: () => 0, list: () => [] },
-    };
+    const slaveServers = { backfillCaFingerprint: async () => 0, list: async () => [] };
+    const store = { transaction: (fn: (tx: unknown) => unknown) => fn({ slaveServers }), slaveServers };
     let shared = false;
     const service = new CaRolloverService({
       cas,
