@@ -2,13 +2,11 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Store } from '../store/index.js';
+import { LastSeenWriter } from './lastSeenWriter.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
 import type { TrustResult } from './trustWire.js';
 import { CloseCode } from './webSocketTransport.js';
-
-/** `last_seen` is written at most this often per host: heartbeats are frequent, disks are slow. */
-const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
 
 export interface SlaveHealth {
   host_id: string;
@@ -41,7 +39,7 @@ export interface SlaveHealth {
  */
 export class SlaveRegistry {
   private readonly slaves = new Map<string, SlaveUpstream>();
-  private readonly lastSeenWritten = new Map<string, number>();
+  private readonly lastSeen: LastSeenWriter;
 
   constructor(
     private readonly store: Store,
@@ -50,7 +48,9 @@ export class SlaveRegistry {
     private readonly version: string,
     private readonly logger: Logger,
     private readonly services: { renewal?: RenewalService; trust?: () => TrustResult } = {},
-  ) {}
+  ) {
+    this.lastSeen = new LastSeenWriter(store, logger);
+  }
 
   /**
    * Registers every enabled paired host and closes links whose certificate is no longer current;
@@ -118,22 +118,14 @@ export class SlaveRegistry {
     const row = this.store.slaveServers.getByHostId(hostId);
     if (!row) return Promise.reject(new Error(`${hostId} is not a paired host`));
     const slave = this.ensureHost(hostId);
-    this.recordHeartbeat(hostId, new Date(), true);
+    this.recordHeartbeat(hostId, new Date());
     return slave.attach(ws, { ...info, certExpiresAt: row.expiresAt });
   }
 
-  recordHeartbeat(hostId: string, at: Date, force = false): void {
+  /** O(1): the time is noted; `last_seen` of every host heard from is written in one batch. */
+  recordHeartbeat(hostId: string, at: Date): void {
     this.slaves.get(hostId)?.heartbeat(at);
-    const last = this.lastSeenWritten.get(hostId) ?? 0;
-    if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
-    try {
-      // Skipped while another process holds the lock: the next heartbeat writes it.
-      if (this.store.tryWrite(() => this.store.slaveServers.updateLastSeen(hostId, at)).written) {
-        this.lastSeenWritten.set(hostId, at.getTime());
-      }
-    } catch (err) {
-      this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
-    }
+    this.lastSeen.seen(hostId, at);
   }
 
   /** Every live slave asks `diane/trust` again (a CA rollover started or finished). */
@@ -188,6 +180,7 @@ export class SlaveRegistry {
   }
 
   async closeAll(): Promise<void> {
+    this.lastSeen.close();
     await Promise.all([...this.slaves.values()].map((s) => s.stop()));
   }
 }

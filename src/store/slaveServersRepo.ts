@@ -86,6 +86,7 @@ export class SlaveServersRepo {
   private readonly enabledStmt: Statement;
   private readonly certificateStmt: Statement;
   private readonly deleteStmt: Statement<[string]>;
+  private readonly lastSeenMany: (seen: Iterable<[string, Date]>) => number;
 
   constructor(
     db: Database,
@@ -151,6 +152,12 @@ export class SlaveServersRepo {
     this.listStmt = db.prepare('SELECT * FROM slave_servers ORDER BY host_id');
     // A heartbeat is activity, not a change to the record, so it leaves updated_at alone.
     this.lastSeenStmt = db.prepare('UPDATE slave_servers SET last_seen = @at WHERE host_id = @hostId');
+    this.lastSeenMany = db.transaction((seen: Iterable<[string, Date]>) => {
+      let updated = 0;
+      for (const [hostId, at] of seen)
+        updated += this.lastSeenStmt.run({ hostId, at: toStoredTime(at) }).changes;
+      return updated;
+    });
     this.enabledStmt = db.prepare(
       'UPDATE slave_servers SET enabled = @enabled, updated_at = @now WHERE host_id = @hostId',
     );
@@ -223,6 +230,14 @@ export class SlaveServersRepo {
   /** Each of the updates returns false when no slave has that host_id. */
   updateLastSeen(hostId: string, at: Date): boolean {
     return this.lastSeenStmt.run({ hostId, at: toStoredTime(at) }).changes === 1;
+  }
+
+  /**
+   * Every host's `last_seen` in one transaction: a master with thousands of links writes them
+   * once per interval rather than once per host. Returns how many hosts were found.
+   */
+  updateLastSeenMany(seen: Iterable<[string, Date]>): number {
+    return this.lastSeenMany(seen);
   }
 
   setEnabled(hostId: string, enabled: boolean): boolean {

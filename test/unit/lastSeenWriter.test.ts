@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LastSeenWriter } from '../../src/cluster/lastSeenWriter.js';
+import { openStore, type Store } from '../../src/store/index.js';
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+afterEach(() => {
+  vi.useRealTimers();
+  while (stores.length) stores.pop()?.close();
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+const HOSTS = ['ws1', 'ws2', 'ws3'];
+
+function storeWithHosts(): { store: Store; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'diane-lastseen-'));
+  dirs.push(dir);
+  const path = join(dir, 'diane.db');
+  const store = openStore(path);
+  stores.push(store);
+  for (const [i, hostId] of HOSTS.entries()) {
+    store.slaveServers.upsertEnrollment({
+      hostId,
+      certSerial: `0${i}`,
+      issuedAt: new Date(0),
+      expiresAt: new Date(Date.now() + 86_400_000),
+      keyFingerprint: `sha256:0${i}`,
+      caFingerprint: 'sha256:ca',
+    });
+  }
+  return { store, path };
+}
+
+const lastSeenOf = (store: Store, hostId: string) =>
+  store.slaveServers.getByHostId(hostId)?.lastSeen?.getTime();
+
+describe('LastSeenWriter', () => {
+  it('writes nothing per heartbeat, then every host heard from in one transaction per interval', () => {
+    vi.useFakeTimers();
+    const { store } = storeWithHosts();
+    const batches = vi.spyOn(store.slaveServers, 'updateLastSeenMany');
+    const single = vi.spyOn(store.slaveServers, 'updateLastSeen');
+    const writer = new LastSeenWriter(store, pino({ level: 'silent' }), { flushIntervalMs: 1000 });
+    for (let beat = 1; beat <= 5; beat++) {
+      for (const hostId of HOSTS) writer.seen(hostId, new Date(beat * 100));
+    }
+    expect(batches).not.toHaveBeenCalled();
+    expect(writer.pending).toBe(3);
+    vi.advanceTimersByTime(1000);
+    expect(batches).toHaveBeenCalledTimes(1);
+    expect(single).not.toHaveBeenCalled();
+    for (const hostId of HOSTS) expect(lastSeenOf(store, hostId)).toBe(500);
+    expect(writer.pending).toBe(0);
+    // Nothing heard: no timer, no write.
+    vi.advanceTimersByTime(5000);
+    expect(batches).toHaveBeenCalledTimes(1);
+    writer.close();
+  });
+
+  it('keeps what another process kept it from writing, and writes it in the next round', () => {
+    const { store, path } = storeWithHosts();
+    const writer = new LastSeenWriter(store, pino({ level: 'silent' }), { flushIntervalMs: 60_000 });
+    writer.seen('ws1', new Date(1000));
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    expect(writer.flush()).toBe(false);
+    expect(writer.pending).toBe(1);
+    other.exec('ROLLBACK');
+    other.close();
+    writer.seen('ws2', new Date(2000));
+    expect(writer.flush()).toBe(true);
+    expect([lastSeenOf(store, 'ws1'), lastSeenOf(store, 'ws2')]).toEqual([1000, 2000]);
+    writer.close();
+  });
+
+  it('writes what is left when closed', () => {
+    const { store } = storeWithHosts();
+    const writer = new LastSeenWriter(store, pino({ level: 'silent' }), { flushIntervalMs: 60_000 });
+    writer.seen('ws3', new Date(3000));
+    writer.close();
+    expect(lastSeenOf(store, 'ws3')).toBe(3000);
+  });
+});
