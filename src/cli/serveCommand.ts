@@ -6,6 +6,7 @@ import { checkMasterId } from '../bus/masterId.js';
 import { AGENT_AUTH_MODES, type AgentAuth } from '../daemon/agentToken.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { parseListenAddress } from '../daemon/listenAddress.js';
+import { DEFAULT_CLUSTER_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import { createLogger } from '../log.js';
 import { DEFAULT_SESSION_LIMITS } from '../mcp/httpFront.js';
 import { DEFAULT_ROUTER_SETTINGS } from '../mcp/router.js';
@@ -33,6 +34,7 @@ interface ServeOptions extends SharedDaemonOptions, AuditOptions {
   certValidity: number;
   caExpiryWarning: number;
   maxInFlight: number;
+  maxClusterConnections: number;
   maxToolNameLength: number;
   callTimeoutCap: number;
   bus?: string[];
@@ -128,6 +130,15 @@ export function registerServeCommand(program: Command): void {
         .default(64),
     )
     .addOption(
+      new Option(
+        '--max-cluster-connections <n>',
+        'connections the cluster listener holds at once, one per linked slave (at most half of ulimit -n)',
+      )
+        .env('DIANE_MAX_CLUSTER_CONNECTIONS')
+        .argParser(positiveIntArg('--max-cluster-connections', 16, 1_000_000))
+        .default(DEFAULT_CLUSTER_LISTENER_LIMITS.maxConnections),
+    )
+    .addOption(
       new Option('--max-tool-name-length <n>', 'longest exposed tool name; longer ones are not exposed')
         .env('DIANE_MAX_TOOL_NAME_LENGTH')
         .argParser(positiveIntArg('--max-tool-name-length', 3, 1024))
@@ -193,6 +204,7 @@ export function registerServeCommand(program: Command): void {
         maxPayloadBytes: opts.maxPayload,
         maxInFlightPerSlave: opts.maxInFlight,
         maxQueuedPerSlave: opts.maxInFlight * 16,
+        maxClusterConnections: opts.maxClusterConnections,
       },
       router: {
         ...routerSettingsFrom(opts),

@@ -7,6 +7,7 @@ import { readJsonBody, sendJson } from '../http/json.js';
 import { listenOn } from '../http/listen.js';
 import { DEFAULT_CLUSTER_LISTENER_LIMITS, type ListenerLimits } from '../http/listenerLimits.js';
 import { ThrottledLog } from '../http/throttledLog.js';
+import { TlsAdmission } from '../http/tlsAdmission.js';
 import type { Logger } from '../log.js';
 import type { PairingService } from '../pairing/index.js';
 import { PairingError } from '../pairing/index.js';
@@ -51,6 +52,7 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer
 export class ClusterListener {
   readonly server: HttpsServer;
   readonly guard: ConnectionGuard;
+  private readonly admission: TlsAdmission;
   private upgradeHandler?: UpgradeHandler;
 
   constructor(private readonly opts: ClusterListenerOptions) {
@@ -71,7 +73,21 @@ export class ClusterListener {
         });
       },
     );
-    this.guard = new ConnectionGuard(this.server, limits, opts.logger, 'cluster listener');
+    this.admission = new TlsAdmission(
+      this.server,
+      limits.maxConcurrentTlsHandshakes ?? Number.POSITIVE_INFINITY,
+      limits.handshakeTimeoutMs,
+      (socket) => this.guard.restartDeadline(socket),
+    );
+    this.guard = new ConnectionGuard(
+      this.server,
+      limits,
+      opts.logger,
+      'cluster listener',
+      undefined,
+      this.admission.acceptor,
+    );
+    this.admission.start();
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
       if (path === '/slave/connect' && this.upgradeHandler) return this.upgradeHandler(req, socket, head);
@@ -92,7 +108,7 @@ export class ClusterListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return listenOn(this.server, this.opts.host, this.opts.port, '--listen');
+    return listenOn(this.admission.acceptor, this.opts.host, this.opts.port, '--listen');
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -180,8 +196,10 @@ export class ClusterListener {
   }
 
   close(): Promise<void> {
+    this.admission.destroyWaiting();
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      this.admission.acceptor.close(() => resolve());
+      this.server.close();
       this.server.closeAllConnections();
     });
   }

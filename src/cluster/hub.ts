@@ -11,9 +11,27 @@ import {
   REFUSAL_TEXT,
   type Refusal,
 } from './certificateCheck.js';
+import { ConcurrencyLimit, QueueAbortedError } from './concurrencyLimit.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { SlaveRegistry } from './slaveRegistry.js';
 import { CloseCode } from './webSocketTransport.js';
+
+/** How many links the hub brings up at once. */
+export interface HubLimits {
+  /**
+   * MCP handshakes (initialize and the first read of every list) in flight at once; the rest wait
+   * in order. A reconnect storm of thousands of slaves then costs the event loop a steady share
+   * instead of starving the links already up (their heartbeats and calls).
+   */
+  maxConcurrentHandshakes: number;
+  /** Links waiting for their handshake; more are closed (1013, try again later). */
+  maxQueuedHandshakes: number;
+}
+
+export const DEFAULT_HUB_LIMITS: HubLimits = Object.freeze({
+  maxConcurrentHandshakes: 32,
+  maxQueuedHandshakes: 8192,
+});
 
 export interface HubOptions {
   store: CertificateCheckStore;
@@ -22,6 +40,7 @@ export interface HubOptions {
   maxPayloadBytes: number;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  limits?: HubLimits;
   now?: () => Date;
   /** A host's link finished its MCP handshake (metrics: connects and reconnects). */
   onLinkUp?: (hostId: string) => void;
@@ -36,8 +55,11 @@ export interface HubOptions {
  */
 export class SlaveHub {
   private readonly wss: WebSocketServer;
+  private readonly handshakes: ConcurrencyLimit;
 
   constructor(private readonly opts: HubOptions) {
+    const limits = opts.limits ?? DEFAULT_HUB_LIMITS;
+    this.handshakes = new ConcurrencyLimit(limits.maxConcurrentHandshakes, limits.maxQueuedHandshakes);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.maxPayloadBytes,
@@ -91,19 +113,45 @@ export class SlaveHub {
           ws.terminate();
         },
       });
-      this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }, pending).then(
-        () => this.opts.onLinkUp?.(hostId),
-        (err) => {
-          this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
-          ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
-        },
-      );
+      // A link that closes while it waits for its turn leaves the queue without a handshake.
+      const gone = new AbortController();
+      ws.once('close', () => gone.abort());
+      this.handshakes
+        .run(
+          () => this.opts.registry.attach(hostId, ws, { remoteAddress, certSerial: serial }, pending),
+          () => new HandshakeQueueFullError(),
+          { signal: gone.signal },
+        )
+        .then(
+          () => this.opts.onLinkUp?.(hostId),
+          (err) => {
+            if (err instanceof QueueAbortedError) return;
+            if (err instanceof HandshakeQueueFullError) {
+              this.opts.logger.warn({ host: hostId }, 'too many slave handshakes waiting; closing the link');
+              return ws.close(CloseCode.tryAgainLater, 'the master is busy; try again later');
+            }
+            this.opts.logger.warn({ host: hostId, err: (err as Error).message }, 'slave handshake failed');
+            ws.close(CloseCode.invalidFrame, 'MCP handshake failed');
+          },
+        );
     });
+  }
+
+  /** Links whose MCP handshake is running, and links waiting for their turn. */
+  handshakeLoad(): { inFlight: number; queued: number } {
+    return { inFlight: this.handshakes.inFlight, queued: this.handshakes.queued };
   }
 
   close(): void {
     for (const ws of this.wss.clients) ws.close(CloseCode.goingAway, 'master shutting down');
     this.wss.close();
+  }
+}
+
+class HandshakeQueueFullError extends Error {
+  constructor() {
+    super('too many slave handshakes waiting');
+    this.name = 'HandshakeQueueFullError';
   }
 }
 

@@ -3,13 +3,11 @@ import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Upstream } from '../mcp/upstream.js';
 import type { MasterStore } from '../store/index.js';
+import { LastSeenWriter } from './lastSeenWriter.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
 import type { TrustResult } from './trustWire.js';
 import { CloseCode } from './webSocketTransport.js';
-
-/** `last_seen` is written at most this often per host: heartbeats are frequent, disks are slow. */
-const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
 
 export interface SlaveHealth {
   host_id: string;
@@ -63,7 +61,7 @@ export interface RegistryServices {
  */
 export class SlaveRegistry {
   private readonly slaves = new Map<string, SlaveUpstream>();
-  private readonly lastSeenWritten = new Map<string, number>();
+  private readonly lastSeen: LastSeenWriter;
   private readonly remotes = new Map<string, RemoteHost>();
   /** What this registry put in the router under each host id (the local or the remote upstream). */
   private readonly routed = new Map<string, Upstream>();
@@ -78,7 +76,9 @@ export class SlaveRegistry {
     private readonly version: string,
     private readonly logger: Logger,
     private readonly services: RegistryServices = {},
-  ) {}
+  ) {
+    this.lastSeen = new LastSeenWriter(store, logger);
+  }
 
   /**
    * Registers every enabled paired host and closes links whose certificate is no longer current;
@@ -203,31 +203,14 @@ export class SlaveRegistry {
     const row = await this.store.slaveServers.getByHostId(hostId);
     if (!row) throw new Error(`${hostId} is not a paired host`);
     const slave = this.ensureHost(hostId);
-    this.recordHeartbeat(hostId, new Date(), true);
+    this.recordHeartbeat(hostId, new Date());
     return slave.attach(ws, { ...info, certExpiresAt: row.expiresAt });
   }
 
-  recordHeartbeat(hostId: string, at: Date, force = false): void {
+  /** O(1): the time is noted; `last_seen` of every host heard from is written in one batch. */
+  recordHeartbeat(hostId: string, at: Date): void {
     this.slaves.get(hostId)?.heartbeat(at);
-    const last = this.lastSeenWritten.get(hostId) ?? 0;
-    if (!force && at.getTime() - last < LAST_SEEN_WRITE_INTERVAL_MS) return;
-    // Claimed before the write, so that heartbeats arriving meanwhile do not write it again;
-    // released if the write did not happen, so that the next heartbeat tries.
-    this.lastSeenWritten.set(hostId, at.getTime());
-    // In the background, skipped while another process holds the lock: the link never waits for it.
-    this.store
-      .tryWrite((tx) => tx.slaveServers.updateLastSeen(hostId, at))
-      .then(
-        (result) => {
-          if (!result.written && this.lastSeenWritten.get(hostId) === at.getTime()) {
-            this.lastSeenWritten.set(hostId, last);
-          }
-        },
-        (err: unknown) => {
-          if (this.lastSeenWritten.get(hostId) === at.getTime()) this.lastSeenWritten.set(hostId, last);
-          this.logger.warn({ host: hostId, err: (err as Error).message }, 'could not record last_seen');
-        },
-      );
+    this.lastSeen.seen(hostId, at);
   }
 
   /** Every live slave asks `diane/trust` again (a CA rollover started or finished). */
@@ -290,6 +273,7 @@ export class SlaveRegistry {
   }
 
   async closeAll(): Promise<void> {
+    await this.lastSeen.close();
     await Promise.all([...this.slaves.values()].map((s) => s.stop()));
   }
 }

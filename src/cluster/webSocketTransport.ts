@@ -9,6 +9,8 @@ export const CloseCode = {
   /** A frame that is not one JSON-RPC message. */
   invalidFrame: 1007,
   tooBig: 1009,
+  /** The master is too busy to bring the link up now; the slave reconnects after its backoff. */
+  tryAgainLater: 1013,
   /** The admin revoked this slave. */
   revoked: 4403,
   /** Another connection for the same host took over. */

@@ -14,10 +14,11 @@ import { MasterBus } from '../bus/masterBus.js';
 import { loadOrCreateMasterId } from '../bus/masterId.js';
 import { CaRolloverService } from '../cluster/caRollover.js';
 import { ClusterListener } from '../cluster/clusterListener.js';
-import { SlaveHub } from '../cluster/hub.js';
+import { DEFAULT_HUB_LIMITS, SlaveHub } from '../cluster/hub.js';
 import { RevocationService } from '../cluster/revocation.js';
 import { SlaveRegistry } from '../cluster/slaveRegistry.js';
 import { ensureHome, type HomePaths, homePaths } from '../config/paths.js';
+import { DEFAULT_CLUSTER_LISTENER_LIMITS } from '../http/listenerLimits.js';
 import type { Logger } from '../log.js';
 import { DiscoveryCatalog } from '../mcp/discovery/discoveryCatalog.js';
 import { HttpFront, type SessionLimits } from '../mcp/httpFront.js';
@@ -93,6 +94,8 @@ export interface LinkSettings {
   maxPayloadBytes: number;
   maxInFlightPerSlave: number;
   maxQueuedPerSlave: number;
+  /** Connections the cluster listener holds at once (`--max-cluster-connections`): one per linked slave. */
+  maxClusterConnections: number;
 }
 
 export interface RunningDaemon {
@@ -277,6 +280,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       maxPayloadBytes: opts.link.maxPayloadBytes,
       heartbeatIntervalMs: opts.link.heartbeatIntervalMs,
       heartbeatTimeoutMs: opts.link.heartbeatTimeoutMs,
+      limits: { ...DEFAULT_HUB_LIMITS, maxQueuedHandshakes: opts.link.maxClusterConnections },
       onLinkUp: (hostId) => metrics?.linkConnected(hostId),
       onHeartbeatMissed: (hostId) => metrics?.heartbeatMissed(hostId),
     });
@@ -287,7 +291,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       pairingTrust: () => rollover.pairingTrust(),
       pairing,
       logger,
+      limits: { ...DEFAULT_CLUSTER_LISTENER_LIMITS, maxConnections: opts.link.maxClusterConnections },
     });
+    if (cluster.guard.maxConnections < opts.link.maxClusterConnections) {
+      logger.warn(
+        { maxClusterConnections: opts.link.maxClusterConnections, effective: cluster.guard.maxConnections },
+        'the open-file limit (ulimit -n) caps the cluster listener below --max-cluster-connections',
+      );
+    }
     const slaveHub = hub;
     cluster.onUpgrade((req, socket, head) => slaveHub.handleUpgrade(req, socket, head));
     const clusterBound = await cluster.listen();

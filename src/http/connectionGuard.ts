@@ -60,6 +60,8 @@ export class ConnectionGuard {
     logger: Logger,
     name: string,
     fileLimit: number | undefined = openFileLimit(),
+    /** The server that accepts the connections, when it is not `server` (`TlsAdmission`). */
+    acceptor: Server = server,
   ) {
     const share = fileLimit === undefined ? Number.POSITIVE_INFINITY : fileLimit * limits.maxShareOfFileLimit;
     this.maxConnections = Math.max(MIN_CONNECTIONS, Math.floor(Math.min(limits.maxConnections, share)));
@@ -74,10 +76,10 @@ export class ConnectionGuard {
       timeout: new ThrottledLog(logger, 'debug', `${name}: closed a connection that sent no request in time`),
       accept: new ThrottledLog(logger, 'error', `${name}: cannot accept connections`),
     };
-    server.on('connection', (socket: Socket) => this.accepted(socket));
+    acceptor.on('connection', (socket: Socket) => this.accepted(socket));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.requested(req.socket, res));
     server.on('upgrade', (req: IncomingMessage) => this.upgraded(req.socket));
-    logAcceptErrors(server, this.logs.accept, () => this.open);
+    logAcceptErrors(acceptor, this.logs.accept, () => this.open);
   }
 
   get openConnections(): number {
@@ -122,6 +124,17 @@ export class ConnectionGuard {
         if (map.get(key) === tracked) map.delete(key);
       }
     });
+  }
+
+  /**
+   * Gives a connection that has not made its first request the whole deadline again, from now:
+   * its wait in `TlsAdmission`'s queue was the listener's doing, not the peer's.
+   */
+  restartDeadline(socket: Socket): void {
+    const key = keyOfSocket(socket);
+    const tracked = key === undefined ? undefined : this.waiting.get(key);
+    if (!tracked?.timer) return;
+    tracked.timer.refresh();
   }
 
   /** Closes the connection cheapest to lose: never one with a request in flight. */

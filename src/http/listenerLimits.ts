@@ -21,19 +21,29 @@ export interface ListenerLimits {
   firstRequestTimeoutMs: number;
   /** TLS listeners only: a handshake not finished by then is aborted. */
   handshakeTimeoutMs: number;
+  /**
+   * TLS listeners only: handshakes run at once; further connections wait, unread, until one
+   * finishes (`TlsAdmission`). Their wait counts against `firstRequestTimeoutMs`.
+   */
+  maxConcurrentTlsHandshakes?: number;
   /** A request head not complete by then (after the first byte) is answered 408. */
   headersTimeoutMs: number;
   /** A whole request not received by then is answered 408. */
   requestTimeoutMs: number;
 }
 
-/** The cluster listener binds 0.0.0.0 without authentication: anyone on the network reaches it. */
+/**
+ * The cluster listener binds 0.0.0.0 without authentication: anyone on the network reaches it.
+ * Each linked slave holds one connection (and one descriptor) for as long as it is up: room for
+ * 5,000 slaves with a reconnect storm's worth of spare, given `ulimit -n` of at least twice this.
+ */
 export const DEFAULT_CLUSTER_LISTENER_LIMITS: ListenerLimits = Object.freeze({
-  maxConnections: 1024,
+  maxConnections: 8192,
   maxShareOfFileLimit: 0.5,
   maxConnectionsPerSource: 32,
   firstRequestTimeoutMs: 10_000,
   handshakeTimeoutMs: 5_000,
+  maxConcurrentTlsHandshakes: 32,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
 });

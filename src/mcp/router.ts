@@ -24,15 +24,16 @@ import {
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { Exposure, type ServerExposure } from './exposure.js';
 import {
-  buildNameTable,
   type ExposeName,
-  emptyNameTable,
+  LiveNameTable,
   type Named,
   type NameTable,
   prefixedName,
   type RejectedItem,
   splitServerName,
+  type TableDelta,
 } from './nameTable.js';
+import { type ChangedUri, LiveResourceListing, type ResourceListing } from './resourceListing.js';
 import { CALL_META_KEY, exposeUri, parseExposedUri, type RoutedUri } from './resourceUris.js';
 import { type CallStep, RoutedCall } from './routedCall.js';
 import { type EntryKind, LOCAL_HOST, Scope } from './scope.js';
@@ -50,7 +51,9 @@ import {
   UpstreamUnavailableError,
 } from './upstream.js';
 import { type UpstreamLimits, withinLimits } from './upstreamLimits.js';
-import { exposeResourceObject, exposeResultUris } from './uriRewrite.js';
+import { exposeResultUris } from './uriRewrite.js';
+
+export type { ResourceListing } from './resourceListing.js';
 
 export interface RouterSettings {
   /** Longest exposed tool or prompt name; longer ones are refused, never truncated. */
@@ -61,7 +64,10 @@ export interface RouterSettings {
   callTimeoutCapMs: number;
   /** Bursts of list changes (a reload, a slave reconnecting) become one notification. */
   listChangedDebounceMs: number;
-  /** Entries per page of Diane's own lists. */
+  /**
+   * Entries per page of Diane's own lists: small enough that the first page of a master with
+   * thousands of slaves is quick to serialise, large enough that a usual list is one page.
+   */
   listPageSize: number;
   /** How long a call waits for the agent to come back with answers to an input request. */
   inputTimeoutMs: number;
@@ -79,7 +85,7 @@ export const DEFAULT_ROUTER_SETTINGS: RouterSettings = {
   callTimeoutMs: 60_000,
   callTimeoutCapMs: 600_000,
   listChangedDebounceMs: 100,
-  listPageSize: 500,
+  listPageSize: 1000,
   inputTimeoutMs: 600_000,
   naming: 'prefixed',
   upstreamLimits: { maxEntries: 2000, maxBytes: 4 * 1024 * 1024 },
@@ -154,21 +160,6 @@ export interface RefusedRequest {
   agent?: string;
 }
 
-export interface ResourceListing {
-  resources: Resource[];
-  resourceTemplates: ResourceTemplate[];
-  /** Resources and templates without a usable URI; exposedName holds the URI as given. */
-  rejected: RejectedItem[];
-  owners: ReadonlyMap<string, string>;
-}
-
-const EMPTY_RESOURCES: ResourceListing = {
-  resources: [],
-  resourceTemplates: [],
-  rejected: [],
-  owners: new Map(),
-};
-
 export type ListKind = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 
 interface Registration {
@@ -188,13 +179,27 @@ interface ListChange {
   host: string;
 }
 
-/** A scope's filtered lists for one generation of the tables. */
+/** A scope's filtered lists and served pages for one generation of the tables. */
 interface ScopeView {
   generation: number;
   lists: Map<ListKind, readonly unknown[]>;
+  /** `<list>:<offset>` → the page served from there. */
+  pages: Map<string, ListPage>;
   /** The upstreams with at least one entry in the view: their log messages reach the session. */
   upstreams?: ReadonlySet<string>;
 }
+
+export interface ListPage {
+  items: unknown[];
+  nextCursor?: string;
+}
+
+/** The lists agents page through, per list an upstream announces a change of. */
+const LISTS_OF: Record<CatalogKind, readonly ListKind[]> = {
+  tools: ['tools'],
+  prompts: ['prompts'],
+  resources: ['resources', 'resourceTemplates'],
+};
 
 const LIST_CHANGED: Record<CatalogKind, string> = {
   tools: 'notifications/tools/list_changed',
@@ -225,9 +230,11 @@ const DEFAULT_AGENT_LOG_LEVEL: LoggingLevel = 'info';
  */
 export class Router {
   private readonly registrations = new Map<string, Registration>();
-  private tools: NameTable<Tool> = emptyNameTable();
-  private prompts: NameTable<Prompt> = emptyNameTable();
-  private resources: ResourceListing = EMPTY_RESOURCES;
+  private readonly tools: LiveNameTable<Tool>;
+  private readonly prompts: LiveNameTable<Prompt>;
+  private readonly resources: LiveResourceListing;
+  /** Each list's definitions as agents see them, unscoped; dropped when the list changes. */
+  private readonly fullLists = new Map<ListKind, readonly unknown[]>();
   private readonly changeListeners = new Set<(kind: CatalogKind) => void>();
   private readonly debounceTimers = new Map<CatalogKind, NodeJS.Timeout>();
   /** What changed in each list since its last announcement. */
@@ -241,10 +248,9 @@ export class Router {
   private caller?: string;
   /** Upstream name → host; kept after a removal, so the entries it took away can still be judged. */
   private readonly hosts = new Map<string, string>();
-  /** Bumped by every rebuild: the scopes' cached views are of one generation. */
+  /** Bumped by every change of a list: the scopes' cached views are of one generation. */
   private generation = 0;
   private readonly views = new WeakMap<Scope, ScopeView>();
-  private reportedRejections = new Set<string>();
   private readonly inflight = new Map<string, Map<string, RoutedCall>>();
   private readonly parked = new Map<string, { call: RoutedCall; timer: NodeJS.Timeout }>();
   private readonly sessions = new Set<AgentSession>();
@@ -258,6 +264,9 @@ export class Router {
     private readonly logger: Logger,
   ) {
     this.exposeName = settings.naming === 'transparent' ? (_upstream, name) => name : prefixedName;
+    this.tools = new LiveNameTable(settings.maxToolNameLength, this.exposeName);
+    this.prompts = new LiveNameTable(settings.maxToolNameLength, this.exposeName);
+    this.resources = new LiveResourceListing(settings.naming === 'transparent');
   }
 
   /** `exposure`: what of the upstream is offered at all (default: everything). */
@@ -271,7 +280,7 @@ export class Router {
     const unsubscribe = upstream.subscribe((event) => {
       switch (event.type) {
         case 'catalog':
-          return this.rebuild(event.kind);
+          return this.update(event.kind, upstream.name);
         case 'state':
           return this.onStateChange(upstream.name);
         case 'log':
@@ -290,7 +299,7 @@ export class Router {
       connected: false,
     });
     this.onStateChange(upstream.name);
-    for (const kind of CATALOG_KINDS) this.rebuild(kind);
+    for (const kind of CATALOG_KINDS) this.update(kind, upstream.name);
   }
 
   /** Removes an upstream from routing; it does not stop it. */
@@ -300,7 +309,7 @@ export class Router {
     reg.unsubscribe();
     reg.upstream.agentRequests = undefined;
     this.registrations.delete(name);
-    for (const kind of CATALOG_KINDS) this.rebuild(kind);
+    for (const kind of CATALOG_KINDS) this.update(kind, name);
     return reg.upstream;
   }
 
@@ -314,7 +323,7 @@ export class Router {
     if (!reg || reg.exposure.sameAs(exposure)) return;
     reg.exposure = exposure;
     this.logger.info({ server: name, expose: exposure.expose, hide: exposure.hide }, 'exposure changed');
-    for (const kind of CATALOG_KINDS) this.rebuild(kind);
+    for (const kind of CATALOG_KINDS) this.update(kind, name);
   }
 
   /** Each upstream's entries, by its own names, split into exposed and hidden by its exposure. */
@@ -335,11 +344,11 @@ export class Router {
     return this.upstreams().map((u) => u.status());
   }
 
-  toolTable(): NameTable<Tool> {
+  toolTable(): LiveNameTable<Tool> {
     return this.tools;
   }
 
-  promptTable(): NameTable<Prompt> {
+  promptTable(): LiveNameTable<Prompt> {
     return this.prompts;
   }
 
@@ -406,28 +415,38 @@ export class Router {
    * One page of a list as `scope` sees it, behind an opaque cursor. The offsets count within
    * the scope's view, so paging is as consistent as for the whole list.
    */
-  list(
-    kind: ListKind,
-    cursor: string | undefined,
-    scope: Scope = Scope.full(),
-  ): { items: unknown[]; nextCursor?: string } {
-    const all = this.visible(kind, scope);
+  list(kind: ListKind, cursor: string | undefined, scope: Scope = Scope.full()): ListPage {
     const offset = cursor === undefined ? 0 : decodeCursor(cursor, kind);
-    const end = offset + this.settings.listPageSize;
-    return {
-      items: all.slice(offset, end),
-      nextCursor: end < all.length ? encodeCursor(kind, end) : undefined,
-    };
+    const view = this.viewOf(scope);
+    const key = `${kind}:${offset}`;
+    let page = view.pages.get(key);
+    if (!page) {
+      const all = this.visible(kind, scope);
+      const end = offset + this.settings.listPageSize;
+      page = {
+        items: all.slice(offset, end),
+        nextCursor: end < all.length ? encodeCursor(kind, end) : undefined,
+      };
+      view.pages.set(key, page);
+    }
+    // The front puts the items in its own result object; the cached page itself is never handed out.
+    return { items: page.items, nextCursor: page.nextCursor };
   }
 
   private fullList(kind: ListKind): readonly unknown[] {
-    return kind === 'tools'
-      ? this.tools.exposed.map((t) => t.definition)
-      : kind === 'prompts'
-        ? this.prompts.exposed.map((p) => p.definition)
-        : kind === 'resources'
-          ? this.resources.resources
-          : this.resources.resourceTemplates;
+    let list = this.fullLists.get(kind);
+    if (!list) {
+      list =
+        kind === 'tools'
+          ? this.tools.exposed.map((t) => t.definition)
+          : kind === 'prompts'
+            ? this.prompts.exposed.map((p) => p.definition)
+            : kind === 'resources'
+              ? this.resources.resources
+              : this.resources.resourceTemplates;
+      this.fullLists.set(kind, list);
+    }
+    return list;
   }
 
   /**
@@ -448,7 +467,7 @@ export class Router {
   private viewOf(scope: Scope): ScopeView {
     let view = this.views.get(scope);
     if (!view || view.generation !== this.generation) {
-      view = { generation: this.generation, lists: new Map() };
+      view = { generation: this.generation, lists: new Map(), pages: new Map() };
       this.views.set(scope, view);
     }
     return view;
@@ -1155,146 +1174,68 @@ export class Router {
     );
   }
 
-  private rebuild(kind: CatalogKind): void {
-    const regs = this.sortedRegistrations();
+  /**
+   * Brings one list up to date with one upstream (its catalogue, its exposure, or its removal):
+   * the cost is that upstream's entries, whatever the number of upstreams.
+   */
+  private update(kind: CatalogKind, upstream: string): void {
+    const reg = this.registrations.get(upstream);
     let changes: ListChange[];
-    if (kind === 'tools') {
-      const next = this.namedTable(regs, 'tools', (c) => c.tools);
-      this.reportRejections('tool', this.tools.rejected, next.rejected);
-      changes = this.tableChanges('tool', this.tools, next);
-      this.tools = next;
-    } else if (kind === 'prompts') {
-      const next = this.namedTable(regs, 'prompts', (c) => c.prompts);
-      this.reportRejections('prompt', this.prompts.rejected, next.rejected);
-      changes = this.tableChanges('prompt', this.prompts, next);
-      this.prompts = next;
+    if (kind === 'tools' || kind === 'prompts') {
+      const what = kind === 'tools' ? 'tool' : 'prompt';
+      const table: LiveNameTable<Named> = kind === 'tools' ? this.tools : this.prompts;
+      const limited =
+        reg &&
+        this.limited(
+          reg,
+          kind,
+          (c): readonly Named[] => c[kind],
+          (item) => item.name,
+        );
+      const delta = limited ? table.set(upstream, limited.items, limited.rejected) : table.delete(upstream);
+      this.reportRejections(what, delta);
+      changes = delta.changed.map((c) => ({
+        kind: what,
+        name: c.exposedName,
+        host: this.hostOf(c.upstream),
+      }));
     } else {
-      const next = this.buildResources(regs);
-      changes = this.resourceChanges(this.resources, next);
-      this.resources = next;
+      // Resources and templates share one budget per upstream.
+      const limited =
+        reg &&
+        this.limited(reg, 'resources', (c): readonly (Resource | ResourceTemplate)[] => [
+          ...c.resources,
+          ...c.resourceTemplates,
+        ]);
+      const changed: ChangedUri[] = limited
+        ? this.resources.set(upstream, limited.items, limited.rejected)
+        : this.resources.delete(upstream);
+      changes = changed.map((c) => ({ kind: 'resource', name: c.uri, host: this.hostOf(c.upstream) }));
     }
-    this.generation++;
     this.scheduleCatalogChanged();
-    if (changes.length > 0) this.scheduleListChanged(kind, changes);
+    if (changes.length === 0) return;
+    for (const list of LISTS_OF[kind]) this.fullLists.delete(list);
+    this.generation++;
+    this.scheduleListChanged(kind, changes);
   }
 
-  /** The entries that appeared, went, or whose definition changed between two tables. */
-  private tableChanges<T extends Named>(
-    kind: EntryKind,
-    before: NameTable<T>,
-    after: NameTable<T>,
-  ): ListChange[] {
-    const changes: ListChange[] = [];
-    const change = (e: { exposedName: string; upstream: string }) =>
-      changes.push({ kind, name: e.exposedName, host: this.hostOf(e.upstream) });
-    for (const item of before.exposed) {
-      const other = after.byName.get(item.exposedName);
-      if (!other || JSON.stringify(other.definition) !== JSON.stringify(item.definition)) change(item);
-    }
-    for (const item of after.exposed) if (!before.byName.has(item.exposedName)) change(item);
-    return changes;
-  }
-
-  private resourceChanges(before: ResourceListing, after: ResourceListing): ListChange[] {
-    const index = (listing: ResourceListing) => {
-      const map = new Map<string, { uri: string; json: string; owner: string }>();
-      for (const r of listing.resources) {
-        map.set(`r${r.uri}`, { uri: r.uri, json: JSON.stringify(r), owner: listing.owners.get(r.uri) ?? '' });
-      }
-      for (const t of listing.resourceTemplates) {
-        const owner = listing.owners.get(t.uriTemplate) ?? '';
-        map.set(`t${t.uriTemplate}`, { uri: t.uriTemplate, json: JSON.stringify(t), owner });
-      }
-      return map;
-    };
-    const was = index(before);
-    const now = index(after);
-    const changes: ListChange[] = [];
-    const change = (e: { uri: string; owner: string }) =>
-      changes.push({ kind: 'resource', name: e.uri, host: this.hostOf(e.owner) });
-    for (const [key, entry] of was) if (now.get(key)?.json !== entry.json) change(entry);
-    for (const [key, entry] of now) if (!was.has(key)) change(entry);
-    return changes;
-  }
-
-  /** Tools or prompts: cut to the per-upstream limits, then named through the table. */
-  private namedTable<T extends Named>(
-    regs: Registration[],
-    kind: 'tools' | 'prompts',
-    pick: (catalog: UpstreamCatalog) => readonly T[],
-  ): NameTable<T> {
-    const limited = this.limit(regs, kind, pick, (item) => item.name);
-    return buildNameTable(
-      limited.sources,
-      this.settings.maxToolNameLength,
-      this.exposeName,
-      limited.rejected,
-    );
-  }
-
-  /** Each upstream's list cut to the per-upstream limits (none behind a transparent router). */
-  private limit<T extends object>(
-    regs: Registration[],
+  /** One upstream's list cut to its exposure, then to the per-upstream limits (none if transparent). */
+  private limited<T extends object>(
+    reg: Registration,
     kind: string,
     pick: (catalog: UpstreamCatalog) => readonly T[],
     nameOf?: (item: T) => string,
-  ): { sources: { upstream: string; items: readonly T[] }[]; rejected: RejectedItem[] } {
-    const rejected: RejectedItem[] = [];
-    const sources = regs.map(({ upstream, exposure }) => {
-      // What the owner does not expose is gone before anything else sees it.
-      const items = pick(exposure.filter(upstream.catalog()));
-      if (this.settings.naming === 'transparent') return { upstream: upstream.name, items };
-      const checked = withinLimits(upstream.name, kind, items, this.settings.upstreamLimits, nameOf);
-      rejected.push(...checked.rejected);
-      return { upstream: upstream.name, items: checked.kept };
-    });
-    return { sources, rejected };
+  ): { items: readonly T[]; rejected: RejectedItem[] } {
+    // What the owner does not expose is gone before anything else sees it.
+    const items = pick(reg.exposure.filter(reg.upstream.catalog()));
+    if (this.settings.naming === 'transparent') return { items, rejected: [] };
+    const checked = withinLimits(reg.upstream.name, kind, items, this.settings.upstreamLimits, nameOf);
+    return { items: checked.kept, rejected: checked.rejected };
   }
 
-  private buildResources(regs: Registration[]): ResourceListing {
-    const resources: Resource[] = [];
-    const resourceTemplates: ResourceTemplate[] = [];
-    const owners = new Map<string, string>();
-    const transparent = this.settings.naming === 'transparent';
-    // Resources and templates share one budget per upstream.
-    const limited = this.limit(regs, 'resources', (c): readonly (Resource | ResourceTemplate)[] => [
-      ...c.resources,
-      ...c.resourceTemplates,
-    ]);
-    const rejected = limited.rejected;
-    for (const { upstream, items } of limited.sources) {
-      for (const item of items) {
-        if ('uri' in item) {
-          const exposed = transparent ? item : exposeResourceObject(upstream, item);
-          if (!transparent && exposed === item) {
-            rejected.push(notAUri(upstream, item.uri, item.name));
-            continue;
-          }
-          resources.push(exposed);
-          owners.set(exposed.uri, upstream);
-          continue;
-        }
-        const uriTemplate = transparent ? item.uriTemplate : exposeUri(upstream, item.uriTemplate);
-        if (uriTemplate === undefined) {
-          rejected.push(notAUri(upstream, item.uriTemplate, item.name));
-          continue;
-        }
-        resourceTemplates.push({ ...item, uriTemplate });
-        owners.set(uriTemplate, upstream);
-      }
-    }
-    return { resources, resourceTemplates, rejected, owners };
-  }
-
-  private reportRejections(
-    what: string,
-    before: readonly RejectedItem[],
-    after: readonly RejectedItem[],
-  ): void {
-    const key = (r: RejectedItem) => `${what}\u0000${r.upstream}\u0000${r.originalName}\u0000${r.reason}`;
-    const known = new Set(before.map(key));
-    for (const r of after) {
-      if (known.has(key(r)) || this.reportedRejections.has(key(r))) continue;
+  /** Each refusal is logged once, when it appears; it is not logged again while it lasts. */
+  private reportRejections(what: string, delta: TableDelta): void {
+    for (const r of delta.newlyRejected) {
       this.logger.warn(
         {
           upstream: r.upstream,
@@ -1306,10 +1247,6 @@ export class Router {
         `${what} not exposed`,
       );
     }
-    this.reportedRejections = new Set([
-      ...[...this.reportedRejections].filter((k) => !k.startsWith(`${what}\u0000`)),
-      ...after.map(key),
-    ]);
   }
 
   private scheduleListChanged(kind: CatalogKind, changes: readonly ListChange[]): void {
@@ -1420,16 +1357,6 @@ function unknownResource(uri: string): ProtocolError {
 
 function subscriptionKey(routed: RoutedUri): string {
   return `${routed.upstream}\u0000${routed.originalUri}`;
-}
-
-function notAUri(upstream: string, uri: string, name: string): RejectedItem {
-  return {
-    exposedName: uri,
-    upstream,
-    originalName: name,
-    reason: 'not-a-uri',
-    detail: 'the URI has no scheme, so it cannot be given a Diane address',
-  };
 }
 
 function capitalize(text: string): string {

@@ -1,3 +1,4 @@
+import { definitionFacts } from './definitionFacts.js';
 import type { RejectedItem } from './nameTable.js';
 
 /** What one upstream may put in one list (its tools, its prompts, or its resources). */
@@ -10,18 +11,6 @@ export interface UpstreamLimits {
 
 /** The MCP charset for tool and prompt names (the 2025-11-25 revision's SHOULD). */
 export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
-
-const definitionBytes = new WeakMap<object, number>();
-
-/** Measured once per definition object: a catalog is re-checked on every list change. */
-function bytesOf(item: object): number {
-  let bytes = definitionBytes.get(item);
-  if (bytes === undefined) {
-    bytes = Buffer.byteLength(JSON.stringify(item));
-    definitionBytes.set(item, bytes);
-  }
-  return bytes;
-}
 
 /**
  * Keeps one upstream's list within the limits, in the upstream's own order: a name outside the
@@ -52,7 +41,7 @@ export function withinLimits<T extends object>(
       });
       continue;
     }
-    const size = bytesOf(item);
+    const size = definitionFacts(item).bytes;
     const overCount = kept.length >= limits.maxEntries;
     if (overCount || bytes + size > limits.maxBytes) {
       const rest = items.length - i;

@@ -177,6 +177,16 @@ export class SlaveServersRepo {
     return changed === 1;
   }
 
+  /**
+   * Every host's `last_seen`: a master with thousands of links writes them once per interval, in
+   * one transaction (the caller's), rather than once per host. Returns how many hosts were found.
+   */
+  async updateLastSeenMany(seen: Iterable<[string, Date]>): Promise<number> {
+    let updated = 0;
+    for (const [hostId, at] of seen) if (await this.updateLastSeen(hostId, at)) updated++;
+    return updated;
+  }
+
   async updateCertificate(hostId: string, cert: SlaveCertificate): Promise<boolean> {
     const changed = await this.sql.run(
       `UPDATE slave_servers

@@ -1,6 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
-import { buildNameTable, sameExposed, splitServerName } from '../../src/mcp/nameTable.js';
+import { buildNameTable, LiveNameTable, splitServerName } from '../../src/mcp/nameTable.js';
 
 const tool = (name: string, description = ''): Tool => ({
   name,
@@ -66,14 +66,15 @@ describe('buildNameTable', () => {
     expect(wider.byName.has(`srv_${long}`)).toBe(true);
   });
 
-  it('tells whether agents would see a difference', () => {
-    const one = buildNameTable([{ upstream: 's', items: [tool('a', 'x')] }], 64);
-    const same = buildNameTable([{ upstream: 's', items: [tool('a', 'x')] }], 64);
-    const changed = buildNameTable([{ upstream: 's', items: [tool('a', 'y')] }], 64);
-    const more = buildNameTable([{ upstream: 's', items: [tool('a', 'x'), tool('b')] }], 64);
-    expect(sameExposed(one, same)).toBe(true);
-    expect(sameExposed(one, changed)).toBe(false);
-    expect(sameExposed(one, more)).toBe(false);
+  it('tells which names agents would see differently after an update', () => {
+    const table = new LiveNameTable<Tool>(64);
+    table.set('s', [tool('a', 'x')]);
+    expect(table.set('s', [tool('a', 'x')]).changed).toEqual([]);
+    expect(table.set('s', [tool('a', 'y')]).changed).toEqual([{ exposedName: 's_a', upstream: 's' }]);
+    expect(table.set('s', [tool('a', 'y'), tool('b')]).changed).toEqual([
+      { exposedName: 's_b', upstream: 's' },
+    ]);
+    expect(table.delete('s').changed.map((c) => c.exposedName)).toEqual(['s_a', 's_b']);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildNameTable, emptyNameTable, type Named, sameExposed } from '../../src/mcp/nameTable.js';
+import { buildNameTable, type Named } from '../../src/mcp/nameTable.js';
 
 /** The refusal rules of the name table, row by row, with the exact words an admin sees. */
 interface Item extends Named {
@@ -7,17 +7,6 @@ interface Item extends Named {
 }
 
 const item = (name: string, description?: string): Item => (description ? { name, description } : { name });
-
-describe('emptyNameTable', () => {
-  it('holds nothing', () => {
-    const table = emptyNameTable<Item>();
-    expect({ byName: [...table.byName], exposed: table.exposed, rejected: table.rejected }).toEqual({
-      byName: [],
-      exposed: [],
-      rejected: [],
-    });
-  });
-});
 
 describe('buildNameTable refuses', () => {
   it('every claimant of a name two upstreams produce, naming all of them', () => {
@@ -76,20 +65,5 @@ describe('buildNameTable exposes', () => {
       },
     ]);
     expect(table.byName.get('srv_t')).toBe(table.exposed[0]);
-  });
-});
-
-describe('sameExposed', () => {
-  const table = (...names: string[]) =>
-    buildNameTable([{ upstream: 's', items: names.map((n) => item(n)) }], 64);
-
-  it.each([
-    ['the same names', table('a', 'b'), table('b', 'a'), true],
-    ['as many names, one different', table('a', 'b'), table('a', 'c'), false],
-    ['fewer names', table('a', 'b'), table('a'), false],
-    ['two empty tables', table(), emptyNameTable<Item>(), true],
-  ])('%s: %s', (_name, a, b, same) => {
-    expect(sameExposed(a, b)).toBe(same);
-    expect(sameExposed(b, a)).toBe(same);
   });
 });

@@ -2,7 +2,7 @@ import type { Tool } from '@modelcontextprotocol/client';
 import { splitServerName } from '../nameTable.js';
 import type { Router } from '../router.js';
 import { LOCAL_HOST, type Scope } from '../scope.js';
-import type { JsonObject, UpstreamCatalog } from '../upstream.js';
+import type { JsonObject } from '../upstream.js';
 import { type SearchResult, type ServerSummary, type ToolEntry, ToolIndex } from './toolIndex.js';
 
 /**
@@ -13,8 +13,8 @@ import { type SearchResult, type ServerSummary, type ToolEntry, ToolIndex } from
  */
 export class DiscoveryCatalog {
   private readonly index = new ToolIndex();
-  /** Per upstream, the catalogue object its entries were built from (replaced on every change). */
-  private readonly builtFrom = new Map<string, UpstreamCatalog | undefined>();
+  /** Per upstream, the tool table's version of it that its entries were built from. */
+  private readonly builtFrom = new Map<string, number>();
   private unsubscribe?: () => void;
 
   /** The index is built on the first search: a master nobody uses in discovery mode pays nothing. */
@@ -26,14 +26,9 @@ export class DiscoveryCatalog {
     this.refresh();
   }
 
-  /** Brings the index up to date with the router; cheap for upstreams that did not change. */
+  /** Brings the index up to date with the router; only upstreams whose exposed tools changed are reindexed. */
   refresh(): void {
-    const exposed = new Map<string, ToolEntry[]>();
-    for (const item of this.router.toolTable().exposed) {
-      const entries = exposed.get(item.upstream) ?? [];
-      entries.push(this.entryOf(item.upstream, item.exposedName, item.originalName, item.definition));
-      exposed.set(item.upstream, entries);
-    }
+    const table = this.router.toolTable();
     const present = new Set<string>();
     for (const upstream of this.router.upstreams()) {
       present.add(upstream.name);
@@ -42,13 +37,16 @@ export class DiscoveryCatalog {
         this.index.setOnline(upstream.name, false);
         continue;
       }
-      const catalog = upstream.catalog();
-      if (this.index.hasUpstream(upstream.name) && this.builtFrom.get(upstream.name) === catalog) {
+      const version = table.versionOf(upstream.name);
+      if (this.index.hasUpstream(upstream.name) && this.builtFrom.get(upstream.name) === version) {
         this.index.setOnline(upstream.name, online);
         continue;
       }
-      this.index.upsertUpstream(upstream.name, exposed.get(upstream.name) ?? [], online);
-      this.builtFrom.set(upstream.name, catalog);
+      const entries = table
+        .entriesOf(upstream.name)
+        .map((item) => this.entryOf(item.upstream, item.exposedName, item.originalName, item.definition));
+      this.index.upsertUpstream(upstream.name, entries, online);
+      this.builtFrom.set(upstream.name, version);
     }
     for (const key of [...this.builtFrom.keys()]) {
       if (present.has(key)) continue;
