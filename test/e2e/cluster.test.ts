@@ -470,6 +470,7 @@ describe('slave lifecycle', () => {
       args: [...FAST_HEARTBEAT, '--listen', `127.0.0.1:${port}`],
     });
     try {
+      // The slave backed off up to its cap while the master was down.
       await waitForSlaveStatus(master, 'nomad', 'connected', 70_000);
       const status = JSON.parse((await runCli(slaveHome, ['slave', 'status', '--json'])).stdout);
       expect(status).toMatchObject({ running: true, state: 'connected', host_id: 'nomad' });
@@ -506,5 +507,5 @@ describe('slave lifecycle', () => {
       if (pid > 0) trackPid(pid);
       await master.stop();
     }
-  });
+  }, 150_000);
 });
