@@ -34,6 +34,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import pg from 'pg';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dianeBin = join(root, 'bin', 'diane.js');
@@ -45,7 +46,12 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const BIG_CALLS = Number(process.env.BENCH_BIG_CALLS ?? 30);
 const CONCURRENCY = (process.env.BENCH_CONC ?? '1,16,64').split(',').map(Number);
-const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed,flooded').split(',').map((s) => s.trim());
+const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed,flooded,crossmaster')
+  .split(',')
+  .map((s) => s.trim());
+/** The cross-master path's shared store and bus (skipped, with a message, when they do not answer). */
+const CROSS_POSTGRES = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+const CROSS_NATS = process.env.BENCH_NATS ?? 'nats://127.0.0.1:4222';
 const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const BIG_BYTES = 1024 * 1024;
@@ -65,6 +71,8 @@ const LABELS = {
   local: 'master -> local upstream',
   routed: 'master -> slave -> upstream',
   flooded: 'routed, another slave flooding',
+  routedB: 'routed, on a store+bus master',
+  crossmaster: 'master A -> NATS -> B -> slave',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,14 +156,14 @@ async function stopChild(child, graceMs = 10_000) {
 }
 
 /** Runs one `diane` command to completion. */
-function cli(home, args, timeoutMs = 20_000) {
+function cli(home, args, timeoutMs = 20_000, env = {}) {
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
       [dianeBin, ...args],
       {
         cwd: root,
-        env: envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn' }),
+        env: envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...env }),
         timeout: timeoutMs,
         // A flooding slave's tool list alone is over execFile's 1 MiB default.
         maxBuffer: 64 * 1024 * 1024,
@@ -570,8 +578,7 @@ async function benchPath(key, target) {
 // ---------------------------------------------------------------------------------------------
 // Diane setup.
 
-async function startMaster() {
-  const home = makeHome('m');
+async function startMaster(extraArgs = [], home = makeHome('m')) {
   const mcpPort = await freePort();
   const clusterPort = await freePort();
   const child = startChild(
@@ -583,6 +590,7 @@ async function startMaster() {
       `127.0.0.1:${mcpPort}`,
       '--listen',
       `127.0.0.1:${clusterPort}`,
+      ...extraArgs,
     ],
     envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
   );
@@ -652,6 +660,68 @@ async function startSlave(master, hostId = 'bench', servers = undefined, readyTo
     throw new Error(`${err.message}\n--- slave stderr ---\n${child.stderr()}`);
   });
   return { home, child };
+}
+
+function reachable(url, defaultPort) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolvePromise) => {
+    const socket = net.connect({ host: hostname, port: Number(port || defaultPort) });
+    const done = (ok) => {
+      socket.destroy();
+      resolvePromise(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(1000, () => done(false));
+  });
+}
+
+/**
+ * Two masters sharing a PostgreSQL schema of their own and a NATS subject prefix of their own,
+ * one CA (B's, imported into A's home); the slave pairs with and links to B; the agent talks to A.
+ */
+async function startCrossMaster() {
+  if (!(await reachable(CROSS_POSTGRES, 5432)) || !(await reachable(CROSS_NATS, 4222))) {
+    log(`cross-master path skipped: PostgreSQL (${CROSS_POSTGRES}) or NATS (${CROSS_NATS}) does not answer`);
+    return undefined;
+  }
+  const tag = `bench${Date.now().toString(36)}`;
+  const store = new URL(CROSS_POSTGRES);
+  store.searchParams.set('schema', `diane_${tag}`);
+  const shared = (id) => [
+    '--store',
+    store.toString(),
+    '--bus',
+    CROSS_NATS,
+    '--bus-prefix',
+    tag,
+    '--master-id',
+    id,
+  ];
+  const b = await startMaster(shared('bench-b'));
+  const bundle = join(b.home, 'ca.bundle');
+  const passphrase = { DIANE_CA_PASSPHRASE: 'bench passphrase, not a secret' };
+  const exported = await cli(b.home, ['ca', 'export', '--out', bundle], 60_000, passphrase);
+  if (exported.code !== 0) throw new Error(`ca export failed: ${exported.stderr}`);
+  const homeA = makeHome('a');
+  const imported = await cli(homeA, ['ca', 'import', bundle], 60_000, passphrase);
+  if (imported.code !== 0) throw new Error(`ca import failed: ${imported.stderr}`);
+  const a = await startMaster(shared('bench-a'), homeA);
+  const slave = await startSlave(b, 'xhost', undefined, 'xhost_echo_echo');
+  await waitForTool(a, 'xhost_echo_echo');
+  return { a, b, slave, schema: `diane_${tag}` };
+}
+
+async function dropSchema(schema) {
+  const client = new pg.Client(CROSS_POSTGRES);
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } catch (err) {
+    log(`could not drop the bench schema ${schema}: ${err.message}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 async function startBare() {
@@ -728,6 +798,51 @@ function report(results, meta) {
     lines.push(
       `master-local hop adds ${hopUs.toFixed(0)} µs p50 over bare SDK HTTP (c=1: ${local1.p50Ms.toFixed(3)} vs ${bare1.p50Ms.toFixed(3)} ms)`,
     );
+  }
+  // The performance issue's targets, as ratios to the bare SDK server (B) of the same run.
+  const bare64 = cell('bare', 64);
+  const ratio = (label, value, limit, higherIsBetter) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    const pass = higherIsBetter ? value >= limit : value <= limit;
+    targets.push({
+      target: `${label} ${higherIsBetter ? '>=' : '<='} ${limit} x B`,
+      value: `${value.toFixed(2)} x B`,
+      pass,
+      miss: 'see README, Performance',
+    });
+  };
+  if (bare1) {
+    ratio('local p50 (c=1)', cell('local', 1)?.p50Ms / bare1.p50Ms, 1.1, false);
+    ratio('routed p50 (c=1)', cell('routed', 1)?.p50Ms / bare1.p50Ms, 1.5, false);
+  }
+  if (bare64) {
+    ratio('local calls/s (c=64)', cell('local', 64)?.callsPerSec / bare64.callsPerSec, 1.0, true);
+    ratio('routed calls/s (c=64)', cell('routed', 64)?.callsPerSec / bare64.callsPerSec, 0.9, true);
+  }
+  if (by.bare?.big && by.routed?.big)
+    ratio('1 MiB routed p50', by.routed.big.p50Ms / by.bare.big.p50Ms, 2, false);
+  const routedMasterCpu = cell('routed', 64)?.cpu.perCallUs.master;
+  if (routedMasterCpu !== undefined) {
+    targets.push({
+      target: 'master CPU per routed call (c=64) <= 200 µs',
+      value: `${routedMasterCpu} µs`,
+      pass: routedMasterCpu <= 200,
+      miss: `${(routedMasterCpu / 200).toFixed(2)}x the target`,
+    });
+  }
+  const crossB1 = cell('routedB', 1);
+  const cross1 = cell('crossmaster', 1);
+  if (crossB1 && cross1) {
+    const busUs = (cross1.p50Ms - crossB1.p50Ms) * 1000;
+    lines.push(
+      `the bus hop adds ${busUs.toFixed(0)} µs p50 (c=1: A -> NATS -> B ${cross1.p50Ms.toFixed(3)} ms vs on B ${crossB1.p50Ms.toFixed(3)} ms)`,
+    );
+    targets.push({
+      target: 'bus hop adds <= 300 µs p50 (c=1)',
+      value: `${busUs.toFixed(0)} µs`,
+      pass: busUs <= 300,
+      miss: `${(busUs / 300).toFixed(2)}x the target`,
+    });
   }
   const routed1 = cell('routed', 1);
   const routed64 = cell('routed', 64);
@@ -827,6 +942,18 @@ async function main() {
     }
     if (slave) await stopChild(slave.child);
     await stopChild(master.child);
+  }
+  if (PATHS.includes('crossmaster')) {
+    const cross = await startCrossMaster();
+    if (cross) {
+      log(`masters A (pid ${cross.a.child.proc.pid}) and B (pid ${cross.b.child.proc.pid}) on ${CROSS_NATS}`);
+      // The single-master routed path again, on B, in the same conditions, for the bus hop's cost.
+      results.push(await benchPath('routedB', httpTarget(cross.b.url, 'xhost_echo_', cross.b.token)));
+      results.push(await benchPath('crossmaster', httpTarget(cross.a.url, 'xhost_echo_', cross.a.token)));
+      await stopChild(cross.slave.child);
+      await Promise.all([stopChild(cross.a.child), stopChild(cross.b.child)]);
+      await dropSchema(cross.schema);
+    }
   }
 
   meta.wallSeconds = (Date.now() - started) / 1000;
