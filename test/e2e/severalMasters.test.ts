@@ -229,7 +229,10 @@ describe.skipIf(!available)('three masters, PostgreSQL, NATS, four slaves', () =
     await master('m1').daemon.kill9();
     const killedAt = Date.now();
     // A 2025-era session lives on its master: m1's agent has to start a new one once m1 is back.
-    await agents.get('m1')?.close().catch(() => undefined);
+    await agents
+      .get('m1')
+      ?.close()
+      .catch(() => undefined);
     agents.delete('m1');
     for (const host of ['ws1', 'ws2']) {
       await waitFor(
