@@ -261,7 +261,7 @@ export class HttpFront {
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        const relay = new HttpRelaySession(this.opts.router, front, id);
+        const relay = new HttpRelaySession(this.opts.router, front, transport, id);
         this.sessions.set(id, { transport, agent, lastUsed: Date.now(), active: 0, relay });
       },
     });

@@ -96,17 +96,48 @@ export function fixtureServer(wire: Wire): Server {
       case 'big':
         return { content: [{ type: 'text', text: 'x'.repeat(Number(args.bytes ?? 1024)) }] };
       case 'ask': {
-        const answer = (await ctx.mcpReq.send({
-          method: 'sampling/createMessage',
-          params: { messages: [{ role: 'user', content: { type: 'text', text: 'why?' } }], maxTokens: 10 },
-        })) as { content: { text: string } };
-        return { content: [{ type: 'text', text: `agent said ${answer.content.text}` }] };
+        // `questions` (default: one sampling) asked one after another, or all at once (`together`).
+        const kinds = (args.questions as string[] | undefined) ?? ['sampling'];
+        const ask = (kind: string) => askClient(ctx.mcpReq.send, kind);
+        const texts = args.together
+          ? await Promise.all(kinds.map(ask))
+          : await kinds.reduce<Promise<string[]>>(
+              async (done, kind) => [...(await done), await ask(kind)],
+              Promise.resolve([]),
+            );
+        return { content: [{ type: 'text', text: texts.join('; ') }] };
       }
       default:
         throw new ProtocolError(-32602, `no tool ${request.params.name}`);
     }
   });
   return server;
+}
+
+/** One question of the `ask` tool to the fixture's client, and its answer as text. */
+async function askClient(
+  send: (request: { method: string; params?: Record<string, unknown> }) => Promise<unknown>,
+  kind: string,
+): Promise<string> {
+  if (kind === 'roots') {
+    const { roots } = (await send({ method: 'roots/list' })) as { roots: { uri: string }[] };
+    return `roots ${roots.map((r) => r.uri).join(',')}`;
+  }
+  if (kind === 'elicit') {
+    const answer = (await send({
+      method: 'elicitation/create',
+      params: {
+        message: 'your name?',
+        requestedSchema: { type: 'object', properties: { name: { type: 'string' } } },
+      },
+    })) as { action: string; content?: unknown };
+    return `elicited ${answer.action} ${JSON.stringify(answer.content ?? null)}`;
+  }
+  const answer = (await send({
+    method: 'sampling/createMessage',
+    params: { messages: [{ role: 'user', content: { type: 'text', text: 'why?' } }], maxTokens: 10 },
+  })) as { content: { text: string } };
+  return `agent said ${answer.content.text}`;
 }
 
 /**

@@ -102,7 +102,9 @@ describe('slave link relay, against the SDK front', () => {
       expect(JSON.stringify(a)).toBe(JSON.stringify(b));
     }
     expect(relayed.asked).toHaveLength(1);
-    expect(relayed.asked[0]!.params._meta).toEqual({ [CALL_META_KEY]: 'master-call-1' });
+    // Asked as the SDK shim asks: with the call's id and the shim's progress token.
+    expect(relayed.asked).toEqual(plain.asked);
+    expect(relayed.asked[0]!.params._meta).toMatchObject({ [CALL_META_KEY]: 'master-call-1' });
   });
 
   it('fails a call whose question the master cannot answer, as the SDK shim does', async () => {

@@ -1,10 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Transport } from '@modelcontextprotocol/server';
 import type { Front } from '../frontServer.js';
 import type { Router } from '../router.js';
-import type { ProgressUpdate } from '../upstream.js';
+import type { AgentRequest, ProgressUpdate } from '../upstream.js';
+import { LazyReply } from './lazyReply.js';
 import { relayCall } from './relayCall.js';
+import { askAsShim } from './shimQuestions.js';
 import {
   asHotRequest,
+  asJsonRpcMessage,
   checkedResult,
   type HotRequest,
   type JsonRpcId,
@@ -12,29 +17,49 @@ import {
   toWireError,
 } from './wire.js';
 
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  'x-accel-buffering': 'no',
-} as const;
-
 /**
  * The relay path of one 2025-era HTTP session: a POST whose body is one hot request is served
- * here, through the router's call path, instead of by the SDK transport (web `Request`
- * conversion, an AbortSignal per request, web streams, zod on every message). Everything else,
+ * here (and so are the agent's answers to the questions such calls ask), through the router's
+ * call path, instead of by the SDK transport (web `Request` conversion, an AbortSignal per
+ * request, web streams, zod on every message). Everything else,
  * and every hot request this path cannot serve exactly as the SDK would, stays the SDK's; the
  * decision is made before anything is sent. See docs/architecture.md, "The relay path".
+ *
+ * An upstream's questions mid-call are asked as the SDK's legacy shim asks them, by the front's
+ * SDK server (`shimQuestions.ts`): the server writes them with a related id of the relay's own,
+ * which the wrapped `transport.send` puts on the call's stream instead of the SDK transport's;
+ * the agent's POSTed answers to them come back here and go to the server as the transport would
+ * hand them over.
  */
 export class HttpRelaySession {
   /** Relayed calls in flight by JSON-RPC id, for `notifications/cancelled`. */
-  private readonly inFlight = new Map<JsonRpcId, () => void>();
+  private readonly inFlight = new Map<JsonRpcId, (reason?: unknown) => void>();
+  /** The streams of relayed calls that asked the agent something, by their related id. */
+  private readonly streams = new Map<string, LazyReply>();
+  /** Questions asked on those streams and not answered yet: question id → related id. */
+  private readonly questions = new Map<JsonRpcId, string>();
+  /**
+   * Related ids are the relay's, never an agent's request id: the SDK transport keeps writing
+   * its own requests' messages, whatever ids the agent chose.
+   */
+  private readonly relatedPrefix = `diane-relay-${randomUUID()}-`;
+  private relatedSeq = 0;
 
   constructor(
     private readonly router: Router,
     private readonly front: Front,
+    private readonly transport: Transport,
     private readonly sessionId: string,
-  ) {}
+  ) {
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) => {
+      const related = options?.relatedRequestId;
+      if (typeof related !== 'string' || !related.startsWith(this.relatedPrefix))
+        return send(message, options);
+      this.writeOnCallStream(related, message);
+      return Promise.resolve();
+    };
+  }
 
   /**
    * Serves the POST if it is the relay's, and says whether it did. `body` was parsed (with the
@@ -43,7 +68,7 @@ export class HttpRelaySession {
   tryServe(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
     if (!acceptsBoth(req) || !isJsonContentType(req)) return false;
     const request = asHotRequest(body);
-    if (!request) return this.tryCancel(res, body);
+    if (!request) return this.tryAnswer(req, res, body) || this.tryCancel(res, body);
     if (!this.servable(req, request)) return false;
     this.serve(res, request);
     return true;
@@ -51,27 +76,26 @@ export class HttpRelaySession {
 
   /** Ends the session's relayed calls, as the SDK aborts its handlers when a session closes. */
   close(): void {
-    for (const cancel of [...this.inFlight.values()]) cancel();
+    for (const cancel of [...this.inFlight.values()]) cancel('the session closed');
     this.inFlight.clear();
   }
 
   /**
    * Whether the SDK would serve this request exactly as the relay does: an initialized session
-   * of the 2025 era, the protocol version header it would accept without question, and an agent
-   * that declared nothing an upstream could ask of it (server-to-agent requests mid-call are the
-   * SDK's legacy shim's job). Discovery meta-tools are the SDK handler's too.
+   * of the 2025 era and the protocol version header it would accept without question.
+   * Discovery meta-tools are the SDK handler's.
    */
   private servable(req: IncomingMessage, request: HotRequest): boolean {
-    const { server } = this.front;
-    const capabilities = server.getClientCapabilities();
-    if (!capabilities || capabilities.sampling || capabilities.elicitation || capabilities.roots)
-      return false;
-    const version = server.getNegotiatedProtocolVersion();
-    if (version === undefined || !version.startsWith('2025')) return false;
-    const header = req.headers['mcp-protocol-version'];
-    if (header !== undefined && header !== version) return false;
+    if (!this.front.server.getClientCapabilities() || !this.versionFits(req)) return false;
     if (request.method === 'tools/call' && this.front.isMetaTool(String(request.params.name))) return false;
     return !this.inFlight.has(request.id);
+  }
+
+  private versionFits(req: IncomingMessage): boolean {
+    const version = this.front.server.getNegotiatedProtocolVersion();
+    if (version === undefined || !version.startsWith('2025')) return false;
+    const header = req.headers['mcp-protocol-version'];
+    return header === undefined || header === version;
   }
 
   private serve(res: ServerResponse, request: HotRequest): void {
@@ -86,25 +110,40 @@ export class HttpRelaySession {
               method: 'notifications/progress',
               params: { ...update, progressToken: token },
             });
+    // Built on the first question only: most calls never ask one.
+    let related: string | undefined;
+    let asking: AbortController | undefined;
+    const ask = (requests: Record<string, AgentRequest>) => {
+      if (related === undefined) {
+        related = `${this.relatedPrefix}${++this.relatedSeq}`;
+        this.streams.set(related, reply);
+      }
+      asking ??= new AbortController();
+      return askAsShim(this.front.server, requests, { relatedRequestId: related, signal: asking.signal });
+    };
     const call = relayCall(this.router, request.method, request.params, {
       scope: this.front.scope(),
       ...(this.front.agent ? { agent: this.front.agent } : {}),
       capabilities: this.front.server.getClientCapabilities(),
       ...(onprogress ? { onprogress } : {}),
+      ask,
     });
     const { id } = request;
     let cancelled = false;
-    const cancel = () => {
+    const cancel = (reason?: unknown) => {
       cancelled = true;
+      // First, while the stream is open: the SDK server cancels its questions on it.
+      asking?.abort(reason);
       call.cancel();
     };
     this.inFlight.set(id, cancel);
     // An agent that hung up cannot read the result: the upstream stops working for it.
     res.once('close', () => {
-      if (!reply.ended) cancel();
+      if (!reply.ended) cancel('the agent closed the request');
     });
     void call.done.then((step) => {
       if (this.inFlight.get(id) === cancel) this.inFlight.delete(id);
+      if (related !== undefined) this.closeStream(related);
       // A cancelled request gets no response (as from the SDK), only the end of the POST.
       if (cancelled) return reply.abandon();
       if (step.kind === 'result') {
@@ -116,13 +155,44 @@ export class HttpRelaySession {
     });
   }
 
+  /** What the SDK server writes for a relayed call: its questions, and their cancellation. */
+  private writeOnCallStream(related: string, message: object): void {
+    const reply = this.streams.get(related);
+    if (!reply) return;
+    const { id, method } = message as { id?: unknown; method?: unknown };
+    if (typeof method === 'string' && (typeof id === 'string' || typeof id === 'number'))
+      this.questions.set(id, related);
+    reply.send(message);
+  }
+
+  private closeStream(related: string): void {
+    this.streams.delete(related);
+    for (const [id, on] of this.questions) if (on === related) this.questions.delete(id);
+  }
+
+  /**
+   * The agent's answer (a JSON-RPC response or error) to a question of a relayed call: handed to
+   * the SDK server, which matches it to its question by id, and acknowledged with 202, as the
+   * SDK transport does. Answers to anything else are the SDK transport's.
+   */
+  private tryAnswer(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
+    const id = (body as { id?: unknown } | null)?.id;
+    if ((typeof id !== 'string' && typeof id !== 'number') || !this.questions.has(id)) return false;
+    const message = asJsonRpcMessage(body);
+    if (!message || 'method' in message || !this.versionFits(req)) return false;
+    this.questions.delete(id);
+    this.transport.onmessage?.(message);
+    res.writeHead(202).end();
+    return true;
+  }
+
   /** `notifications/cancelled` for a relayed call: the SDK would answer 202 and know nothing of it. */
   private tryCancel(res: ServerResponse, body: unknown): boolean {
     const message = body as {
       jsonrpc?: unknown;
       method?: unknown;
       id?: unknown;
-      params?: { requestId?: unknown };
+      params?: { requestId?: unknown; reason?: unknown };
     };
     if (message?.jsonrpc !== '2.0' || message.method !== 'notifications/cancelled' || 'id' in message)
       return false;
@@ -133,63 +203,10 @@ export class HttpRelaySession {
         : undefined;
     if (!cancel) return false;
     this.inFlight.delete(requestId as JsonRpcId);
-    cancel();
+    cancel(message.params?.reason);
     res.writeHead(202).end();
     return true;
   }
-}
-
-/**
- * One POST's answer, its headers decided by the first message: the result alone goes as
- * `application/json`; a progress notification before it turns the answer into an event stream.
- */
-class LazyReply {
-  private streaming = false;
-  ended = false;
-
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly sessionId: string,
-  ) {}
-
-  send(message: object): void {
-    if (this.ended || this.res.destroyed) return;
-    if (!this.streaming) {
-      this.streaming = true;
-      this.res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': this.sessionId });
-    }
-    this.res.write(sseEvent(message));
-  }
-
-  /** Ends the POST without a message. */
-  abandon(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.res.destroyed) return;
-    if (this.streaming) this.res.end();
-    else this.res.writeHead(202).end();
-  }
-
-  end(message: object): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.res.destroyed) return;
-    if (this.streaming) {
-      this.res.end(sseEvent(message));
-      return;
-    }
-    const body = JSON.stringify(message);
-    this.res.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'mcp-session-id': this.sessionId,
-    });
-    this.res.end(body);
-  }
-}
-
-function sseEvent(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
 
 function acceptsBoth(req: IncomingMessage): boolean {

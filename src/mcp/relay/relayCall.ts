@@ -5,7 +5,7 @@ import type { Router } from '../router.js';
 import type { Scope } from '../scope.js';
 import { contextFromMeta, endHop, startHop } from '../tracing.js';
 import type { AgentRequest, JsonObject, ProgressUpdate } from '../upstream.js';
-import { type HotMethod, JSONRPC_INTERNAL_ERROR } from './wire.js';
+import { type HotMethod, JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS } from './wire.js';
 
 /** How a relayed call ends, as its front writes it. */
 export type FinalStep = { kind: 'result'; result: JsonObject } | { kind: 'error'; error: unknown };
@@ -19,9 +19,9 @@ export interface RelayCallOptions {
   onprogress?: (update: ProgressUpdate) => void;
   /**
    * Puts the upstream's questions (sampling, elicitation, roots) to the caller and resolves with
-   * the answers by key. Without it the caller must have declared no such capability.
+   * the answers by key; only asked of a caller that declared the capability.
    */
-  ask?: (requests: Record<string, AgentRequest>) => Promise<Record<string, JsonObject>>;
+  ask: (requests: Record<string, AgentRequest>) => Promise<Record<string, JsonObject>>;
 }
 
 export interface RelayedCall {
@@ -30,7 +30,7 @@ export interface RelayedCall {
   readonly done: Promise<FinalStep>;
 }
 
-/** As the SDK's 2025-era shim: an upstream may ask several questions in one call, up to a point. */
+/** As the SDK front's (`frontServer.ts`): an upstream may ask several rounds of questions, up to a point. */
 const MAX_INPUT_ROUNDS = 64;
 
 /**
@@ -86,33 +86,41 @@ async function runToEnd(
   call: RoutedCall,
   opts: RelayCallOptions,
 ): Promise<FinalStep> {
-  for (let round = 0; ; round++) {
+  for (let round = 1; ; round++) {
     const step = await router.step(call, { keepSignal: true });
     if (step.kind !== 'input') return step;
-    // Parked by `step`; this caller answers on the same request, so it takes the call back.
-    router.resumeCall(call.id);
-    if (!opts.ask || round >= MAX_INPUT_ROUNDS) {
-      call.cancel('the agent cannot answer the upstream');
+    // `step` parked the call under the input timeout, as for the SDK front: it stays parked while
+    // the agent answers, and is taken back when the answers are in.
+    if (round > MAX_INPUT_ROUNDS) {
+      giveUp(router, call, 'the agent cannot answer the upstream');
       return inputFailure(
         method,
-        opts.ask
-          ? `Input required by '${method}' exceeded ${MAX_INPUT_ROUNDS} rounds`
-          : `Input required by '${method}' cannot be requested on this connection`,
+        `Multi-round-trip request '${method}' still required input after ${MAX_INPUT_ROUNDS} rounds (inputRequired.maxRounds)`,
       );
     }
     let answers: Record<string, JsonObject>;
     try {
       answers = await opts.ask(step.requests);
     } catch (err) {
-      if (call.finished) continue;
-      call.cancel('the agent could not answer');
-      return inputFailure(
-        method,
-        `Fulfilling input required by '${method}' failed: ${(err as Error).message}`,
-      );
+      giveUp(router, call, 'the agent could not answer');
+      const reason = err instanceof Error ? err.message : String(err);
+      return inputFailure(method, `Fulfilling input required by '${method}' failed: ${reason}`);
     }
+    // The input timeout expired (or the call ended) while the agent answered: the SDK front's
+    // resume refuses it so.
+    if (!router.resumeCall(call.id))
+      return {
+        kind: 'error',
+        error: { code: JSONRPC_INVALID_PARAMS, message: 'Invalid or expired requestState' },
+      };
     call.answer(answers);
   }
+}
+
+/** The call will not be resumed: out of the router's parking, and cancelled upstream. */
+function giveUp(router: Router, call: RoutedCall, reason: string): void {
+  router.resumeCall(call.id);
+  call.cancel(reason);
 }
 
 /** As the SDK's shim surfaces it: a tool error for a tool call, an internal error otherwise. */

@@ -1,8 +1,9 @@
-import type { JSONRPCMessage, StandardSchemaV1, Transport } from '@modelcontextprotocol/client';
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
 import { type Front, onServerClose } from '../frontServer.js';
 import type { Router } from '../router.js';
-import type { AgentRequest, JsonObject, ProgressUpdate } from '../upstream.js';
+import type { ProgressUpdate } from '../upstream.js';
 import { relayCall } from './relayCall.js';
+import { askAsShim } from './shimQuestions.js';
 import {
   asHotRequest,
   checkedResult,
@@ -12,24 +13,12 @@ import {
   toWireError,
 } from './wire.js';
 
-/** The caller's answers are relayed as they came, like the SDK front relays results. */
-const ANY_OBJECT: StandardSchemaV1<unknown, JsonObject> = {
-  '~standard': {
-    version: 1,
-    vendor: 'diane',
-    validate: (value) =>
-      typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? { value: value as JsonObject }
-        : { issues: [{ message: 'a result must be an object' }] },
-  },
-};
-
 /**
  * The relay path of an SDK front on a message transport (the slave's end of the link): hot
  * requests are taken off the transport before the front's SDK `Server` sees them and run
  * through the router's call path; the result frame is written directly. The SDK server still
  * serves the handshake and every other method, and carries the upstream's questions to the
- * caller mid-call (`Server.request`), so a relayed call can ask them as the SDK's shim would.
+ * caller mid-call, so a relayed call asks them exactly as the SDK's shim would (`shimQuestions.ts`).
  *
  * Call before `front.server.connect(transport)`.
  */
@@ -54,7 +43,7 @@ export function relayHotRequests(router: Router, front: Front, transport: Transp
 }
 
 class TransportRelay {
-  private readonly inFlight = new Map<JsonRpcId, () => void>();
+  private readonly inFlight = new Map<JsonRpcId, (reason?: unknown) => void>();
 
   constructor(
     private readonly router: Router,
@@ -71,7 +60,7 @@ class TransportRelay {
   }
 
   close(): void {
-    for (const cancel of [...this.inFlight.values()]) cancel();
+    for (const cancel of [...this.inFlight.values()]) cancel('the connection closed');
     this.inFlight.clear();
   }
 
@@ -101,16 +90,23 @@ class TransportRelay {
               params: { ...update, progressToken: token },
             });
     const server = this.front.server;
+    // Built on the first question only: most calls never ask one.
+    let asking: AbortController | undefined;
     const call = relayCall(this.router, request.method, request.params, {
       scope: this.front.scope(),
       ...(this.front.agent ? { agent: this.front.agent } : {}),
       capabilities: server.getClientCapabilities(),
       ...(onprogress ? { onprogress } : {}),
-      ask: (requests) => askAll(server, requests),
+      ask: (requests) => {
+        asking ??= new AbortController();
+        return askAsShim(server, requests, { relatedRequestId: id, signal: asking.signal });
+      },
     });
     let cancelled = false;
-    const cancel = () => {
+    const cancel = (reason?: unknown) => {
       cancelled = true;
+      // The SDK server cancels the questions it asked for this call, as the shim's do.
+      asking?.abort(reason);
       call.cancel();
     };
     this.inFlight.set(id, cancel);
@@ -128,7 +124,11 @@ class TransportRelay {
   }
 
   private takeCancel(message: JSONRPCMessage): boolean {
-    const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } };
+    const m = message as {
+      method?: unknown;
+      id?: unknown;
+      params?: { requestId?: unknown; reason?: unknown };
+    };
     if (m.method !== 'notifications/cancelled' || 'id' in m) return false;
     const requestId = m.params?.requestId;
     const cancel =
@@ -137,31 +137,7 @@ class TransportRelay {
         : undefined;
     if (!cancel) return false;
     this.inFlight.delete(requestId as JsonRpcId);
-    cancel();
+    cancel(m.params?.reason);
     return true;
-  }
-}
-
-/** One round of questions, asked at once; the first failure fails the round (as the SDK's shim). */
-async function askAll(
-  server: Front['server'],
-  requests: Record<string, AgentRequest>,
-): Promise<Record<string, JsonObject>> {
-  const abort = new AbortController();
-  try {
-    const answers = await Promise.all(
-      Object.entries(requests).map(async ([key, request]) => {
-        try {
-          const answer = await server.request(request as never, ANY_OBJECT, { signal: abort.signal });
-          return [key, answer] as const;
-        } catch (err) {
-          abort.abort(err);
-          throw err;
-        }
-      }),
-    );
-    return Object.fromEntries(answers);
-  } finally {
-    abort.abort();
   }
 }
