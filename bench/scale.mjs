@@ -215,10 +215,10 @@ async function enrolSlaves(count) {
   };
   await Promise.all(Array.from({ length: 16 }, worker));
   const store = openStore(paths.db);
-  store.transaction(() => {
-    for (const s of slaves) store.slaveServers.upsertEnrollment(s.enrolment);
+  await store.transaction(async (tx) => {
+    for (const s of slaves) await tx.slaveServers.upsertEnrollment(s.enrolment);
   });
-  store.close();
+  await store.close();
   log(`enrolled ${count} slaves in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return { ca: ca.certPem, slaves: slaves.map(({ enrolment: _e, ...s }) => s) };
 }
