@@ -64,7 +64,8 @@ describe('a live link ends with its certificate', () => {
   it('closes a link when its certificate expires while it is up (a slave that does not renew), and the slave exits as expired', async () => {
     const masterHome = makeHome('lifetime-expiry');
     writeServersConfig(masterHome, { mcpServers: {} });
-    const master = await startDaemon({ home: masterHome, args: ['--cert-validity', '6s'] });
+    // Long enough for pairing and the first link on a loaded machine, short enough to wait out.
+    const master = await startDaemon({ home: masterHome, args: ['--cert-validity', '20s'] });
     const slaveHome = makeHome('lifetime-expiring');
     writeServersConfig(slaveHome, { mcpServers: { echo: echoServerEntry() } });
     await pairSlave(master, slaveHome, 'shortlived');
@@ -75,5 +76,5 @@ describe('a live link ends with its certificate', () => {
     expect(slave.stderr()).toMatch(/Certificate expired/);
     await waitForSlaveStatus(master, 'shortlived', 'disconnected');
     await master.stop();
-  });
+  }, 120_000);
 });
