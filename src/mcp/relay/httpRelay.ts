@@ -10,10 +10,12 @@ import { askAsShim } from './shimQuestions.js';
 import {
   asHotRequest,
   asJsonRpcMessage,
+  type CancelsInFlight,
   checkedResult,
   type HotRequest,
   type JsonRpcId,
   progressTokenOf,
+  takeCancellation,
   toWireError,
 } from './wire.js';
 
@@ -33,7 +35,7 @@ import {
  */
 export class HttpRelaySession {
   /** Relayed calls in flight by JSON-RPC id, for `notifications/cancelled`. */
-  private readonly inFlight = new Map<JsonRpcId, (reason?: unknown) => void>();
+  private readonly inFlight: CancelsInFlight = new Map();
   /** The streams of relayed calls that asked the agent something, by their related id. */
   private readonly streams = new Map<string, LazyReply>();
   /** Questions asked on those streams and not answered yet: question id → related id. */
@@ -188,22 +190,7 @@ export class HttpRelaySession {
 
   /** `notifications/cancelled` for a relayed call: the SDK would answer 202 and know nothing of it. */
   private tryCancel(res: ServerResponse, body: unknown): boolean {
-    const message = body as {
-      jsonrpc?: unknown;
-      method?: unknown;
-      id?: unknown;
-      params?: { requestId?: unknown; reason?: unknown };
-    };
-    if (message?.jsonrpc !== '2.0' || message.method !== 'notifications/cancelled' || 'id' in message)
-      return false;
-    const requestId = message.params?.requestId;
-    const cancel =
-      typeof requestId === 'string' || typeof requestId === 'number'
-        ? this.inFlight.get(requestId)
-        : undefined;
-    if (!cancel) return false;
-    this.inFlight.delete(requestId as JsonRpcId);
-    cancel(message.params?.reason);
+    if (!takeCancellation(body, this.inFlight)) return false;
     res.writeHead(202).end();
     return true;
   }

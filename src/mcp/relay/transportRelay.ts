@@ -6,10 +6,11 @@ import { relayCall } from './relayCall.js';
 import { askAsShim } from './shimQuestions.js';
 import {
   asHotRequest,
+  type CancelsInFlight,
   checkedResult,
   type HotRequest,
-  type JsonRpcId,
   progressTokenOf,
+  takeCancellation,
   toWireError,
 } from './wire.js';
 
@@ -43,7 +44,7 @@ export function relayHotRequests(router: Router, front: Front, transport: Transp
 }
 
 class TransportRelay {
-  private readonly inFlight = new Map<JsonRpcId, (reason?: unknown) => void>();
+  private readonly inFlight: CancelsInFlight = new Map();
 
   constructor(
     private readonly router: Router,
@@ -124,20 +125,6 @@ class TransportRelay {
   }
 
   private takeCancel(message: JSONRPCMessage): boolean {
-    const m = message as {
-      method?: unknown;
-      id?: unknown;
-      params?: { requestId?: unknown; reason?: unknown };
-    };
-    if (m.method !== 'notifications/cancelled' || 'id' in m) return false;
-    const requestId = m.params?.requestId;
-    const cancel =
-      typeof requestId === 'string' || typeof requestId === 'number'
-        ? this.inFlight.get(requestId)
-        : undefined;
-    if (!cancel) return false;
-    this.inFlight.delete(requestId as JsonRpcId);
-    cancel(m.params?.reason);
-    return true;
+    return takeCancellation(message, this.inFlight);
   }
 }

@@ -180,3 +180,25 @@ export function asJsonRpcMessage(value: unknown): JSONRPCMessage | undefined {
     return undefined;
   return onlyKeys(value, ERROR_KEYS) ? (value as never) : undefined;
 }
+
+/** The cancel function of each relayed call in flight, by the JSON-RPC id it came with. */
+export type CancelsInFlight = Map<JsonRpcId, (reason?: unknown) => void>;
+
+/**
+ * Runs the cancellation `message` asks for when it is a `notifications/cancelled` of a relayed
+ * call in `inFlight` (which forgets it); false for anything else, which the SDK then handles.
+ */
+export function takeCancellation(message: unknown, inFlight: CancelsInFlight): boolean {
+  const m = message as
+    | { jsonrpc?: unknown; method?: unknown; params?: { requestId?: unknown; reason?: unknown } }
+    | null
+    | undefined;
+  if (m?.jsonrpc !== '2.0' || m.method !== 'notifications/cancelled' || 'id' in m) return false;
+  const requestId = m.params?.requestId;
+  const cancel =
+    typeof requestId === 'string' || typeof requestId === 'number' ? inFlight.get(requestId) : undefined;
+  if (!cancel) return false;
+  inFlight.delete(requestId as JsonRpcId);
+  cancel(m.params?.reason);
+  return true;
+}
