@@ -312,17 +312,15 @@ export class PairingService {
 
   /**
    * Expires pending requests whose time is up (reporting each), and forgets requests that ran
-   * out more than one TTL ago, whatever their status: that extra TTL is the slave's window to
-   * pick up its certificate or learn the outcome.
-   */
-  /**
-   * Marks overdue requests expired. It runs in the background, so it never waits for a lock
-   * another process holds (that froze the event loop for the busy timeout): a busy database
-   * skips this round, and answers stay right meanwhile because they check expiry themselves.
+   * out more than `keepFinishedMs` ago, whatever their status: that window is the slave's to
+   * pick up its certificate or learn the outcome, and the admin's to be told "expired" rather
+   * than "no such request". It runs in the background, so it never waits for a lock another
+   * process holds (that froze the event loop for the busy timeout): a busy database skips this
+   * round, and answers stay right meanwhile because they check expiry themselves.
    */
   async sweep(): Promise<void> {
     const now = this.now();
-    const forgetBefore = new Date(now.getTime() - this.settings.ttlMs);
+    const forgetBefore = new Date(now.getTime() - keepFinishedMs(this.settings));
     const swept = await this.store.tryWrite(async (tx) => {
       const rows = await tx.pairingRequests.markExpired(now);
       await tx.pairingRequests.deleteExpired(forgetBefore);
@@ -612,6 +610,13 @@ function noPendingRequest(hostId: string, code: string): PairingError {
     `No pending pairing request for ${hostId} with code ${code}`,
   );
 }
+
+/** At least one TTL, and never less than ten minutes, however short the TTL is set. */
+function keepFinishedMs(settings: PairingSettings): number {
+  return Math.max(settings.ttlMs, MIN_KEEP_FINISHED_MS);
+}
+
+const MIN_KEEP_FINISHED_MS = 10 * 60 * 1000;
 
 function expiredError(): PairingError {
   // Exactly this text: the seed design note's scenario 5 and the CLI show it as is.

@@ -1,5 +1,6 @@
 export interface PairingSettings {
-  /** How long a request waits for the admin; finished requests stay one more TTL for pickup. */
+  /** How long a request waits for the admin; finished requests stay one more TTL (at least
+   * ten minutes) for pickup and for the admin to be told how they ended. */
   ttlMs: number;
   /**
    * Validity of an issued slave certificate, by pairing or by renewal. Short, because slaves

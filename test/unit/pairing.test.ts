@@ -905,6 +905,19 @@ describe('PairingService: sweeping', () => {
     expect((await store.slaveServers.getByHostId('ws2'))?.enabled).toBe(true);
   });
 
+  it('keeps finished requests at least ten minutes however short the TTL is', async () => {
+    const { service } = setup({ settings: { ttlMs: MINUTE } });
+    const pending = await submit(service, 'ws1');
+    advance(MINUTE);
+    await service.sweep();
+    advance(10 * MINUTE - 1);
+    await service.sweep();
+    expectError(await thrown(() => service.approve('ws1', pending.pairingCode)), 410, 'PAIRING_EXPIRED');
+    advance(1);
+    await service.sweep();
+    expectError(await thrown(() => service.status(pending.requestId)), 404, 'PAIRING_UNKNOWN_REQUEST');
+  });
+
   it('sweeps on a timer between start() and stop()', async () => {
     const { service, events } = setup({ sweepIntervalMs: 10 });
     await submit(service, 'ws1');
