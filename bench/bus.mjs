@@ -6,6 +6,7 @@
 // request/reply is measured in turns with both, to tell NATS's share from Diane's. Needs a
 // NATS server with JetStream (`DIANE_TEST_NATS`, default nats://127.0.0.1:4222). Run with
 // `npm run bench:bus` (builds first). It measures; it asserts nothing.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -130,17 +131,37 @@ while (!(a.router.get('ws1')?.catalog().tools.length > 0)) {
   await new Promise((r) => setTimeout(r, 20));
 }
 
-// NATS itself: one request/reply between two connections, the floor under any bus hop.
+// NATS itself: one request/reply between two connections, the floor under any bus hop; once in
+// this process, once to a responder in a process of its own, as two masters are in production
+// (and in `npm run bench`'s cross-master path): each message then also wakes another process.
 const [x, y] = await Promise.all([connect({ servers: [url] }), connect({ servers: [url] })]);
 y.subscribe(`${prefix}.rtt`, { callback: (_err, m) => m.respond(m.data) });
 await y.flush();
+const responder = spawn(
+  process.execPath,
+  [
+    '--input-type=module',
+    '-e',
+    `import { connect } from '@nats-io/transport-node';
+     const nc = await connect({ servers: [${JSON.stringify(url)}] });
+     nc.subscribe(${JSON.stringify(`${prefix}.rtt2`)}, { callback: (_err, m) => m.respond(m.data) });
+     await nc.flush();
+     process.stdout.write('ready\\n');
+     process.stdin.on('end', () => nc.close().then(() => process.exit(0)));
+     process.stdin.resume();`,
+  ],
+  { cwd: new URL('..', import.meta.url), stdio: ['pipe', 'pipe', 'inherit'] },
+);
+await new Promise((r) => responder.stdout.once('data', r));
 const payload = new TextEncoder().encode(JSON.stringify({ t: 'result', result }));
 const signal = new AbortController().signal;
-const { direct, raw, viaBus } = await measureInTurns({
+const { direct, raw, rawOtherProcess, viaBus } = await measureInTurns({
   direct: () => b.router.callTool('ws1_echo', {}, signal),
   raw: () => x.request(`${prefix}.rtt`, payload),
+  rawOtherProcess: () => x.request(`${prefix}.rtt2`, payload),
   viaBus: () => a.router.callTool('ws1_echo', {}, signal),
 });
+responder.stdin.end();
 await Promise.all([x.close(), y.close()]);
 await a.bus.close();
 await b.bus.close();
@@ -156,3 +177,4 @@ console.log(`  router → bus → other master → same: ${fmt(viaBus)}`);
 console.log(`  the bus hop adds (p50):             ${(viaBus.p50 - direct.p50).toFixed(0)} µs`);
 console.log(`  a bare NATS request/reply:          ${fmt(raw)}`);
 console.log(`  Diane's own share (p50):            ${(viaBus.p50 - direct.p50 - raw.p50).toFixed(0)} µs`);
+console.log(`  bare NATS, responder in another process: ${fmt(rawOtherProcess)}`);

@@ -18,7 +18,8 @@
 //   BENCH_WARMUP      warm-up calls before each cell (default 200)
 //   BENCH_BIG_CALLS   sequential 1 MiB calls per path (default 30; 0 skips them)
 //   BENCH_CONC        concurrency levels, comma separated (default 1,16,64)
-//   BENCH_PATHS       which paths, comma separated (default direct,bare,local,routed,flooded)
+//   BENCH_PATHS       which paths, comma separated (default direct,bare,floorlocal,floorrouted,
+//                     local,routed,flooded,crossmaster)
 //   BENCH_CPU_PROF    a directory: run master, slave and bare server under `node --cpu-prof` there
 //   BENCH_VERBOSE=1   echo the daemons' stderr
 //   BENCH_METRICS=1   master and slave also serve Prometheus metrics (--metrics-listen)
@@ -40,13 +41,16 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dianeBin = join(root, 'bin', 'diane.js');
 const echoServer = join(root, 'test', 'fixtures', 'echo-server.mjs');
 const bareServer = join(root, 'bench', 'bare-http-server.mjs');
+const floorProxy = join(root, 'bench', 'floor-proxy.mjs');
 const resultsFile = join(root, 'bench', 'results.json');
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const BIG_CALLS = Number(process.env.BENCH_BIG_CALLS ?? 30);
 const CONCURRENCY = (process.env.BENCH_CONC ?? '1,16,64').split(',').map(Number);
-const PATHS = (process.env.BENCH_PATHS ?? 'direct,bare,local,routed,flooded,crossmaster')
+const PATHS = (
+  process.env.BENCH_PATHS ?? 'direct,bare,floorlocal,floorrouted,local,routed,flooded,crossmaster'
+)
   .split(',')
   .map((s) => s.trim());
 /** The cross-master path's shared store and bus (skipped, with a message, when they do not answer). */
@@ -73,6 +77,8 @@ const LABELS = {
   flooded: 'routed, another slave flooding',
   routedB: 'routed, on a store+bus master',
   crossmaster: 'master A -> NATS -> B -> slave',
+  floorlocal: 'floor: bytes-only, 1 hop',
+  floorrouted: 'floor: bytes-only, 2 hops',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -724,6 +730,16 @@ async function dropSchema(schema) {
   }
 }
 
+/** bench/floor-proxy.mjs: the same hops as local or routed, moving bytes and nothing else. */
+async function startFloor(mode) {
+  const child = startChild(`floor-${mode}`, nodeArgs(floorProxy).concat(mode), envWith({}));
+  const port = await waitFor(`the ${mode} floor proxy`, async () => {
+    if (!child.running()) throw new Error(`floor proxy exited: ${child.stderr()}`);
+    return Number(/listening (\d+)/.exec(child.stdout())?.[1]) || undefined;
+  });
+  return { child, url: `http://127.0.0.1:${port}/mcp` };
+}
+
 async function startBare() {
   const child = startChild('bare', nodeArgs(bareServer), envWith({}));
   const port = await waitFor('the bare SDK server', async () => {
@@ -878,6 +894,28 @@ function report(results, meta) {
       miss: `${(by.routed.big.p50Ms / TARGETS.bigRoutedMs).toFixed(2)}x the target`,
     });
   }
+  // What the hops cost by themselves (bench/floor-proxy.mjs moves bytes and nothing else), and
+  // what Diane adds on top of the same hops: the part of a miss that Diane's own code can win back.
+  for (const [diane, floor] of [
+    ['local', 'floorlocal'],
+    ['routed', 'floorrouted'],
+  ]) {
+    const d1 = cell(diane, 1);
+    const f1 = cell(floor, 1);
+    if (!d1 || !f1) continue;
+    const parts = [
+      `c=1 p50 +${((d1.p50Ms - f1.p50Ms) * 1000).toFixed(0)} µs (floor ${(f1.p50Ms / (bare1?.p50Ms ?? Number.NaN)).toFixed(2)} x B)`,
+    ];
+    const d64 = cell(diane, 64);
+    const f64 = cell(floor, 64);
+    if (d64 && f64)
+      parts.push(`c=64 ${(d64.callsPerSec / f64.callsPerSec).toFixed(2)} x the floor's calls/s`);
+    if (by[diane]?.big && by[floor]?.big)
+      parts.push(
+        `1 MiB +${(by[diane].big.p50Ms - by[floor].big.p50Ms).toFixed(2)} ms (floor ${(by[floor].big.p50Ms / (by.bare?.big?.p50Ms ?? Number.NaN)).toFixed(2)} x B)`,
+      );
+    lines.push(`Diane over the bytes-only floor, ${LABELS[diane]}: ${parts.join(', ')}`);
+  }
   lines.push('');
   // p50 is judged at c=1: at c=64 the p50 is bound to be about 64 / (calls/s) (Little's law),
   // i.e. 25 ms at the throughput target, so "p50 <= 1 ms" can only mean the unloaded latency.
@@ -919,6 +957,13 @@ async function main() {
     log(`bare SDK HTTP: ${bare.url} (pid ${bare.child.proc.pid})`);
     results.push(await benchPath('bare', httpTarget(bare.url, '')));
     await stopChild(bare.child);
+  }
+  for (const mode of ['local', 'routed']) {
+    if (!PATHS.includes(`floor${mode}`)) continue;
+    const floor = await startFloor(mode);
+    log(`floor ${mode}: ${floor.url} (pid ${floor.child.proc.pid})`);
+    results.push(await benchPath(`floor${mode}`, httpTarget(floor.url, '')));
+    await stopChild(floor.child);
   }
   if (PATHS.includes('local') || PATHS.includes('routed') || PATHS.includes('flooded')) {
     const master = await startMaster();

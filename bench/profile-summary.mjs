@@ -3,14 +3,27 @@
 // run bench`): self time summed by function + script, and by package (the node_modules package,
 // `src` for Diane's own dist/ code, `node:` for Node internals).
 //
-//   node bench/profile-summary.mjs <file.cpuprofile>... [--top N]
+//   node bench/profile-summary.mjs <file.cpuprofile>... [--top N] [--timeline]
+//                                  [--from S] [--to S] [--calls N]
+//
+// --timeline prints the busy share of every second, to find the measured window; --from/--to keep
+// the samples between those seconds after the profile's start (startup and shutdown out);
+// --calls N adds each figure as microseconds per call.
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 let top = 30;
+let fromS = 0;
+let toS = Number.POSITIVE_INFINITY;
+let calls;
+let timeline = false;
 const files = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i]);
+  else if (args[i] === '--from') fromS = Number(args[++i]);
+  else if (args[i] === '--to') toS = Number(args[++i]);
+  else if (args[i] === '--calls') calls = Number(args[++i]);
+  else if (args[i] === '--timeline') timeline = true;
   else files.push(args[i]);
 }
 if (files.length === 0) {
@@ -43,14 +56,36 @@ function pct(part, whole) {
   return `${((100 * part) / whole).toFixed(1).padStart(5)}%`;
 }
 
+/** Milliseconds, and with --calls also microseconds per call. */
+function amount(us) {
+  const ms = `${(us / 1000).toFixed(0).padStart(7)} ms`;
+  return calls ? `${ms} ${(us / calls).toFixed(1).padStart(7)} µs/call` : ms;
+}
+
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
+  const idleIds = new Set(
+    profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id),
+  );
+  const busyPerSecond = [];
   // timeDeltas[i] is the time before samples[i]; attribute it to that sample's node.
+  let at = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i];
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    const second = Math.floor(at / 1e6);
+    if (!idleIds.has(id)) busyPerSecond[second] = (busyPerSecond[second] ?? 0) + delta;
+    if (at < fromS * 1e6 || at > toS * 1e6) continue;
+    self.set(id, (self.get(id) ?? 0) + delta);
+  }
+  if (timeline) {
+    process.stdout.write(`\n${file}: busy share per second\n`);
+    for (let sec = 0; sec < busyPerSecond.length; sec++) {
+      process.stdout.write(`  ${String(sec).padStart(4)} s ${pct(busyPerSecond[sec] ?? 0, 1e6)}\n`);
+    }
   }
   const byFunction = new Map();
   const byPackage = new Map();
@@ -70,14 +105,14 @@ for (const file of files) {
   }
   const busy = total - idle;
   process.stdout.write(
-    `\n${file}\n  sampled ${(total / 1e6).toFixed(2)} s, busy ${(busy / 1e6).toFixed(2)} s (idle ${pct(idle, total)})\n`,
+    `\n${file}\n  sampled ${(total / 1e6).toFixed(2)} s, busy ${amount(busy).trim()} (idle ${pct(idle, total)})\n`,
   );
   process.stdout.write('\n  self time by package (share of busy time)\n');
   for (const [pkg, us] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
-    process.stdout.write(`  ${pct(us, busy)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${pkg}\n`);
+    process.stdout.write(`  ${pct(us, busy)}  ${amount(us)}  ${pkg}\n`);
   }
   process.stdout.write(`\n  top ${top} functions by self time (share of busy time)\n`);
   for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    process.stdout.write(`  ${pct(us, busy)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${key}\n`);
+    process.stdout.write(`  ${pct(us, busy)}  ${amount(us)}  ${key}\n`);
   }
 }

@@ -79,6 +79,8 @@ export interface Front {
   agent?: AgentIdentity;
   /** Whether `tools/call` of this name is a discovery meta-tool (served by the SDK handler). */
   isMetaTool(name: string): boolean;
+  /** Whether `tools/list` is the router's list (not discovery mode's meta-tools). */
+  listsRoutedTools: boolean;
 }
 
 /**
@@ -167,6 +169,7 @@ export function createFront(router: Router, info: FrontInfo, opts: FrontOptions)
     scope,
     ...(opts.agent ? { agent: opts.agent } : {}),
     isMetaTool: (name) => discovery !== undefined && isMetaTool(name),
+    listsRoutedTools: discovery === undefined,
   };
 }
 

@@ -184,7 +184,7 @@ interface ScopeView {
   generation: number;
   lists: Map<ListKind, readonly unknown[]>;
   /** `<list>:<offset>` → the page served from there. */
-  pages: Map<string, ListPage>;
+  pages: Map<string, CachedPage>;
   /** The upstreams with at least one entry in the view: their log messages reach the session. */
   upstreams?: ReadonlySet<string>;
 }
@@ -192,6 +192,11 @@ interface ScopeView {
 export interface ListPage {
   items: unknown[];
   nextCursor?: string;
+}
+
+interface CachedPage extends ListPage {
+  /** The page's result as JSON text, made when the relay path first asks for it. */
+  json?: string;
 }
 
 /** The lists agents page through, per list an upstream announces a change of. */
@@ -416,6 +421,27 @@ export class Router {
    * the scope's view, so paging is as consistent as for the whole list.
    */
   list(kind: ListKind, cursor: string | undefined, scope: Scope = Scope.full()): ListPage {
+    const page = this.cachedPage(kind, cursor, scope);
+    // The front puts the items in its own result object; the cached page itself is never handed out.
+    return { items: page.items, nextCursor: page.nextCursor };
+  }
+
+  /**
+   * The same page as `list`, as the JSON text of its result (`{"tools":[…],"nextCursor":…}`),
+   * serialised once per page, scope and generation: the relay path writes it as it is, where
+   * the SDK path would check and serialise a thousand definitions for every request.
+   */
+  listJson(kind: ListKind, cursor: string | undefined, scope: Scope = Scope.full()): string {
+    const page = this.cachedPage(kind, cursor, scope);
+    page.json ??= JSON.stringify(
+      page.nextCursor === undefined
+        ? { [kind]: page.items }
+        : { [kind]: page.items, nextCursor: page.nextCursor },
+    );
+    return page.json;
+  }
+
+  private cachedPage(kind: ListKind, cursor: string | undefined, scope: Scope): CachedPage {
     const offset = cursor === undefined ? 0 : decodeCursor(cursor, kind);
     const view = this.viewOf(scope);
     const key = `${kind}:${offset}`;
@@ -429,8 +455,7 @@ export class Router {
       };
       view.pages.set(key, page);
     }
-    // The front puts the items in its own result object; the cached page itself is never handed out.
-    return { items: page.items, nextCursor: page.nextCursor };
+    return page;
   }
 
   private fullList(kind: ListKind): readonly unknown[] {

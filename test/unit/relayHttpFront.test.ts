@@ -129,6 +129,41 @@ describe('HTTP front relay path, against a real SDK client', () => {
     }
   });
 
+  it('answers every list, page by page, exactly as the SDK path does', async () => {
+    const { url, served } = await start({ ...DEFAULT_ROUTER_SETTINGS, listPageSize: 2 });
+    for (const token of [TOKEN, SCOPED_TOKEN]) {
+      const lean = await connect(url, { relay: true, token });
+      const sdk = await connect(url, { relay: false, token });
+      // One page at a time (the SDK's list helpers page through everything by themselves).
+      const page = (method: string) => (c: Client, cursor?: string) =>
+        c.request({ method, params: cursor === undefined ? {} : { cursor } } as never) as Promise<{
+          nextCursor?: string;
+        }>;
+      const lists = ['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list'].map(page);
+      let pages = 0;
+      for (const list of lists) {
+        let cursor: string | undefined;
+        do {
+          // The SDK client may list on its own after connecting: those POSTs count too.
+          const before = served.count;
+          const viaRelay = await list(lean, cursor);
+          const after = served.count;
+          expect(after).toBeGreaterThan(before);
+          const viaSdk = await list(sdk, cursor);
+          expect(served.count).toBe(after);
+          expect(JSON.stringify(viaRelay)).toBe(JSON.stringify(viaSdk));
+          cursor = viaRelay.nextCursor;
+          pages++;
+        } while (cursor !== undefined);
+        const badRelay = await settle(list(lean, 'not-a-cursor'));
+        expect(badRelay).toEqual(await settle(list(sdk, 'not-a-cursor')));
+        expect(badRelay).toMatchObject({ error: { code: -32602 } });
+      }
+      // Paging happened for the full scope: the fixture has more than two tools.
+      if (token === TOKEN) expect(pages).toBeGreaterThan(lists.length);
+    }
+  });
+
   it('refuses out-of-scope names exactly like unknown ones, and audits the same', async () => {
     const { url, records } = await start();
     const lean = await connect(url, { relay: true, token: SCOPED_TOKEN });

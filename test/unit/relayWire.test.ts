@@ -1,6 +1,12 @@
 import { parseJSONRPCMessage } from '@modelcontextprotocol/client';
 import { describe, expect, it } from 'vitest';
-import { asHotRequest, asJsonRpcMessage, checkedResult, toWireError } from '../../src/mcp/relay/wire.js';
+import {
+  asHotRequest,
+  asJsonRpcMessage,
+  asListRequest,
+  checkedResult,
+  toWireError,
+} from '../../src/mcp/relay/wire.js';
 
 /** Messages the SDK's zod schema accepts or refuses; the shape check must agree on each. */
 const SAMPLES: unknown[] = [
@@ -41,6 +47,30 @@ function sdkAccepts(value: unknown): boolean {
 }
 
 describe('relay wire contract', () => {
+  it('takes list requests with nothing but a cursor and plain _meta, and leaves the rest to the SDK', () => {
+    const list = (method: string, params?: unknown) => ({
+      jsonrpc: '2.0',
+      id: 3,
+      method,
+      ...(params === undefined ? {} : { params }),
+    });
+    for (const method of ['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']) {
+      expect(asListRequest(list(method))).toBeDefined();
+      expect(asListRequest(list(method, {}))).toBeDefined();
+      expect(asListRequest(list(method, { cursor: 'abc', _meta: { trace: 'x' } }))).toBeDefined();
+    }
+    expect(asListRequest(list('tools/list', { cursor: 7 }))).toBeUndefined();
+    expect(asListRequest(list('tools/list', { cursor: 'a', extra: true }))).toBeUndefined();
+    expect(asListRequest(list('tools/list', { _meta: [] }))).toBeUndefined();
+    expect(asListRequest(list('tools/list', { _meta: { 'io.modelcontextprotocol/x': 1 } }))).toBeUndefined();
+    expect(asListRequest(list('tools/list', []))).toBeUndefined();
+    expect(asListRequest(list('toString'))).toBeUndefined();
+    expect(asListRequest(list('tools/call', {}))).toBeUndefined();
+    expect(asListRequest({ jsonrpc: '2.0', method: 'tools/list' })).toBeUndefined();
+    expect(asListRequest({ jsonrpc: '1.0', id: 1, method: 'tools/list' })).toBeUndefined();
+    expect(asListRequest({ jsonrpc: '2.0', id: 1.5, method: 'tools/list' })).toBeUndefined();
+  });
+
   it('accepts exactly the JSON-RPC messages the SDK schema accepts', () => {
     for (const sample of SAMPLES) {
       expect({ sample, accepted: asJsonRpcMessage(sample) !== undefined }).toEqual({

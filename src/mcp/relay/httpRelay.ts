@@ -10,10 +10,13 @@ import { askAsShim } from './shimQuestions.js';
 import {
   asHotRequest,
   asJsonRpcMessage,
+  asListRequest,
   type CancelsInFlight,
   checkedResult,
   type HotRequest,
   type JsonRpcId,
+  LIST_METHODS,
+  type ListRequest,
   progressTokenOf,
   takeCancellation,
   toWireError,
@@ -70,7 +73,8 @@ export class HttpRelaySession {
   tryServe(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
     if (!acceptsBoth(req) || !isJsonContentType(req)) return false;
     const request = asHotRequest(body);
-    if (!request) return this.tryAnswer(req, res, body) || this.tryCancel(res, body);
+    if (!request)
+      return this.tryList(req, res, body) || this.tryAnswer(req, res, body) || this.tryCancel(res, body);
     if (!this.servable(req, request)) return false;
     this.serve(res, request);
     return true;
@@ -155,6 +159,31 @@ export class HttpRelaySession {
       }
       reply.end({ jsonrpc: '2.0', id, error: toWireError(step.error) });
     });
+  }
+
+  /**
+   * A list request, answered with the router's page as serialised JSON (the SDK path would check
+   * and serialise every definition of the page again); discovery mode's `tools/list` is the SDK
+   * handler's. A bad cursor gets the SDK path's error.
+   */
+  private tryList(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
+    const request = asListRequest(body);
+    if (!request || !this.front.server.getClientCapabilities() || !this.versionFits(req)) return false;
+    if (request.method === 'tools/list' && !this.front.listsRoutedTools) return false;
+    this.serveList(new LazyReply(res, this.sessionId), request);
+    return true;
+  }
+
+  private serveList(reply: LazyReply, request: ListRequest): void {
+    const { id } = request;
+    let json: string;
+    try {
+      json = this.router.listJson(LIST_METHODS[request.method], request.params?.cursor, this.front.scope());
+    } catch (err) {
+      reply.end({ jsonrpc: '2.0', id, error: toWireError(err) });
+      return;
+    }
+    reply.endJson(`{"result":${json},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`);
   }
 
   /** What the SDK server writes for a relayed call: its questions, and their cancellation. */

@@ -40,7 +40,7 @@ export class LazyReply {
       this.keepAlive.unref();
       this.res.once('close', () => clearInterval(this.keepAlive));
     }
-    this.res.write(sseEvent(message));
+    this.res.write(sseEvent(JSON.stringify(message)));
   }
 
   /** Ends the POST without a message. */
@@ -54,15 +54,20 @@ export class LazyReply {
   }
 
   end(message: object): void {
+    if (!this.ended) this.endJson(JSON.stringify(message));
+  }
+
+  /** Ends the POST with one message already serialised (one line of JSON, no newline in it). */
+  endJson(text: string): void {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.keepAlive);
     if (this.res.destroyed) return;
-    if (this.streaming) {
-      this.res.end(sseEvent(message));
-      return;
-    }
-    const body = JSON.stringify(message);
+    if (this.streaming) this.res.end(sseEvent(text));
+    else this.writeJson(text);
+  }
+
+  private writeJson(body: string): void {
     this.res.writeHead(200, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
@@ -72,6 +77,6 @@ export class LazyReply {
   }
 }
 
-function sseEvent(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+function sseEvent(json: string): string {
+  return `event: message\ndata: ${json}\n\n`;
 }

@@ -19,6 +19,25 @@ export interface HotRequest {
   params: Record<string, unknown>;
 }
 
+/**
+ * The list requests the HTTP front's relay answers from the router's serialised pages, each with
+ * the key its items go under in the result (the router's `ListKind`).
+ */
+export const LIST_METHODS = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+} as const;
+export type ListMethod = keyof typeof LIST_METHODS;
+
+export interface ListRequest {
+  jsonrpc: '2.0';
+  id: JsonRpcId;
+  method: ListMethod;
+  params?: { cursor?: string; _meta?: Record<string, unknown> };
+}
+
 /** A JSON-RPC error object, exactly as it goes on the wire. */
 export interface WireError {
   code: number;
@@ -76,6 +95,27 @@ export function asHotRequest(message: unknown): HotRequest | undefined {
     }
   }
   return message as unknown as HotRequest;
+}
+
+/**
+ * A single list request with nothing but an optional string `cursor` and a `_meta` without the
+ * SDK's own keys; anything more is left to the SDK, as for hot requests.
+ */
+export function asListRequest(message: unknown): ListRequest | undefined {
+  if (!isPlainObject(message) || message.jsonrpc !== '2.0' || !isId(message.id)) return undefined;
+  const { method, params } = message;
+  if (typeof method !== 'string' || !Object.hasOwn(LIST_METHODS, method)) return undefined;
+  if (params !== undefined) {
+    if (!isPlainObject(params)) return undefined;
+    for (const key in params) if (key !== 'cursor' && key !== '_meta') return undefined;
+    if (params.cursor !== undefined && typeof params.cursor !== 'string') return undefined;
+    const meta = params._meta;
+    if (meta !== undefined) {
+      if (!isPlainObject(meta)) return undefined;
+      for (const key in meta) if (key.startsWith(SDK_ONLY_META_PREFIX)) return undefined;
+    }
+  }
+  return message as unknown as ListRequest;
 }
 
 /** The progress token the agent asked for, if any. */
