@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
+import { spkiOfCertificateDer } from '../../src/pki/fingerprint.js';
 import {
   type CertificateAuthority,
   certKeyFingerprint,
@@ -19,6 +20,7 @@ import {
   normalizeSerial,
   PkiError,
   serialOf,
+  spkiFingerprint,
   validateCsr,
   x509,
 } from '../../src/pki/index.js';
@@ -479,6 +481,25 @@ describe('TLS', () => {
     const x509Peer = result.peerX509!;
     expect(keyHashOfPeerCertificate(x509Peer)).toBe(slave.issued.keyFingerprint);
     expect(serialOf(x509Peer)).toBe(slave.issued.serialHex);
+  });
+
+  it('reads the key hash from the certificate bytes exactly as from the parsed key, and refuses garbage', async () => {
+    // A P-256 slave certificate, the master's, and the RSA-4096 CA's own.
+    for (const cert of [slave.issued.certPem, master.certPem, ca.certPem]) {
+      const parsed = new NodeX509Certificate(cert);
+      const raw = parsed.raw;
+      const viaKey = spkiFingerprint(parsed.publicKey.export({ type: 'spki', format: 'der' }));
+      expect(spkiFingerprint(spkiOfCertificateDer(raw)!)).toBe(viaKey);
+      expect(keyHashOfPeerCertificate({ raw } as tls.PeerCertificate)).toBe(viaKey);
+    }
+    const raw = new NodeX509Certificate(slave.issued.certPem).raw;
+    expect(spkiOfCertificateDer(raw.subarray(0, raw.length - 1))).toBeUndefined();
+    expect(spkiOfCertificateDer(Buffer.concat([raw, Buffer.from([0])]))).toBeUndefined();
+    expect(spkiOfCertificateDer(Buffer.from([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]))).toBeUndefined();
+    expect(spkiOfCertificateDer(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]))).toBeUndefined();
+    expect(spkiOfCertificateDer(new Uint8Array())).toBeUndefined();
+    // Whatever is not a certificate's layout falls back to the full parse, which refuses it.
+    expect(() => keyHashOfPeerCertificate({ raw: Buffer.from([1, 2, 3]) } as tls.PeerCertificate)).toThrow();
   });
 
   it('tells the hub when there is no peer certificate', () => {
