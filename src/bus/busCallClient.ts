@@ -21,6 +21,8 @@ import {
   CatalogReplySchema,
   type ControlMessage,
   clipText,
+  type HostNotice,
+  MAX_LEASED_URIS,
   type WireError,
 } from './busWire.js';
 import type { InboxDelivery, ReplyInbox } from './replyInbox.js';
@@ -37,7 +39,7 @@ export interface RemoteCallHooks {
   lost?: AbortSignal;
 }
 
-type CallBody = Omit<CallRequest, 'v'>;
+type CallBody = Omit<CallRequest, 'v' | 'from'>;
 
 interface ActiveCall {
   lastHeard: number;
@@ -65,6 +67,7 @@ export class BusCallClient {
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly masterId: string,
     private readonly inbox: ReplyInbox,
     private readonly settings: Pick<BusSettings, 'prefix' | 'keepaliveTimeoutMs' | 'catalogTimeoutMs'>,
     private readonly logger: Logger,
@@ -140,7 +143,7 @@ export class BusCallClient {
       if (hooks.lost?.aborted) return active.fail(hooks.unavailable(), false);
       hooks.lost?.addEventListener('abort', onLost, { once: true });
       this.track(active);
-      const request: CallRequest = { v: BUS_WIRE_VERSION, ...body };
+      const request: CallRequest = { v: BUS_WIRE_VERSION, from: this.masterId, ...body };
       try {
         publishJson(this.nc, this.subjects.call(holder), request, reply.subject);
       } catch (err) {
@@ -214,6 +217,31 @@ export class BusCallClient {
       });
       publishJson(this.nc, this.subjects.catalog(holder), { v: BUS_WIRE_VERSION, hostId }, reply.subject);
     });
+  }
+
+  /** Tells the holder that this master's agents want updates of exactly `uris` of the host. */
+  leaseSubscriptions(holder: string, hostId: string, uris: readonly string[]): void {
+    this.notice(holder, {
+      t: 'subscriptions',
+      v: BUS_WIRE_VERSION,
+      from: this.masterId,
+      hostId,
+      uris: uris.slice(0, MAX_LEASED_URIS),
+    });
+  }
+
+  /** Tells the holder that an agent's roots changed, for it to tell the host. */
+  rootsChanged(holder: string, hostId: string): void {
+    this.notice(holder, { t: 'roots-changed', v: BUS_WIRE_VERSION, from: this.masterId, hostId });
+  }
+
+  private notice(holder: string, message: HostNotice): void {
+    try {
+      publishJson(this.nc, this.subjects.hostNotices(holder), message);
+    } catch (err) {
+      // The next lease renewal tries again; a lost roots notice costs a stale roots cache at worst.
+      this.logger.warn({ holder, t: message.t, err: (err as Error).message }, 'bus: could not send a notice');
+    }
   }
 
   private sendControl(subject: string, message: ControlMessage): void {

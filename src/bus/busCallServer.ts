@@ -2,6 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type ServerCapabilities } from '@mode
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { CALL_META_KEY } from '../mcp/resourceUris.js';
+import type { SharedSubscriptions } from '../mcp/sharedSubscriptions.js';
 import { contextFromMeta } from '../mcp/tracing.js';
 import {
   type AgentRequest,
@@ -21,6 +22,8 @@ import {
   CatalogRequestSchema,
   ControlSchema,
   clipText,
+  type HostNotice,
+  HostNoticeSchema,
   type WireError,
 } from './busWire.js';
 
@@ -28,8 +31,17 @@ import {
 export interface HeldHosts {
   /** The live local upstream of a host (its SlaveUpstream), never a remote one. */
   upstreamOf(hostId: string): Upstream | undefined;
+  /** The resource subscriptions of the host's link, kept whether it is up or not. */
+  subscriptionsOf(hostId: string): SharedSubscriptions | undefined;
   /** The catalogue revision announced for the host. */
   revisionOf(hostId: string): number;
+}
+
+/** Another master's subscriptions to one host, and when they lapse unless renewed. */
+interface Lease {
+  hostId: string;
+  master: string;
+  expiresAt: number;
 }
 
 interface RunningCall {
@@ -54,11 +66,14 @@ export class BusCallServer {
   private readonly subs: Subscription[] = [];
   private readonly assembler = new FrameAssembler();
   private keepalive?: NodeJS.Timeout;
+  /** `<hostId>\0<master>` → the lease on that master's subscriptions to the host. */
+  private readonly leases = new Map<string, Lease>();
+  private leaseSweeper?: NodeJS.Timeout;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly masterId: string,
-    private readonly settings: Pick<BusSettings, 'prefix' | 'keepaliveMs' | 'maxCallMs'>,
+    private readonly settings: Pick<BusSettings, 'prefix' | 'keepaliveMs' | 'maxCallMs' | 'presenceTtlMs'>,
     private readonly hosts: HeldHosts,
     private readonly logger: Logger,
   ) {}
@@ -79,6 +94,11 @@ export class BusCallServer {
       this.nc.subscribe(subjects.catalog(this.masterId), {
         callback: (err, msg) => {
           if (!err) this.onCatalog(msg);
+        },
+      }),
+      this.nc.subscribe(subjects.hostNotices(this.masterId), {
+        callback: (err, msg) => {
+          if (!err) this.onNotice(msg);
         },
       }),
     );
@@ -130,26 +150,118 @@ export class BusCallServer {
       if (TRACE_KEYS.has(key)) traced = true;
       else meta[key] = value;
     }
-    upstream
-      .request(request.method, request.params, {
-        signal: call.abort.signal,
-        onprogress: (update) =>
-          this.send(reply, {
-            t: 'progress',
-            ...update,
-            ...(update.message === undefined ? {} : { message: clipText(update.message) }),
-          }),
-        timeoutMs: Math.min(request.timeoutMs, maxTotalMs),
-        maxTotalMs,
-        deadline: Date.now() + maxTotalMs,
-        meta,
-        ...(traced ? { trace: contextFromMeta(request.meta) } : {}),
-      })
+    const running =
+      request.method === 'resources/subscribe' || request.method === 'resources/unsubscribe'
+        ? this.subscription(request.method, request)
+        : upstream.request(request.method, request.params, {
+            signal: call.abort.signal,
+            onprogress: (update) =>
+              this.send(reply, {
+                t: 'progress',
+                ...update,
+                ...(update.message === undefined ? {} : { message: clipText(update.message) }),
+              }),
+            timeoutMs: Math.min(request.timeoutMs, maxTotalMs),
+            maxTotalMs,
+            deadline: Date.now() + maxTotalMs,
+            meta,
+            ...(traced ? { trace: contextFromMeta(request.meta) } : {}),
+          });
+    running
       .then(
         (result) => this.send(reply, { t: 'result', result }),
         (err) => this.send(reply, { t: 'error', error: wireError(err, call.abort.signal.aborted) }),
       )
       .finally(() => this.end(call));
+  }
+
+  /**
+   * Another master's subscribe or unsubscribe: counted under its id in the link's shared
+   * subscriptions, so that it changes nothing for this master's agents or any other master's.
+   */
+  private subscription(
+    method: 'resources/subscribe' | 'resources/unsubscribe',
+    request: CallRequest,
+  ): Promise<JsonObject> {
+    const subscriptions = this.hosts.subscriptionsOf(request.hostId);
+    const uri = request.params.uri;
+    if (!subscriptions)
+      return Promise.reject(new UpstreamUnavailableError(`Host ${request.hostId} is not available`));
+    if (typeof uri !== 'string') {
+      return Promise.reject(
+        new ProtocolError(ProtocolErrorCode.InvalidParams, `${method}: uri must be a string`),
+      );
+    }
+    if (method === 'resources/unsubscribe') {
+      const done = subscriptions.unsubscribe(request.from, uri);
+      if (subscriptions.urisOf(request.from).length === 0) this.endLease(request.hostId, request.from);
+      return done;
+    }
+    this.renewLease(request.hostId, request.from);
+    return subscriptions.subscribe(request.from, uri);
+  }
+
+  private onNotice(msg: Msg): void {
+    const parsed = HostNoticeSchema.safeParse(this.decode(msg));
+    if (!parsed.success) {
+      this.logger.warn({ subject: msg.subject }, 'bus: dropped a malformed host notice');
+      return;
+    }
+    const notice: HostNotice = parsed.data;
+    // Only for a link held here now: a lease for a link that moved is the new holder's business.
+    const upstream = this.hosts.upstreamOf(notice.hostId);
+    if (!upstream) return;
+    switch (notice.t) {
+      case 'subscriptions': {
+        this.hosts.subscriptionsOf(notice.hostId)?.replace(notice.from, notice.uris);
+        if (notice.uris.length > 0) this.renewLease(notice.hostId, notice.from);
+        else this.endLease(notice.hostId, notice.from);
+        return;
+      }
+      case 'roots-changed':
+        upstream.notifyRootsChanged?.();
+        return;
+      default: {
+        const unhandled: never = notice;
+        return unhandled;
+      }
+    }
+  }
+
+  private renewLease(hostId: string, master: string): void {
+    this.leases.set(`${hostId}\u0000${master}`, {
+      hostId,
+      master,
+      expiresAt: Date.now() + this.settings.presenceTtlMs,
+    });
+    if (this.leaseSweeper) return;
+    this.leaseSweeper = setInterval(
+      () => this.sweepLeases(),
+      Math.min(1_000, this.settings.presenceTtlMs / 4),
+    );
+    this.leaseSweeper.unref();
+  }
+
+  private endLease(hostId: string, master: string): void {
+    this.leases.delete(`${hostId}\u0000${master}`);
+  }
+
+  /** A master that stopped renewing its lease is gone: its subscriptions must not outlive it. */
+  private sweepLeases(): void {
+    const now = Date.now();
+    for (const [key, lease] of this.leases) {
+      if (lease.expiresAt > now) continue;
+      this.leases.delete(key);
+      this.logger.info(
+        { host: lease.hostId, master: lease.master },
+        "bus: a master's subscription lease lapsed; dropping its subscriptions",
+      );
+      this.hosts.subscriptionsOf(lease.hostId)?.drop(lease.master);
+    }
+    if (this.leases.size === 0) {
+      clearInterval(this.leaseSweeper);
+      this.leaseSweeper = undefined;
+    }
   }
 
   private end(call: RunningCall): void {
@@ -282,6 +394,7 @@ export class BusCallServer {
       call.abort.abort(new Error('the master is shutting down'));
     }
     clearInterval(this.keepalive);
+    clearInterval(this.leaseSweeper);
   }
 }
 

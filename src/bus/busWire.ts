@@ -32,6 +32,8 @@ export const busSubjects = (prefix: string) => ({
   call: (id: string) => `${prefix}.master.${id}.call`,
   /** Cancellations and answers to server-to-agent requests, from callers to the master `id`. */
   control: (id: string) => `${prefix}.master.${id}.ctl`,
+  /** Notices to the master `id` about hosts whose link it holds: subscription leases, roots. */
+  hostNotices: (id: string) => `${prefix}.master.${id}.hosts`,
   /** Catalogue requests to the master `id` for a host whose link it holds. */
   catalog: (id: string) => `${prefix}.master.${id}.catalog`,
   /** Log messages and resource updates of a host's link, published by its holder. */
@@ -84,6 +86,8 @@ export const CallRequestSchema = z
   .object({
     v: z.literal(BUS_WIRE_VERSION),
     callId,
+    /** The calling master: whose resource subscriptions a subscribe or unsubscribe changes. */
+    from: z.string().regex(MASTER_ID_PATTERN),
     hostId: z.string().min(1).max(64),
     method: z.enum(FORWARDED_METHODS),
     params: jsonObject,
@@ -203,6 +207,40 @@ export const HostEventSchema = z.discriminatedUnion('t', [
     .strict(),
 ]);
 export type HostEvent = z.infer<typeof HostEventSchema>;
+
+// ---- notices about held hosts ----
+
+/** The most URIs one master may hold subscriptions to on one host. */
+export const MAX_LEASED_URIS = 10_000;
+
+/**
+ * What a master tells the holder of a host's link besides calls (fire and forget, no reply).
+ * `subscriptions` is a lease: `from`'s agents want updates of exactly these URIs of the host,
+ * renewed every presence heartbeat; the holder drops a master's subscriptions when its lease
+ * is not renewed within the presence TTL (the master died or left the bus), and at once when
+ * the list is empty (it shut down).
+ */
+export const HostNoticeSchema = z.discriminatedUnion('t', [
+  z
+    .object({
+      t: z.literal('subscriptions'),
+      v: z.literal(BUS_WIRE_VERSION),
+      from: z.string().regex(MASTER_ID_PATTERN),
+      hostId: z.string().min(1).max(64),
+      uris: z.array(z.string().min(1).max(MAX_TEXT)).max(MAX_LEASED_URIS),
+    })
+    .strict(),
+  /** An agent of `from` sent `notifications/roots/list_changed`: the holder tells the host. */
+  z
+    .object({
+      t: z.literal('roots-changed'),
+      v: z.literal(BUS_WIRE_VERSION),
+      from: z.string().regex(MASTER_ID_PATTERN),
+      hostId: z.string().min(1).max(64),
+    })
+    .strict(),
+]);
+export type HostNotice = z.infer<typeof HostNoticeSchema>;
 
 // ---- link events ----
 

@@ -105,7 +105,7 @@ export class MasterBus {
       },
     });
     this.inbox = new ReplyInbox(nc, busSubjects(settings.prefix).inbox(masterId, nuid.next()), logger);
-    this.client = new BusCallClient(nc, this.inbox, settings, logger);
+    this.client = new BusCallClient(nc, masterId, this.inbox, settings, logger);
     const server = new BusCallServer(
       nc,
       masterId,
@@ -115,6 +115,7 @@ export class MasterBus {
           const slave = registry.get(hostId);
           return slave?.connected ? slave : undefined;
         },
+        subscriptionsOf: (hostId) => registry.get(hostId)?.subscriptions,
         revisionOf: (hostId) => this.revisions.get(hostId) ?? 0,
       },
       logger,
@@ -132,6 +133,13 @@ export class MasterBus {
     this.unhook.push(this.presence.onChange((hostId, entry) => this.onPresence(hostId, entry)));
     for (const [hostId, entry] of this.presence.entries()) this.onPresence(hostId, entry);
     this.unhook.push(registry.onLinkChange((hostId, slave) => this.onLocalLink(hostId, slave)));
+    // Subscription leases ride on the presence heartbeat: a holder gives up on a master's
+    // subscriptions after a presence TTL without one, as other masters give up on a link.
+    const leases = setInterval(() => {
+      for (const remote of this.remotes.values()) remote.renewSubscriptions();
+    }, settings.presenceHeartbeatMs);
+    leases.unref();
+    this.unhook.push(() => clearInterval(leases));
     // Links that came up before the bus did.
     for (const slave of registry.linked()) this.onLocalLink(slave.name, slave);
     this.unhook.push(

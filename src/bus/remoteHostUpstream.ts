@@ -55,6 +55,11 @@ export class RemoteHostUpstream implements Upstream {
   private lost = new AbortController();
   private readonly events = new UpstreamEvents();
   private retry?: NodeJS.Timeout;
+  /**
+   * The host's URIs this master's router subscribed to (it subscribes once per URI, whatever the
+   * number of its agents), leased to the holder and sent again when the link moves.
+   */
+  private readonly subscribed = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -85,10 +90,31 @@ export class RemoteHostUpstream implements Upstream {
     this.holderNow = { master: entry.master, since, revision: entry.revision };
     if (!before || before.master !== entry.master) this.holderChanges++;
     if (!before) this.events.emit({ type: 'state' });
+    // A new link (on another master, or the same one) starts without subscriptions, and the
+    // router hears of no reconnect when the entry is replaced without lapsing first: the lease
+    // tells the new link's holder at once. After a lapse the router subscribes again itself.
+    else if (before.master !== entry.master || before.since.getTime() !== since.getTime())
+      this.renewSubscriptions();
     void this.refreshCatalog();
   }
 
+  /** Tells the holder which URIs this master still wants updates of (every presence heartbeat). */
+  renewSubscriptions(): void {
+    const holder = this.holderNow;
+    if (holder && this.subscribed.size > 0)
+      this.client.leaseSubscriptions(holder.master, this.name, [...this.subscribed]);
+  }
+
+  /** An agent's roots changed: the holder tells the host, as this master tells its own links. */
+  notifyRootsChanged(): void {
+    const holder = this.holderNow;
+    if (holder) this.client.rootsChanged(holder.master, this.name);
+  }
+
   private goOffline(): void {
+    // The router subscribes again when the host comes back, and forgets, without telling the
+    // host, what its agents let go of meanwhile.
+    this.subscribed.clear();
     this.lost.abort();
     this.lost = new AbortController();
     clearTimeout(this.retry);
@@ -176,6 +202,42 @@ export class RemoteHostUpstream implements Upstream {
     if (method === 'logging/setLevel') return Promise.resolve({});
     const holder = this.holderNow;
     if (!holder) return Promise.reject(new UpstreamUnavailableError(this.unavailableMessage()));
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe') {
+      return this.changeSubscription(method, params, opts);
+    }
+    return this.send(holder, method, params, opts);
+  }
+
+  /**
+   * Noted before it is sent, so that a lease sent meanwhile already says so (the holder then
+   * counts it once); a refused subscribe is taken back.
+   */
+  private changeSubscription(
+    method: 'resources/subscribe' | 'resources/unsubscribe',
+    params: JsonObject,
+    opts: CallOptions,
+  ): Promise<JsonObject> {
+    const holder = this.holderNow!;
+    const uri = params.uri;
+    if (typeof uri !== 'string') return this.send(holder, method, params, opts);
+    if (method === 'resources/unsubscribe') {
+      this.subscribed.delete(uri);
+      return this.send(holder, method, params, opts);
+    }
+    const had = this.subscribed.has(uri);
+    this.subscribed.add(uri);
+    return this.send(holder, method, params, opts).catch((err: unknown) => {
+      if (!had) this.subscribed.delete(uri);
+      throw err;
+    });
+  }
+
+  private send(
+    holder: RemoteHolder,
+    method: ForwardedMethod,
+    params: JsonObject,
+    opts: CallOptions,
+  ): Promise<JsonObject> {
     const left = opts.deadline === undefined ? opts.maxTotalMs : opts.deadline - Date.now();
     if (left <= 0)
       return Promise.reject(new UpstreamTimeoutError('the time was up before the call could be sent'));
@@ -217,5 +279,9 @@ export class RemoteHostUpstream implements Upstream {
   async stop(): Promise<void> {
     clearTimeout(this.retry);
     this.lost.abort();
+    // An empty lease: the holder drops this master's subscriptions now rather than at expiry.
+    const holder = this.holderNow;
+    if (holder && this.subscribed.size > 0) this.client.leaseSubscriptions(holder.master, this.name, []);
+    this.subscribed.clear();
   }
 }

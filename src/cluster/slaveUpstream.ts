@@ -2,6 +2,7 @@ import { ProtocolError, ProtocolErrorCode, type ServerCapabilities } from '@mode
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { ClientSession } from '../mcp/clientSession.js';
+import { SharedSubscriptions } from '../mcp/sharedSubscriptions.js';
 import { endHop, hop, metaFromContext, startHop } from '../mcp/tracing.js';
 import {
   type AgentRequestHandler,
@@ -62,6 +63,9 @@ export interface LinkServices {
   trust?: () => TrustResult;
 }
 
+/** A subscription is shared by every master, so no one caller's timeout applies to it. */
+const SUBSCRIPTION_TIMEOUT_MS = 30_000;
+
 /** The longest an old link is kept open for its calls in flight after a renewal handover. */
 const MAX_DRAIN_MS = 5 * 60_000;
 const DRAIN_POLL_MS = 100;
@@ -104,6 +108,28 @@ export class SlaveUpstream implements Upstream {
   /** Bumped by every attach and detach: a handshake that finishes after either is dropped. */
   private attempt = 0;
   agentRequests?: AgentRequestHandler;
+  /**
+   * The link's resource subscriptions, shared by this master's router and the masters whose
+   * agents reach the host over the bus (bus/busCallServer.ts): one subscription per URI on the
+   * link, however many masters want it.
+   */
+  readonly subscriptions = new SharedSubscriptions(
+    (method, uri) =>
+      this.send(
+        method,
+        { uri },
+        {
+          signal: AbortSignal.timeout(SUBSCRIPTION_TIMEOUT_MS),
+          timeoutMs: SUBSCRIPTION_TIMEOUT_MS,
+          maxTotalMs: SUBSCRIPTION_TIMEOUT_MS,
+        },
+      ),
+    (uri, err) =>
+      this.logger.warn(
+        { host: this.name, uri, err: err.message },
+        'a shared resource subscription failed on the link',
+      ),
+  );
 
   constructor(
     readonly name: string,
@@ -171,6 +197,7 @@ export class SlaveUpstream implements Upstream {
     this.transport = transport;
     this.session = session;
     this.link = { ...info, connectedAt: new Date() };
+    this.subscriptions.linkUp();
     this.armExpiry(info.certExpiresAt);
     this.lastHeartbeat = new Date();
     this.lastError = undefined;
@@ -234,6 +261,7 @@ export class SlaveUpstream implements Upstream {
   }
 
   private onLinkLost(err?: Error): void {
+    this.subscriptions.linkDown();
     this.expiry?.cancel();
     this.session = undefined;
     this.transport = undefined;
@@ -254,6 +282,7 @@ export class SlaveUpstream implements Upstream {
     this.expiry?.cancel();
     this.session = undefined;
     this.link = undefined;
+    this.subscriptions.linkDown();
     await transport.close(code, why);
     await session?.close();
     this.events.emit({ type: 'state' });
@@ -307,6 +336,12 @@ export class SlaveUpstream implements Upstream {
   }
 
   async request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe')
+      return this.subscriptions.own(method, params);
+    return this.send(method, params, opts);
+  }
+
+  private async send(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
     const attributes = { 'mcp.method.name': method, 'diane.host': this.name };
     // Queue wait and link are separate hops of a trace: a slow call shows which one it was.
     const queued = opts.trace ? startHop('diane.queue', opts.trace, attributes) : undefined;

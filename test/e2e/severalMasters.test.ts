@@ -86,10 +86,12 @@ describe.skipIf(!available)('three masters, PostgreSQL, NATS, four slaves', () =
       order.map((id) => masterUrl(master(id).daemon)).join(','),
     ]);
   };
-  const makeSlaveHome = (hostId: string) => {
+  const makeSlaveHome = (hostId: string, env: Record<string, string> = {}) => {
     const home = makeHome(`sm-${hostId}`);
     const events = join(home, 'events.log');
-    writeServersConfig(home, { mcpServers: { echo: echoServerEntry({ events, name: `${hostId}-echo` }) } });
+    writeServersConfig(home, {
+      mcpServers: { echo: echoServerEntry({ events, name: `${hostId}-echo`, env }) },
+    });
     slaves.set(hostId, { home, events, proc: undefined as unknown as CliProcess });
     return home;
   };
@@ -125,7 +127,12 @@ describe.skipIf(!available)('three masters, PostgreSQL, NATS, four slaves', () =
     await Promise.all(masters.slice(1).map(async (m) => Object.assign(m, { daemon: await start(m) })));
 
     // ws1, ws2 and ws3 pair on different masters and link to m1 first; ws4 comes in the pairing test.
-    await pairSlave(master('m1').daemon, makeSlaveHome('ws1'), 'ws1');
+    // ws1's server has resources it can tell subscribers about (the subscription tests).
+    await pairSlave(
+      master('m1').daemon,
+      makeSlaveHome('ws1', { FIXTURE_CATALOG: '1', FIXTURE_SUBSCRIBE: '1' }),
+      'ws1',
+    );
     await pairSlave(master('m2').daemon, makeSlaveHome('ws2'), 'ws2');
     await pairSlave(master('m3').daemon, makeSlaveHome('ws3'), 'ws3');
     startSlaveOn('ws1', ['m1', 'm2', 'm3']);
@@ -221,6 +228,61 @@ describe.skipIf(!available)('three masters, PostgreSQL, NATS, four slaves', () =
     }
   }, 60_000);
 
+  /** ws1's `fixture://whoami` as every master names it, once an agent subscribed to it. */
+  let whoami: string | undefined;
+  const touchWhoami = async (id: string) =>
+    textOf(
+      await (await agentOn(id)).callTool({ name: 'ws1_echo_touch', arguments: { uri: 'fixture://whoami' } }),
+    );
+  /** The agent on `id` hears of the next update of whoami, and the agents on `others` do not. */
+  const updateReaches = async (from: string, ids: string[], others: string[]) => {
+    const agentsOf = async (list: string[]) => Promise.all(list.map((id) => agentOn(id)));
+    const [hearing, deaf] = [await agentsOf(ids), await agentsOf(others)];
+    const count = (a: TestAgent) => a.record.updated.filter((u) => u === whoami).length;
+    const before = [...hearing, ...deaf].map(count);
+    expect(await touchWhoami(from)).toBe('updated fixture://whoami');
+    await waitFor(() => hearing.every((a, i) => count(a) === before[i]! + 1), {
+      what: `the update of whoami on ${ids.join(', ')}`,
+      timeoutMs: 5_000,
+      intervalMs: 20,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    deaf.forEach((a, i) => {
+      expect(count(a), `no update on ${others[i]}`).toBe(before[hearing.length + i]);
+    });
+  };
+
+  it("shares a resource subscription between masters' agents: one letting go ends nobody else's; roots changes cross too", async () => {
+    // ws1's link is m1's: m2's and m3's agents reach it over the bus, m1's directly.
+    expect(await holderOf('m2', 'ws1')).toBe('m1');
+    whoami = await waitFor(
+      async () =>
+        (await (await agentOn('m2')).listResources()).resources.find(
+          (r) => r.uri.startsWith('diane://ws1/') && r.uri.endsWith('fixture://whoami'),
+        )?.uri,
+      { what: "ws1's whoami on m2", timeoutMs: 20_000 },
+    );
+    for (const id of ['m1', 'm2', 'm3']) await (await agentOn(id)).subscribeResource({ uri: whoami });
+    await updateReaches('m1', ['m1', 'm2', 'm3'], []);
+    // The first to let go is a master that reaches the host over the bus...
+    await (await agentOn('m2')).unsubscribeResource({ uri: whoami });
+    await updateReaches('m2', ['m1', 'm3'], ['m2']);
+    // ...then the holder's own agent: m3's subscription still holds on the link.
+    await (await agentOn('m1')).unsubscribeResource({ uri: whoami });
+    await updateReaches('m3', ['m3'], ['m1', 'm2']);
+    // The slave's server was subscribed once and never let go.
+    const lines = readEvents(slaves.get('ws1')!.events);
+    expect(lines.filter((l) => l.startsWith('subscribed fixture://whoami'))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('unsubscribed fixture://whoami'))).toHaveLength(0);
+
+    // An agent on m2 says its roots changed: ws1's server, on m1's link, hears of it.
+    const rootsChanges = () =>
+      readEvents(slaves.get('ws1')!.events).filter((l) => l === 'roots-changed ws1-echo').length;
+    const before = rootsChanges();
+    await (await agentOn('m2')).sendRootsListChanged();
+    await waitFor(() => rootsChanges() > before, { what: 'roots list_changed on ws1', timeoutMs: 5_000 });
+  }, 120_000);
+
   it('moves the links of a killed master to the others; agents elsewhere see only "not available" meanwhile', async () => {
     expect(await holderOf('m2', 'ws1')).toBe('m1');
     expect(await holderOf('m2', 'ws2')).toBe('m1');
@@ -250,6 +312,15 @@ describe.skipIf(!available)('three masters, PostgreSQL, NATS, four slaves', () =
     for (const text of seen) expect(text).toMatch(/^Host ws[12] is not available$/);
     expect(await holderOf('m3', 'ws1')).toMatch(/^m[23]$/);
     expect(await holderOf('m3', 'ws2')).toMatch(/^m[23]$/);
+    if (whoami) {
+      // m3's agent still wants whoami: its subscription followed ws1's link to its new master.
+      await waitFor(async () => (await touchWhoami('m2')) === 'updated fixture://whoami', {
+        what: "m3's subscription renewed on ws1's new link",
+        timeoutMs: 20_000,
+        intervalMs: 250,
+      });
+      await updateReaches('m2', ['m3'], ['m2']);
+    }
     // m1 comes back with the same home: it serves the cluster again, links staying where they are.
     master('m1').daemon = await start(master('m1'));
     await waitFor(async () => (await echo('m1', 'ws2', 'm1 again')) === 'm1 again', {

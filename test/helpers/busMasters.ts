@@ -8,6 +8,8 @@ import type { LinkListener, RemoteHost } from '../../src/cluster/slaveRegistry.j
 import type { SlaveUpstream } from '../../src/cluster/slaveUpstream.js';
 import { createLogger } from '../../src/log.js';
 import { DEFAULT_ROUTER_SETTINGS, Router } from '../../src/mcp/router.js';
+import { SharedSubscriptions } from '../../src/mcp/sharedSubscriptions.js';
+import type { CallOptions, ForwardedMethod, JsonObject } from '../../src/mcp/upstream.js';
 import { FakeUpstream } from './fakeUpstream.js';
 
 const logger = createLogger(process.env.DIANE_TEST_LOG ?? 'fatal');
@@ -17,9 +19,36 @@ export class FakeLinkedSlave extends FakeUpstream {
   connected = true;
   readonly since = new Date();
   detachedWith?: number;
+  rootsChanges = 0;
+  /** As on a SlaveUpstream: the router's and other masters' subscriptions, one per URI on the link. */
+  readonly subscriptions = new SharedSubscriptions((method, uri) =>
+    super.request(
+      method,
+      { uri },
+      { signal: new AbortController().signal, timeoutMs: 5_000, maxTotalMs: 5_000 },
+    ),
+  );
 
   constructor(name: string) {
     super(name, name);
+    this.subscriptions.linkUp();
+  }
+
+  override request(method: ForwardedMethod, params: JsonObject, opts: CallOptions): Promise<JsonObject> {
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe')
+      return this.subscriptions.own(method, params);
+    return super.request(method, params, opts);
+  }
+
+  notifyRootsChanged(): void {
+    this.rootsChanges++;
+  }
+
+  /** What the slave was sent about subscriptions, in order (`+uri`, `-uri`). */
+  subscriptionLog(): string[] {
+    return this.sent
+      .filter((r) => r.method === 'resources/subscribe' || r.method === 'resources/unsubscribe')
+      .map((r) => `${r.method === 'resources/subscribe' ? '+' : '-'}${String(r.params.uri)}`);
   }
 
   linkInfo() {
@@ -36,6 +65,7 @@ export class FakeLinkedSlave extends FakeUpstream {
   async detach(code: number): Promise<void> {
     this.detachedWith = code;
     this.connected = false;
+    this.subscriptions.linkDown();
     this.setState('offline');
   }
 }

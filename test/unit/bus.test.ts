@@ -1,10 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BusSettings } from '../../src/bus/busSettings.js';
 import type { RemoteHostUpstream } from '../../src/bus/remoteHostUpstream.js';
 import { CloseCode } from '../../src/cluster/webSocketTransport.js';
 import type { JsonObject, ProgressUpdate } from '../../src/mcp/upstream.js';
 import { UpstreamTimeoutError } from '../../src/mcp/upstream.js';
-import { dropTestBucket, FakeLinkedSlave, startTestMaster, type TestMaster } from '../helpers/busMasters.js';
+import {
+  dropTestBucket,
+  FAST_BUS,
+  FakeLinkedSlave,
+  startTestMaster,
+  type TestMaster,
+} from '../helpers/busMasters.js';
 import { tool } from '../helpers/fakeUpstream.js';
 import { testNatsUrl, uniquePrefix } from '../helpers/nats.js';
 import { waitFor } from '../helpers/wait.js';
@@ -26,9 +33,9 @@ describe.skipIf(!url)('the bus between masters', () => {
     expect(url).toBeDefined();
   });
 
-  async function twoMasters(): Promise<RemoteHostUpstream> {
+  async function twoMasters(aSettings: Partial<BusSettings> = {}): Promise<RemoteHostUpstream> {
     prefix = uniquePrefix();
-    a = await startTestMaster('master-a', url!, prefix);
+    a = await startTestMaster('master-a', url!, prefix, aSettings);
     b = await startTestMaster('master-b', url!, prefix);
     masters = [a, b];
     slave = new FakeLinkedSlave('ws1');
@@ -286,5 +293,176 @@ describe.skipIf(!url)('the bus between masters', () => {
     });
     expect(slave.detachedWith).toBe(CloseCode.replaced);
     expect(newer.detachedWith).toBeUndefined();
+  });
+
+  describe('resource subscriptions and roots across masters', () => {
+    const X = 'diane://ws1/file:///x';
+
+    /** An agent session on a master's router that records the resource updates it is told of. */
+    function agentOn(m: TestMaster) {
+      const updates: string[] = [];
+      const session = m.router.openSession({
+        notify: (method, params) => {
+          if (method === 'notifications/resources/updated') updates.push(String(params?.uri));
+        },
+      });
+      return {
+        updates,
+        subscribe: () => m.router.subscribeResource(session, X, new AbortController().signal),
+        unsubscribe: () => m.router.unsubscribeResource(session, X),
+      };
+    }
+
+    /** The slave sends an update; every session that should hear of it has, and only those. */
+    async function updateReaches(
+      link: FakeLinkedSlave,
+      expected: { updates: string[] }[],
+      not: { updates: string[] }[],
+    ) {
+      const before = [...expected, ...not].map((agent) => agent.updates.length);
+      link.emit({ type: 'resource-updated', uri: 'file:///x' });
+      await waitFor(() => expected.every((agent, i) => agent.updates.length === before[i]! + 1), {
+        what: 'the update at every subscribed agent',
+        timeoutMs: 2_000,
+        intervalMs: 10,
+      });
+      // Anything on its way to the others would have come with the rest.
+      await sleep(100);
+      not.forEach((agent, i) => {
+        expect(agent.updates.length).toBe(before[expected.length + i]);
+      });
+    }
+
+    async function threeMasters(aSettings: Partial<BusSettings> = {}): Promise<TestMaster> {
+      await twoMasters(aSettings);
+      const c = await startTestMaster('master-c', url!, prefix);
+      masters.push(c);
+      await waitFor(() => (c.registry.remotes.get('ws1') as RemoteHostUpstream | undefined)?.connected, {
+        what: 'ws1 on master c',
+        timeoutMs: 5_000,
+      });
+      return c;
+    }
+
+    it("keeps one subscription on the link while any master's agent wants it; one master's unsubscribe ends no other's", async () => {
+      const c = await threeMasters();
+      const onA = agentOn(a);
+      const onB = agentOn(b);
+      const onC = agentOn(c);
+      await onA.subscribe();
+      await onC.subscribe();
+      await onB.subscribe();
+      expect(slave.subscriptionLog()).toEqual(['+file:///x']);
+      await updateReaches(slave, [onA, onB, onC], []);
+
+      await onA.unsubscribe();
+      await sleep(200);
+      expect(slave.subscriptionLog()).toEqual(['+file:///x']);
+      await updateReaches(slave, [onB, onC], [onA]);
+
+      // The holder's own agent letting go ends nothing for master c either.
+      await onB.unsubscribe();
+      await sleep(200);
+      expect(slave.subscriptionLog()).toEqual(['+file:///x']);
+      await updateReaches(slave, [onC], [onA, onB]);
+
+      await onC.unsubscribe();
+      await waitFor(() => slave.subscriptionLog().length === 2, { what: 'the unsubscribe on the link' });
+      expect(slave.subscriptionLog()).toEqual(['+file:///x', '-file:///x']);
+    });
+
+    it("keeps a live master's subscriptions past the lease time, and drops a crashed master's", async () => {
+      await twoMasters();
+      const onA = agentOn(a);
+      await onA.subscribe();
+      // Two lease times: renewed all along.
+      await sleep(2 * FAST_BUS.presenceTtlMs);
+      expect(slave.subscriptionLog()).toEqual(['+file:///x']);
+      await a.crash();
+      const crashedAt = Date.now();
+      await waitFor(() => slave.subscriptionLog().length === 2, {
+        what: "the crashed master's subscription dropped",
+        timeoutMs: 3 * FAST_BUS.presenceTtlMs,
+        intervalMs: 20,
+      });
+      expect(slave.subscriptionLog()).toEqual(['+file:///x', '-file:///x']);
+      expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(
+        FAST_BUS.presenceTtlMs - FAST_BUS.presenceHeartbeatMs,
+      );
+    });
+
+    it("drops a master's subscriptions at once when it shuts down", async () => {
+      await twoMasters();
+      const onA = agentOn(a);
+      await onA.subscribe();
+      const closedAt = Date.now();
+      await a.bus.close();
+      await waitFor(() => slave.subscriptionLog().length === 2, {
+        what: 'the subscription dropped',
+        timeoutMs: FAST_BUS.presenceTtlMs,
+        intervalMs: 10,
+      });
+      expect(Date.now() - closedAt).toBeLessThan(FAST_BUS.presenceTtlMs / 2);
+    });
+
+    it('subscribes again on the master the host moves to, and the updates come from there', async () => {
+      // No lease renewal from a during the test: the move alone must carry its subscription.
+      const c = await threeMasters({ presenceHeartbeatMs: 60_000 });
+      const onA = agentOn(a);
+      await onA.subscribe();
+      expect(slave.subscriptionLog()).toEqual(['+file:///x']);
+      // The slave links to master c while b still holds its older link: the presence entry is
+      // replaced without lapsing, so a's router hears of no reconnect.
+      const moved = new FakeLinkedSlave('ws1');
+      moved.catalogNow = slave.catalogNow;
+      c.registry.link(moved);
+      await waitFor(() => slave.detachedWith, { what: 'the older link closed on b', timeoutMs: 2_000 });
+      await waitFor(() => moved.subscriptionLog().includes('+file:///x'), {
+        what: "a's subscription renewed on c",
+        timeoutMs: 2_000,
+        intervalMs: 10,
+      });
+      await updateReaches(moved, [onA], []);
+      // Master b is still alive but holds nothing: an update of its old link's object says nothing.
+      await onA.unsubscribe();
+      await waitFor(() => moved.subscriptionLog().includes('-file:///x'), {
+        what: "a's unsubscribe on c",
+        timeoutMs: 2_000,
+      });
+      expect(moved.subscriptionLog()).toEqual(['+file:///x', '-file:///x']);
+    });
+
+    it("subscribes again on the next holder after the dead holder's entry lapsed", async () => {
+      const c = await threeMasters({ presenceHeartbeatMs: 60_000 });
+      const onA = agentOn(a);
+      await onA.subscribe();
+      const remote = a.registry.remotes.get('ws1') as RemoteHostUpstream;
+      await b.crash();
+      await waitFor(() => remote.status().state === 'offline', {
+        what: 'ws1 offline on a',
+        timeoutMs: 3 * FAST_BUS.presenceTtlMs,
+      });
+      const moved = new FakeLinkedSlave('ws1');
+      moved.catalogNow = slave.catalogNow;
+      c.registry.link(moved);
+      // a's router sees the host come back and subscribes again, as for a local upstream.
+      await waitFor(() => moved.subscriptionLog().includes('+file:///x'), {
+        what: "a's subscription renewed on c",
+        timeoutMs: 2_000,
+        intervalMs: 10,
+      });
+      await updateReaches(moved, [onA], []);
+    });
+
+    it("tells the host of an agent's roots change on another master, through its holder", async () => {
+      await twoMasters();
+      a.router.rootsChanged();
+      await waitFor(() => slave.rootsChanges === 1, {
+        what: 'roots list_changed on the link',
+        timeoutMs: 1_000,
+      });
+      b.router.rootsChanged();
+      await waitFor(() => slave.rootsChanges === 2, { what: "the holder's own", timeoutMs: 1_000 });
+    });
   });
 });

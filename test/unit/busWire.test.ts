@@ -10,8 +10,10 @@ import {
   CatalogReplySchema,
   ControlSchema,
   clipText,
+  HostNoticeSchema,
   LinkEventSchema,
   MASTER_ID_PATTERN,
+  MAX_LEASED_URIS,
   MAX_TEXT,
   PREFIX_PATTERN,
   PresenceEntrySchema,
@@ -24,6 +26,7 @@ import { makeHome, removeHomes } from '../helpers/home.js';
 const call = {
   v: BUS_WIRE_VERSION,
   callId: 'c1',
+  from: 'master-a',
   hostId: 'ws1',
   method: 'tools/call',
   params: { name: 'echo', arguments: { text: 'hi' } },
@@ -40,6 +43,7 @@ describe('bus wire contract', () => {
     expect(s.call('m1')).toBe('diane.master.m1.call');
     expect(s.control('m1')).toBe('diane.master.m1.ctl');
     expect(s.catalog('m1')).toBe('diane.master.m1.catalog');
+    expect(s.hostNotices('m1')).toBe('diane.master.m1.hosts');
     expect(s.linkEvents).toBe('diane.cluster.links');
     expect(presenceBucket('diane')).toBe('diane-presence');
     expect(PREFIX_PATTERN.test('diane')).toBe(true);
@@ -52,6 +56,10 @@ describe('bus wire contract', () => {
     expect(CallRequestSchema.safeParse({ ...call, method: 'tools/list' }).success).toBe(false);
     expect(CallRequestSchema.safeParse({ ...call, extra: 1 }).success).toBe(false);
     expect(CallRequestSchema.safeParse({ ...call, v: 2 }).success).toBe(false);
+    // Whose subscription a subscribe changes is part of every request.
+    const { from: _from, ...anonymous } = call;
+    expect(CallRequestSchema.safeParse(anonymous).success).toBe(false);
+    expect(CallRequestSchema.safeParse({ ...call, from: 'Not A Master' }).success).toBe(false);
     expect(CallRequestSchema.safeParse({ ...call, callId: 'x'.repeat(129) }).success).toBe(false);
     expect(CallRequestSchema.safeParse({ ...call, timeoutMs: 0 }).success).toBe(false);
     expect(CallRequestSchema.safeParse({ ...call, meta: { k: 'x'.repeat(4097) } }).success).toBe(false);
@@ -77,6 +85,32 @@ describe('bus wire contract', () => {
     expect(
       CallStreamSchema.safeParse({ t: 'progress', progress: 1, message: 'x'.repeat(8193) }).success,
     ).toBe(false);
+  });
+
+  it('parses subscription leases and roots notices about held hosts, within their limits', () => {
+    const lease = {
+      t: 'subscriptions',
+      v: BUS_WIRE_VERSION,
+      from: 'master-a',
+      hostId: 'ws1',
+      uris: ['file:///x'],
+    };
+    expect(HostNoticeSchema.safeParse(lease).success).toBe(true);
+    expect(HostNoticeSchema.safeParse({ ...lease, uris: [] }).success).toBe(true);
+    expect(HostNoticeSchema.safeParse({ ...lease, uris: [''] }).success).toBe(false);
+    expect(HostNoticeSchema.safeParse({ ...lease, uris: ['x'.repeat(MAX_TEXT + 1)] }).success).toBe(false);
+    expect(
+      HostNoticeSchema.safeParse({
+        ...lease,
+        uris: Array.from({ length: MAX_LEASED_URIS + 1 }, (_, i) => `u${i}`),
+      }).success,
+    ).toBe(false);
+    expect(HostNoticeSchema.safeParse({ ...lease, extra: 1 }).success).toBe(false);
+    const roots = { t: 'roots-changed', v: BUS_WIRE_VERSION, from: 'master-a', hostId: 'ws1' };
+    expect(HostNoticeSchema.safeParse(roots).success).toBe(true);
+    expect(HostNoticeSchema.safeParse({ ...roots, uris: [] }).success).toBe(false);
+    expect(HostNoticeSchema.safeParse({ ...roots, t: 'tools-changed' }).success).toBe(false);
+    expect(HostNoticeSchema.safeParse({ ...roots, from: '' }).success).toBe(false);
   });
 
   it('parses control messages', () => {
