@@ -561,9 +561,7 @@ export class Router {
       routed = this.route(method, params, ctx.scope ?? Scope.full());
     } catch (err) {
       if (!(err instanceof UnavailableToolError)) throw err;
-      const call = new RoutedCall('', ctx.capabilities, peerCallId);
-      call.finish({ kind: 'result', result: toolError(err.message) });
-      return call;
+      return this.unavailableCall(params, ctx, err, peerCallId);
     } finally {
       this.caller = undefined;
     }
@@ -621,6 +619,33 @@ export class Router {
         },
       )
       .finally(() => this.untrack(call));
+    return call;
+  }
+
+  /**
+   * A tool of an upstream that is offline (its entries are out of the table): a tool error at
+   * once, recorded like a call whose upstream failed, so that the audit trail and the metrics
+   * show the calls an outage turned away.
+   */
+  private unavailableCall(
+    params: JsonObject,
+    ctx: CallContext,
+    err: UnavailableToolError,
+    peerCallId: string | undefined,
+  ): RoutedCall {
+    const call = new RoutedCall(err.upstream, ctx.capabilities, peerCallId);
+    if (this.callListeners.size > 0) {
+      const name = String(params.name);
+      const routed = {
+        upstream: err.upstream,
+        forwarded: { ...params, name: name.slice(err.upstream.length + 1) },
+      };
+      const meta = params._meta as JsonObject | undefined;
+      const peerAgent = typeof meta?.[AGENT_META_KEY] === 'string' ? meta[AGENT_META_KEY] : undefined;
+      const audited = this.auditContext('tools/call', params, routed, ctx, call, peerAgent);
+      this.recordCall({ ...audited(), outcome: 'tool_error', error: err.message, bytesOut: 0 });
+    }
+    call.finish({ kind: 'result', result: toolError(err.message) });
     return call;
   }
 
@@ -834,7 +859,7 @@ export class Router {
         upstream.status().state !== 'connected' &&
         scope.allows(what, name, this.hostOf(upstream.name))
       ) {
-        if (what === 'tool') throw new UnavailableToolError(upstream.unavailableMessage());
+        if (what === 'tool') throw new UnavailableToolError(upstream.name, upstream.unavailableMessage());
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, upstream.unavailableMessage());
       }
     }
@@ -1348,7 +1373,11 @@ export type AgentRequestClaim = (
 ) => Promise<JsonObject> | undefined;
 
 export class UnavailableToolError extends Error {
-  constructor(message: string) {
+  constructor(
+    /** The offline upstream the tool's name points at. */
+    readonly upstream: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'UnavailableToolError';
   }

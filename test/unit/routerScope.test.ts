@@ -1,6 +1,7 @@
 import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
+import { AGENT_META_KEY, type CallRecord } from '../../src/mcp/callRecords.js';
 import { createFrontServer } from '../../src/mcp/frontServer.js';
 import {
   DEFAULT_ROUTER_SETTINGS,
@@ -192,10 +193,50 @@ describe('Router scopes: calls outside the scope fail like unknown names', () =>
 
   it('gives no hint about an offline host or a refused name outside the scope', async () => {
     const { router, laptop } = cluster();
+    const records: CallRecord[] = [];
+    router.onCallFinished((record) => records.push(record));
     laptop.setState('offline');
-    const call = router.startCall('tools/call', { name: 'laptop_mail_send' }, { signal: signal() });
+    const call = router.startCall(
+      'tools/call',
+      { name: 'laptop_mail_send', arguments: { to: 'x' }, _meta: { [AGENT_META_KEY]: 'peer' } },
+      { signal: signal(), agent: { name: 'owner', scope: Scope.full(), recordArguments: false } },
+    );
     // The owner hears that the host is offline ...
     expect(JSON.stringify(await call.next())).toMatch(/not available/);
+    // ... and the audit trail shows the call the outage turned away.
+    expect(records).toEqual([
+      expect.objectContaining({
+        method: 'tools/call',
+        agent: 'owner',
+        peerAgent: 'peer',
+        exposedName: 'laptop_mail_send',
+        host: 'laptop',
+        server: 'mail',
+        originalName: 'send',
+        outcome: 'tool_error',
+        error: expect.stringMatching(/not available/),
+        bytesOut: 0,
+      }),
+    ]);
+    expect(records[0]!.bytesIn).toBeGreaterThan(0);
+    records.length = 0;
+    // A host whose entries are not in the table at all (it never connected since the start).
+    const away = new FakeUpstream('away');
+    away.setState('offline');
+    router.add(away);
+    const turnedAway = router.startCall('tools/call', { name: 'away_fs_read' }, { signal: signal() });
+    expect(JSON.stringify(await turnedAway.next())).toMatch(/not available/);
+    expect(away.sent).toEqual([]);
+    expect(records).toEqual([
+      expect.objectContaining({
+        exposedName: 'away_fs_read',
+        host: LOCAL_HOST,
+        server: 'away',
+        originalName: 'fs_read',
+        outcome: 'tool_error',
+        error: expect.stringMatching(/not available/),
+      }),
+    ]);
     // ... a scoped agent, that the tool does not exist.
     const scoped = thrown(() =>
       router.startCall('tools/call', { name: 'laptop_mail_send' }, { signal: signal(), scope }),
