@@ -4,7 +4,7 @@ import { z } from 'zod';
 import {
   AUDIT_KINDS,
   AUDIT_OUTCOMES,
-  type AuditLog,
+  type AuditLiveSource,
   auditEventToJson,
   matchesAuditQuery,
 } from '../audit/index.js';
@@ -20,6 +20,11 @@ const DEFAULT_AUDIT_LIMIT = 100;
 const CATCH_UP_PAGE = 500;
 /** A follower that reads slower than this much unread output is cut off (it may reconnect). */
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Live rows kept while a follower catches up; past this they are let go and the catch-up reads
+ * once more (they are in the store by then).
+ */
+const MAX_HELD_ROWS = 10_000;
 const SSE_KEEPALIVE_MS = 15_000;
 
 const name = z.string().min(1).max(512);
@@ -67,7 +72,11 @@ const AuditParams = z
   .strict();
 
 export interface AuditRouteDeps {
-  audit: AuditLog;
+  /**
+   * Rows as they are written: this master's AuditLog (SQLite: the only writer), or an
+   * AuditTail over the shared PostgreSQL table (every master's rows).
+   */
+  audit: AuditLiveSource;
   events: AuditRepo;
 }
 
@@ -124,20 +133,28 @@ function follow(
     connection: 'keep-alive',
   });
   res.write(': connected\n\n');
-  // Set before the catch-up below starts; live rows are not sent until it has finished.
+  // The id of the last row sent: live rows at or below it were.
   let lastId = afterId ?? 0;
   let caughtUp = false;
   let closed = false;
+  /** Live rows that came during the catch-up; sent after it, past what it sent. */
+  let held: StoredAuditEvent[] = [];
+  let letGo = false;
   const send = (row: StoredAuditEvent) => {
     res.write(`event: audit\ndata: ${JSON.stringify(auditEventToJson(row))}\n\n`);
     lastId = row.id;
   };
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEPALIVE_MS);
   const gone = new AbortController();
-  // Rows are handed over once written, so those written while catching up are found by the
-  // next catch-up query; live ones are sent only after it, and only past the last id sent.
+  // Subscribed before the catch-up reads anything: a row written meanwhile is either in a
+  // catch-up page or handed over here (or both; the id sorts that out), never in neither.
   const unsubscribe = deps.audit.subscribe((row) => {
-    if (closed || !caughtUp || row.id <= lastId || !matchesAuditQuery(row, filter)) return;
+    if (closed || row.id <= lastId || !matchesAuditQuery(row, filter)) return;
+    if (!caughtUp) {
+      if (held.length < MAX_HELD_ROWS) held.push(row);
+      else letGo = true;
+      return;
+    }
     send(row);
     if (res.writableLength > MAX_UNREAD_BYTES) {
       const error = `the audit stream fell behind its reader; reconnect with after_id=${lastId}`;
@@ -153,16 +170,21 @@ function follow(
   }
   socket.once('close', stop);
   void (async () => {
+    await deps.audit.ready?.();
     if (afterId === undefined) lastId = await deps.events.maxId();
     for (;;) {
       if (closed) return;
+      letGo = false;
       const page = await deps.events.query({ ...filter, afterId: lastId, limit: CATCH_UP_PAGE });
       for (const row of page) send(row);
-      if (page.length < CATCH_UP_PAGE) break;
       if (res.writableNeedDrain) await once(res, 'drain', { signal: gone.signal });
       if (closed) return;
+      if (page.length < CATCH_UP_PAGE && !letGo) break;
     }
     caughtUp = true;
+    const pending = held;
+    held = [];
+    for (const row of pending) if (row.id > lastId) send(row);
   })().catch(() => {
     res.destroy();
     stop();

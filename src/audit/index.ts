@@ -16,6 +16,12 @@ export {
   DEFAULT_AUDIT_SETTINGS,
 } from './auditLog.js';
 export {
+  type AuditLiveSource,
+  AuditTail,
+  type AuditTailSettings,
+  DEFAULT_AUDIT_TAIL_SETTINGS,
+} from './auditTail.js';
+export {
   DEFAULT_REDACTION_LIMITS,
   isSecretKey,
   REDACTED,

@@ -21,6 +21,12 @@ export interface BusSettings {
   maxCallMs: number;
   /** Pause between two attempts to reach NATS at start (afterwards the client reconnects by itself). */
   connectRetryMs: number;
+  /**
+   * How often the paired hosts are read from the store again, as agents are (AgentService): a
+   * revocation whose link event was lost still cuts the holder's link and stops the other
+   * masters routing the host within this time, whatever the presence bucket says.
+   */
+  storeRefreshMs: number;
 }
 
 export const DEFAULT_BUS_SETTINGS: Omit<BusSettings, 'servers'> = {
@@ -32,4 +38,5 @@ export const DEFAULT_BUS_SETTINGS: Omit<BusSettings, 'servers'> = {
   catalogTimeoutMs: 5_000,
   maxCallMs: 10 * 60_000,
   connectRetryMs: 2_000,
+  storeRefreshMs: 5_000,
 };

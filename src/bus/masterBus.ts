@@ -62,6 +62,7 @@ export class MasterBus {
   private readonly relayed = new Set<SlaveUpstream>();
   private hostEvents?: Subscription;
   private nc?: NatsConnection;
+  private storeRefresh?: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly opts: MasterBusOptions) {
@@ -71,6 +72,11 @@ export class MasterBus {
       retryMs: opts.settings.connectRetryMs,
       logger: opts.logger,
     });
+    // Link events are not persisted: one lost (or a holder that died before acting on it) would
+    // leave a revoked host routable from a stale presence entry. The store decides, read again
+    // on this timer as well as on every link event and reconnect.
+    this.storeRefresh = setInterval(() => this.resync(), opts.settings.storeRefreshMs);
+    this.storeRefresh.unref();
     this.started = this.start();
     this.started.catch((err) => {
       if (!this.closed) opts.logger.error({ err: (err as Error).message }, 'bus: could not start');
@@ -323,6 +329,7 @@ export class MasterBus {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.storeRefresh);
     for (const u of this.unhook) u();
     for (const t of this.announcing.values()) clearTimeout(t);
     for (const [hostId, remote] of this.remotes) {

@@ -29,6 +29,8 @@ export interface RemoteHolder {
   master: string;
   since: Date;
   revision: number;
+  /** The serial of the certificate the holder's link was opened with. */
+  serial: string;
 }
 
 /**
@@ -87,7 +89,7 @@ export class RemoteHostUpstream implements Upstream {
       this.lost.abort();
       this.lost = new AbortController();
     }
-    this.holderNow = { master: entry.master, since, revision: entry.revision };
+    this.holderNow = { master: entry.master, since, revision: entry.revision, serial: entry.serial };
     if (!before || before.master !== entry.master) this.holderChanges++;
     if (!before) this.events.emit({ type: 'state' });
     // A new link (on another master, or the same one) starts without subscriptions, and the

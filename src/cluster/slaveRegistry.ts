@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import type { Router } from '../mcp/router.js';
 import type { Upstream } from '../mcp/upstream.js';
-import type { MasterStore } from '../store/index.js';
+import type { MasterStore, SlaveServer } from '../store/index.js';
 import { LastSeenWriter } from './lastSeenWriter.js';
 import type { RenewalService } from './renewal.js';
 import { type LinkInfo, type SlaveLimits, SlaveUpstream } from './slaveUpstream.js';
@@ -41,8 +41,18 @@ export interface SlaveHealth {
  */
 export interface RemoteHost extends Upstream {
   readonly connected: boolean;
-  readonly holder?: { master: string; since: Date };
+  /** Where the link is, from the holder's presence entry: `serial` is its certificate's. */
+  readonly holder?: { master: string; since: Date; serial: string };
 }
+
+/** What the store last said of a host that may be routed: enabled, with these certificates. */
+interface RoutableHost {
+  certSerial: string;
+  pendingSerial: string | undefined;
+}
+
+/** A remote host the store does not vouch for makes the registry read the store, at most this often. */
+const UNVOUCHED_REREAD_MS = 1_000;
 
 /** What a master on the bus hears of its own links: one came or went, or its lists changed. */
 export type LinkListener = (hostId: string, slave: SlaveUpstream, change: 'state' | 'catalog') => void;
@@ -68,6 +78,22 @@ export class SlaveRegistry {
   private readonly linkListeners = new Set<LinkListener>();
   /** Every paired host id, enabled or not, as of the last read of the store. */
   private pairedHostIds = new Set<string>();
+  /**
+   * The enabled hosts and their certificates as of the last read of the store (or less: a host
+   * disabled or revoked here leaves at once). A presence entry is only a claim of another master,
+   * and may outlive the link by its TTL or be written by anyone who can reach NATS: a remote host
+   * is routed only while the store vouches for it here.
+   */
+  private routable = new Map<string, RoutableHost>();
+  /** Syncs run one at a time, so that an older read never overwrites a newer one. */
+  private syncing: Promise<void> = Promise.resolve();
+  /**
+   * Hosts removed while a sync's read was in flight: that read may predate the revocation's
+   * commit, and must not make them routable again.
+   */
+  private removedDuringRead: Set<string> | undefined;
+  private lastUnvouchedReread = Number.NEGATIVE_INFINITY;
+  private unvouchedReread: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: MasterStore,
@@ -84,10 +110,26 @@ export class SlaveRegistry {
    * Registers every enabled paired host and closes links whose certificate is no longer current;
    * called at start and after pairing decisions.
    */
-  async syncFromStore(): Promise<void> {
-    const rows = await this.store.slaveServers.list();
+  syncFromStore(): Promise<void> {
+    const next = this.syncing.then(() => this.syncNow());
+    this.syncing = next.catch(() => {});
+    return next;
+  }
+
+  private async syncNow(): Promise<void> {
+    const removed = new Set<string>();
+    this.removedDuringRead = removed;
+    let rows: SlaveServer[];
+    try {
+      rows = await this.store.slaveServers.list();
+    } finally {
+      this.removedDuringRead = undefined;
+    }
     this.pairedHostIds = new Set(rows.map((row) => row.hostId));
+    this.routable = routableHosts(rows);
+    for (const hostId of removed) this.routable.delete(hostId);
     for (const row of rows) {
+      if (removed.has(row.hostId)) continue;
       if (!row.enabled) {
         void this.removeHost(row.hostId, CloseCode.revoked, 'host disabled');
         continue;
@@ -95,7 +137,9 @@ export class SlaveRegistry {
       const slave = this.ensureHost(row.hostId);
       const link = slave.linkInfo();
       // The host paired again: a superseded key must not keep a link it could no longer open.
-      if (link && link.certSerial !== row.certSerial) {
+      // A link on the pending (renewed) certificate is not superseded: this read may predate the
+      // confirmation that made it current, now that the bus re-reads the store every few seconds.
+      if (link && link.certSerial !== row.certSerial && link.certSerial !== row.pending?.certSerial) {
         this.logger.warn(
           { host: row.hostId, linkSerial: link.certSerial, currentSerial: row.certSerial },
           'closing a link whose certificate was superseded by a new pairing',
@@ -103,11 +147,15 @@ export class SlaveRegistry {
         void slave.detach(CloseCode.superseded, 'certificate superseded by a newer pairing');
       }
     }
+    // Remote hosts the store now vouches for, or no longer does.
+    for (const hostId of this.remotes.keys()) this.reroute(hostId);
   }
 
   /** Reads the paired host ids without registering anyone (for `isPaired` before the first sync). */
   async loadPairedHosts(): Promise<void> {
-    this.pairedHostIds = new Set((await this.store.slaveServers.list()).map((row) => row.hostId));
+    const rows = await this.store.slaveServers.list();
+    this.pairedHostIds = new Set(rows.map((row) => row.hostId));
+    this.routable = routableHosts(rows);
   }
 
   /**
@@ -154,13 +202,52 @@ export class SlaveRegistry {
     if (remote) this.remotes.set(hostId, remote);
     else this.remotes.delete(hostId);
     this.reroute(hostId);
+    // Paired (or re-paired) on another master since the last read: the store is asked, soon.
+    if (remote?.connected && !this.vouchedFor(hostId, remote)) this.rereadForUnvouched();
   }
 
-  /** Routes the host's live local link, else its remote one, else its offline local upstream. */
+  /**
+   * Whether the store (as last read here) vouches for the link a remote host claims: the host is
+   * enabled, and the claimed certificate is its current or its pending (renewed) one. A revoked
+   * host is disabled, and a re-paired one has a new serial, so neither passes on a stale entry.
+   */
+  private vouchedFor(hostId: string, remote: RemoteHost): boolean {
+    const host = this.routable.get(hostId);
+    const serial = remote.holder?.serial;
+    return (
+      host !== undefined &&
+      serial !== undefined &&
+      (serial === host.certSerial || serial === host.pendingSerial)
+    );
+  }
+
+  /** The remote upstream of a host, if it is connected and the store vouches for it. */
+  private liveRemote(hostId: string): RemoteHost | undefined {
+    const remote = this.remotes.get(hostId);
+    return remote?.connected && this.vouchedFor(hostId, remote) ? remote : undefined;
+  }
+
+  private rereadForUnvouched(): void {
+    if (this.unvouchedReread) return;
+    const wait = Math.max(0, this.lastUnvouchedReread + UNVOUCHED_REREAD_MS - Date.now());
+    this.unvouchedReread = setTimeout(() => {
+      this.unvouchedReread = undefined;
+      this.lastUnvouchedReread = Date.now();
+      this.syncFromStore().catch((err: unknown) =>
+        this.logger.warn({ err: (err as Error).message }, 'could not read the paired hosts'),
+      );
+    }, wait);
+    this.unvouchedReread.unref();
+  }
+
+  /**
+   * Routes the host's live local link, else its remote one (if the store vouches for it), else
+   * its offline local upstream. A host with neither is not routed at all.
+   */
   private reroute(hostId: string): void {
     const local = this.slaves.get(hostId);
-    const remote = this.remotes.get(hostId);
-    const wanted = local?.connected ? local : remote?.connected ? remote : (local ?? remote);
+    const remote = this.liveRemote(hostId);
+    const wanted = local?.connected ? local : (remote ?? local);
     const current = this.router.get(hostId);
     if (current === wanted) return;
     // The name belongs to something this registry did not put there (a configured server).
@@ -173,9 +260,14 @@ export class SlaveRegistry {
     }
   }
 
+  /**
+   * The host was revoked or disabled: its link here is closed, and a link another master claims
+   * is no longer routed, until a read of the store finds it enabled again (a new pairing).
+   */
   async removeHost(hostId: string, code: number, reason: string): Promise<void> {
     const slave = this.slaves.get(hostId);
-    this.remotes.delete(hostId);
+    this.routable.delete(hostId);
+    this.removedDuringRead?.add(hostId);
     const routed = this.routed.get(hostId);
     if (routed && this.router.get(hostId) === routed) this.router.remove(hostId);
     this.routed.delete(hostId);
@@ -247,7 +339,7 @@ export class SlaveRegistry {
     return (await this.store.slaveServers.list()).map((row) => {
       const slave = this.slaves.get(row.hostId);
       const link = slave?.linkInfo();
-      const remote = slave?.connected ? undefined : this.remotes.get(row.hostId);
+      const remote = slave?.connected ? undefined : this.liveRemote(row.hostId);
       const holder = slave?.connected ? this.services.masterId : remote?.holder?.master;
       return {
         host_id: row.hostId,
@@ -273,7 +365,18 @@ export class SlaveRegistry {
   }
 
   async closeAll(): Promise<void> {
+    clearTimeout(this.unvouchedReread);
     await this.lastSeen.close();
     await Promise.all([...this.slaves.values()].map((s) => s.stop()));
   }
+}
+
+function routableHosts(rows: readonly SlaveServer[]): Map<string, RoutableHost> {
+  const hosts = new Map<string, RoutableHost>();
+  for (const row of rows) {
+    if (row.enabled) {
+      hosts.set(row.hostId, { certSerial: row.certSerial, pendingSerial: row.pending?.certSerial });
+    }
+  }
+  return hosts;
 }

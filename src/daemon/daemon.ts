@@ -8,7 +8,13 @@ import { registerPairingRoutes } from '../admin/pairingRoutes.js';
 import { registerSlaveRoutes } from '../admin/slaveRoutes.js';
 import type { InfoResponse } from '../admin/types.js';
 import { AgentService } from '../agents/agentService.js';
-import { AuditLog, type AuditSettings } from '../audit/index.js';
+import {
+  type AuditLiveSource,
+  AuditLog,
+  type AuditSettings,
+  AuditTail,
+  DEFAULT_AUDIT_TAIL_SETTINGS,
+} from '../audit/index.js';
 import { DEFAULT_BUS_SETTINGS } from '../bus/busSettings.js';
 import { MasterBus } from '../bus/masterBus.js';
 import { loadOrCreateMasterId } from '../bus/masterId.js';
@@ -123,6 +129,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let store: MasterStore | undefined;
   let agents: AgentService | undefined;
   let audit: AuditLog | undefined;
+  let auditTail: AuditTail | undefined;
   let front: HttpFront | undefined;
   let cluster: ClusterListener | undefined;
   let pairing: PairingService | undefined;
@@ -141,6 +148,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     audit = new AuditLog(store, opts.audit, logger);
     audit.start();
     feedAudit(router, audit);
+    // Followers see every master's rows: with a shared PostgreSQL store the others write to the
+    // same table, which only a read of the table shows (auditTail.ts). SQLite has one writer,
+    // this master, whose AuditLog already hands each row over as it is written.
+    const writtenHere = audit;
+    let auditLive: AuditLiveSource = audit;
+    if (store.backend === 'postgres') {
+      auditTail = new AuditTail(store.auditEvents, DEFAULT_AUDIT_TAIL_SETTINGS, logger, (read) =>
+        writtenHere.subscribe(read),
+      );
+      auditLive = auditTail;
+    }
     const tokenRequired = opts.agentAuth === 'token';
     // Created even without auth, so that `diane info` can print it the day auth is turned on.
     // It is the token of the agent `owner`; other agents' tokens are stored only as hashes.
@@ -369,7 +387,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       pairCommand,
     });
     registerSlaveRoutes(admin, { store, registry: slaves, revocation });
-    registerAuditRoutes(admin, { audit, events: store.auditEvents });
+    registerAuditRoutes(admin, { audit: auditLive, events: store.auditEvents });
     registerCaRoutes(admin, rollover);
     registerAgentRoutes(admin, { agents: agentService, router });
     admin.ready();
@@ -411,6 +429,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         metrics?.close();
         router.close();
         agents?.stop();
+        auditTail?.close();
         // After everything that records calls has stopped: close writes what is still queued.
         await audit?.close();
         await store?.close();
@@ -430,6 +449,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await manager?.stopAll().catch(() => {});
     await admin.close().catch(() => {});
     agents?.stop();
+    auditTail?.close();
     await audit?.close().catch(() => {});
     await store?.close().catch(() => {});
     await tracing?.shutdown();

@@ -108,9 +108,15 @@ export class AuditRepo {
       'original_name, duration_ms, outcome, error, bytes_in, bytes_out, arguments, call_id';
   }
 
-  /** Appends the rows in one transaction, all or none, and returns them with their ids. */
+  /**
+   * Appends the rows in one transaction, all or none, and returns them with their ids. Ids are
+   * given in commit order on every backend (SqlDialect.commitOrderLock): a reader that has seen
+   * id N has seen every row below N that will ever exist, which followers rely on.
+   */
   insertMany(records: readonly AuditRecord[]): Promise<StoredAuditEvent[]> {
     return this.sql.atomically(async (sql) => {
+      const lock = sql.dialect.commitOrderLock('audit_events');
+      if (lock !== undefined) await sql.get(lock);
       const stored: StoredAuditEvent[] = [];
       for (const record of records) {
         const row = await sql.get<{ id: number }>(this.insertSql, toParams(record, this.table));

@@ -44,10 +44,26 @@ const SQLSTATE = {
 
 /** First key of the two-key advisory lock Diane's migrations take ("DIAN"); the second is the schema's hash. */
 const MIGRATION_LOCK_CLASS = 0x4449414e;
+/** First key of the advisory lock that puts appends to a table in commit order ("DAPP"). */
+const APPEND_LOCK_CLASS = 0x44415050;
 
 const POSTGRES_DIALECT: SqlDialect = {
   name: 'postgres',
   insertionOrder: 'seq',
+  /**
+   * Identity values are taken when a row is inserted, not when it commits: with two masters
+   * appending at once, the row with id 11 may commit before the one with id 10, and a follower
+   * that has read 11 and goes on "after 11" never sees 10. Appends therefore take a
+   * transaction-scoped advisory lock (per schema and table) before their first id: the next
+   * appender gets its ids only after the previous one committed and became visible (PostgreSQL
+   * releases a transaction's locks after its commit is visible), so ids are in commit order, as
+   * with SQLite's single writer, and `after_id` stays exact for followers and for paging.
+   * An advisory lock rather than LOCK TABLE, which would also queue behind (auto)vacuum; it obeys
+   * `lock_timeout`, so a background append (`tryWrite`) that meets another master's skips its round.
+   * The price is one appender at a time across masters: audit batches are short transactions.
+   */
+  commitOrderLock: (table) =>
+    `SELECT pg_advisory_xact_lock(${APPEND_LOCK_CLASS}, hashtext(current_schema() || '.${table}'))`,
   isUniqueViolation(err, table, column) {
     const e = err as { code?: unknown; table?: unknown; constraint?: unknown };
     return (

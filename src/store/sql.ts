@@ -31,6 +31,12 @@ export interface SqlDialect {
    * `seq` identity column on PostgreSQL (which has no rowid).
    */
   readonly insertionOrder: string;
+  /**
+   * A statement an appending transaction runs before its rows take their ids, so that ids are
+   * handed out in commit order and "every row after id N" is a sound way to follow a table
+   * (audit/auditTail.ts); undefined where writers are serialised already (SQLite's one writer).
+   */
+  commitOrderLock(table: string): string | undefined;
   /** Whether `err` is a unique-constraint violation on `table.column`. */
   isUniqueViolation(err: unknown, table: string, column: string): boolean;
 }

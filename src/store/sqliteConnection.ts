@@ -9,6 +9,8 @@ import type { TryWriteResult } from './store.js';
 export const SQLITE_DIALECT: SqlDialect = {
   name: 'sqlite',
   insertionOrder: 'rowid',
+  // BEGIN IMMEDIATE: one writer at a time, so ids are already given in commit order.
+  commitOrderLock: () => undefined,
   isUniqueViolation(err, table, column) {
     const code = (err as { code?: unknown }).code;
     return (

@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditTail } from '../../src/audit/auditTail.js';
 import { DianeError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
 import {
   type AuditRecord,
   latestSchemaVersion,
@@ -25,6 +27,7 @@ export interface ContractBackend {
 }
 
 const T0 = new Date('2025-03-01T10:00:00.000Z');
+const silent = createLogger('fatal');
 const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
 
 function slave(hostId: string, certSerial = `serial-${hostId}`): NewSlaveServer {
@@ -485,6 +488,101 @@ export function describeStoreContract(name: string, backend: () => ContractBacke
         await repo.trim(0, 0);
         const [next] = await repo.insertMany([auditRecord()]);
         expect(next!.id).toBeGreaterThan(stored[2]!.id + 1);
+      });
+
+      it('filters the same on every backend: combined, at the edges, and by exact text', async () => {
+        const repo = (await open()).auditEvents;
+        const ms = (n: number) => new Date(T0.getTime() + n);
+        const rows = await repo.insertMany([
+          auditRecord({ at: ms(0), agent: 'ci', host: 'ws1', outcome: 'ok', kind: 'tools/call' }),
+          auditRecord({ at: ms(1), agent: 'ci', host: 'ws2', outcome: 'timeout', kind: 'tools/call' }),
+          auditRecord({ at: ms(999), agent: 'CI', host: 'ws1', outcome: 'ok', kind: 'resources/read' }),
+          auditRecord({ at: ms(1_000), agent: null, host: null, outcome: 'dropped', kind: 'audit/dropped' }),
+          auditRecord({ at: ms(60_000), agent: 'ci-bot', host: 'ws1', outcome: 'ok', kind: 'tools/call' }),
+          auditRecord({
+            at: ms(60_001),
+            agent: 'émile',
+            host: 'wś',
+            outcome: 'tool_error',
+            kind: 'prompts/get',
+          }),
+        ]);
+        const ids = (q: Parameters<typeof repo.query>[0]) =>
+          repo.query(q).then((found) => found.map((r) => rows.findIndex((w) => w.id === r.id)));
+        // Exact, case-sensitive text: no prefix, no case folding, no collation surprises.
+        expect(await ids({ agent: 'ci' })).toEqual([0, 1]);
+        expect(await ids({ agent: 'CI' })).toEqual([2]);
+        expect(await ids({ agent: 'émile' })).toEqual([5]);
+        expect(await ids({ host: 'wś' })).toEqual([5]);
+        // A host filter never matches the master's own rows (no host).
+        expect(await ids({ host: 'ws1' })).toEqual([0, 2, 4]);
+        // since is inclusive and until exclusive, to the millisecond.
+        expect(await ids({ since: ms(1), until: ms(1_000) })).toEqual([1, 2]);
+        expect(await ids({ since: ms(1_000), until: ms(1_001) })).toEqual([3]);
+        expect(await ids({ until: ms(0) })).toEqual([]);
+        // Every filter at once, and each with the paging window.
+        expect(
+          await ids({
+            agent: 'ci',
+            host: 'ws1',
+            outcome: 'ok',
+            kind: 'tools/call',
+            since: ms(0),
+            until: ms(1),
+          }),
+        ).toEqual([0]);
+        expect(await ids({ host: 'ws1', afterId: rows[0]!.id, limit: 1 })).toEqual([2]);
+        expect(await ids({ host: 'ws1', newest: true, limit: 2 })).toEqual([2, 4]);
+        expect(await ids({ outcome: 'ok', newest: true, limit: 10 })).toEqual([0, 2, 4]);
+        expect(await ids({ kind: 'audit/dropped' })).toEqual([3]);
+        expect(await ids({ agent: 'nobody' })).toEqual([]);
+      });
+
+      it('hands out ids in commit order, so a follower reading "after id N" misses nothing', async () => {
+        const first = await open();
+        const second = await open();
+        const reader = await open();
+        const followed: { id: number; callId: string | null }[] = [];
+        const tail = new AuditTail(reader.auditEvents, { pollMs: 10, pageRows: 100 }, silent);
+        const stopFollowing = tail.subscribe((row) => followed.push({ id: row.id, callId: row.callId }));
+        await tail.ready();
+        try {
+          // a takes its id and stays open while b appends. Were ids not given in commit order,
+          // PostgreSQL would commit b at once with higher ids, the follower would move past them,
+          // and a, committed later with a lower id, would never be seen.
+          let release!: () => void;
+          const held = new Promise<void>((resolve) => {
+            release = resolve;
+          });
+          let inserted!: () => void;
+          const aInserted = new Promise<void>((resolve) => {
+            inserted = resolve;
+          });
+          const a = first.transaction(async (tx) => {
+            const rows = await tx.auditEvents.insertMany([auditRecord({ callId: 'a' })]);
+            inserted();
+            await held;
+            return rows;
+          });
+          await aInserted;
+          const b = second.transaction((tx) =>
+            tx.auditEvents.insertMany([auditRecord({ callId: 'b1' }), auditRecord({ callId: 'b2' })]),
+          );
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          release();
+          const [[rowA], [rowB1]] = await Promise.all([a, b]);
+          expect(rowB1!.id).toBeGreaterThan(rowA!.id);
+          const c = await second.auditEvents.insertMany([auditRecord({ callId: 'c' })]);
+          const until = Date.now() + 5_000;
+          while (!followed.some((r) => r.callId === 'c') && Date.now() < until) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          expect(followed.map((r) => r.callId)).toEqual(['a', 'b1', 'b2', 'c']);
+          expect(followed.map((r) => r.id)).toEqual([rowA!.id, rowB1!.id, rowB1!.id + 1, c[0]!.id]);
+        } finally {
+          stopFollowing();
+          tail.close();
+        }
       });
     });
 

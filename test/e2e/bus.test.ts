@@ -1,5 +1,9 @@
+import { chmodSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUS_WIRE_VERSION, presenceBucket } from '../../src/bus/busWire.js';
 import { connectAgent } from '../helpers/agents.js';
 import { dropTestBucket } from '../helpers/busMasters.js';
 import { runCli } from '../helpers/cli.js';
@@ -14,20 +18,27 @@ import { cleanupProcesses, type DaemonHandle, startDaemon } from '../helpers/dae
 import { echoServerEntry, makeHome, writeServersConfig } from '../helpers/home.js';
 import { textOf } from '../helpers/mcpClient.js';
 import { testNatsUrl, uniquePrefix } from '../helpers/nats.js';
+import { dropSchemas, newSchemaName, postgresAvailable, storeUrlFor } from '../helpers/postgres.js';
 import { readEvents } from '../helpers/procs.js';
 import { waitFor } from '../helpers/wait.js';
 
 const url = await testNatsUrl();
+const pg = await postgresAvailable('e2e: several masters on a NATS bus');
+const schema = newSchemaName('diane_e2e_bus');
 
-afterAll(() => cleanupProcesses());
+afterAll(async () => {
+  await cleanupProcesses();
+  if (pg) await dropSchemas([schema]);
+});
 
 /**
- * Two masters on one bus, real processes: the slave `ws` links to master b, an agent of master a
- * uses its tools. Each master has its own SQLite store (two masters cannot share one yet), so
- * what needs a shared store (a's `slave list`, a revoke on a cutting b's link) is not covered
- * here: see test/unit/bus.test.ts for those rules.
+ * Two masters on one bus and one PostgreSQL store, real processes: the slave `ws` links to master
+ * b, an agent of master a uses its tools. A master routes another's host only while the shared
+ * store vouches for it (enabled, the serial the holder announces), so the masters of a bus must
+ * share their store. The rules behind each step are in test/unit/bus.test.ts and
+ * test/unit/busStalePresence.test.ts.
  */
-describe.skipIf(!url)('several masters on a NATS bus', () => {
+describe.skipIf(!url || !pg)('several masters on a NATS bus', () => {
   const prefix = uniquePrefix();
   let a: DaemonHandle;
   let b: DaemonHandle;
@@ -40,12 +51,18 @@ describe.skipIf(!url)('several masters on a NATS bus', () => {
     prefix,
     '--master-id',
     id,
+    '--store',
+    storeUrlFor(schema),
     ...FAST_HEARTBEAT,
   ];
 
   beforeAll(async () => {
     a = await startDaemon({ home: makeHome('bus-a'), args: busArgs('master-a') });
-    b = await startDaemon({ home: makeHome('bus-b'), args: busArgs('master-b') });
+    // The owner's token is in the shared store: b's agent-token must be the same.
+    const homeB = makeHome('bus-b');
+    copyFileSync(join(a.home, 'agent-token'), join(homeB, 'agent-token'));
+    chmodSync(join(homeB, 'agent-token'), 0o600);
+    b = await startDaemon({ home: homeB, args: busArgs('master-b') });
     const slaveHome = makeHome('bus-ws');
     events = join(slaveHome, 'events.log');
     writeServersConfig(slaveHome, {
@@ -136,5 +153,47 @@ describe.skipIf(!url)('several masters on a NATS bus', () => {
       .callTool({ name: 'ws_echo_echo', arguments: { text: 'anyone?' } })
       .catch((e: Error) => e);
     expect(result instanceof Error ? result.message : textOf(result)).toMatch(/not available|Unknown tool/);
+  });
+
+  it('routes nothing for a presence entry of a revoked host, even one written by hand', async () => {
+    const agent = await connectAgent(a.mcpUrl, { name: 'dave' });
+    const [row] = JSON.parse((await runCli(a.home, ['slave', 'list', '--json'])).stdout).slaves;
+    const serial = (row as { cert_serial: string }).cert_serial;
+    // b is stopped: its entry is written again by hand, with ws's own serial.
+    const claim = async () => {
+      const nc = await connect({ servers: [url!] });
+      try {
+        const kv = await new Kvm(nc).open(presenceBucket(prefix));
+        const entry = {
+          v: BUS_WIRE_VERSION,
+          master: 'master-b',
+          since: new Date().toISOString(),
+          revision: 7,
+          serial,
+        };
+        await kv.put('ws', JSON.stringify(entry));
+      } finally {
+        await nc.close();
+      }
+    };
+    const holderOnA = async () =>
+      JSON.parse((await runCli(a.home, ['slave', 'list', '--json'])).stdout).slaves[0] as {
+        status: string;
+        master?: string;
+      };
+    // The control: while the store vouches for ws, a believes the claim.
+    await claim();
+    await waitFor(async () => (await holderOnA()).master === 'master-b', { what: 'the claim taken on a' });
+    const revoked = await runCli(a.home, ['slave', 'revoke', 'ws', '--yes']);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    await claim();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await holderOnA()).toMatchObject({ status: 'disconnected', enabled: false });
+    expect((await holderOnA()).master).toBeUndefined();
+    expect((await agent.listTools()).tools.filter((t) => t.name.startsWith('ws_'))).toEqual([]);
+    const result = await agent
+      .callTool({ name: 'ws_echo_echo', arguments: { text: 'anyone?' } })
+      .catch((e: Error) => e);
+    expect(result instanceof Error ? result.message : textOf(result)).toMatch(/Unknown tool/);
   });
 });

@@ -7,9 +7,21 @@ import { AdminClient, AdminRequestError } from '../../src/admin/adminClient.js';
 import { AdminServer } from '../../src/admin/adminServer.js';
 import { registerAuditRoutes } from '../../src/admin/auditRoutes.js';
 import type { AuditEventJson } from '../../src/admin/types.js';
-import { type AuditEvent, AuditLog, DEFAULT_AUDIT_SETTINGS } from '../../src/audit/index.js';
+import {
+  type AuditEvent,
+  type AuditListener,
+  AuditLog,
+  AuditTail,
+  DEFAULT_AUDIT_SETTINGS,
+} from '../../src/audit/index.js';
 import { silentLogger } from '../../src/log.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import {
+  type AuditQuery,
+  type AuditRepo,
+  openStore,
+  type Store,
+  type StoredAuditEvent,
+} from '../../src/store/index.js';
 import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
@@ -213,5 +225,124 @@ describe('GET /api/audit?follow=1', () => {
     const { done } = await follow({});
     await server.close();
     await expect(done).rejects.toThrow(/ended the audit stream/);
+  });
+
+  it('loses and repeats nothing written while it catches up', async () => {
+    recordMany(1, 1500);
+    const { seen, stop, done } = await follow({ after_id: 0 });
+    // Written in small batches while the catch-up pages through the first 1,500.
+    for (let n = 1501; n <= 1600; n += 10) recordMany(n, n + 9);
+    await waitFor(() => seen.length >= 1600, { what: 'every row' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen.map((e) => e.id)).toEqual(Array.from({ length: 1600 }, (_, i) => i + 1));
+    stop.abort();
+    await done;
+  });
+});
+
+describe('GET /api/audit?follow=1 over a shared table (AuditTail)', () => {
+  it("streams the rows of every writer of the table, each once, in id order, this master's and others'", async () => {
+    // Another master's writer on the same table: nothing of it reaches this master's AuditLog.
+    const other = new AuditLog(store, { ...DEFAULT_AUDIT_SETTINGS, flushIntervalMs: 10 }, silentLogger);
+    const tail = new AuditTail(store.auditEvents, { pollMs: 20, pageRows: 50 }, silentLogger, (read) =>
+      log.subscribe(read),
+    );
+    const socket = join(dir, 'cluster.sock');
+    const clusterServer = new AdminServer(socket, silentLogger);
+    registerAuditRoutes(clusterServer, { audit: tail, events: store.auditEvents });
+    clusterServer.ready();
+    await clusterServer.listen();
+    const clusterClient = new AdminClient(socket, dir);
+    const seen: AuditEventJson[] = [];
+    const stop = new AbortController();
+    let opened = false;
+    const done = clusterClient.followAudit(
+      {},
+      (e) => seen.push(e),
+      stop.signal,
+      () => {
+        opened = true;
+      },
+    );
+    try {
+      await waitFor(() => opened, { what: 'the stream to open' });
+      for (let n = 1; n <= 120; n++) {
+        (n % 3 === 0 ? other : log).record({ kind: 'tools/call', outcome: 'ok', exposedName: `tool_${n}` });
+        if (n % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await Promise.all([log.flush(), other.flush()]);
+      await waitFor(() => seen.length >= 120, { what: 'every row of both writers' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const ids = seen.map((e) => e.id);
+      expect(ids).toEqual([...ids].sort((x, y) => x - y));
+      expect(new Set(ids).size).toBe(120);
+      expect(new Set(seen.map((e) => e.exposed_name)).size).toBe(120);
+      expect(seen.filter((e) => Number(e.exposed_name?.slice(5)) % 3 === 0)).toHaveLength(40);
+    } finally {
+      stop.abort();
+      await done;
+      tail.close();
+      await other.close();
+      await clusterServer.close();
+    }
+  });
+
+  it('keeps a row handed over live between the last catch-up read and the end of the catch-up', async () => {
+    const row = (id: number): StoredAuditEvent => ({
+      id,
+      at: new Date(),
+      agent: 'owner',
+      kind: 'tools/call',
+      exposedName: `tool_${id}`,
+      host: null,
+      server: null,
+      originalName: null,
+      durationMs: 1,
+      outcome: 'ok',
+      error: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      arguments: null,
+      callId: null,
+    });
+    const table = [row(1), row(2)];
+    const listeners = new Set<AuditListener>();
+    let late = false;
+    const events = {
+      maxId: async () => table.length,
+      // The last page is read before row 3 commits; row 3 is handed over live before that page
+      // reaches the follower, which is not caught up yet.
+      query: async (q: AuditQuery) => {
+        const page = table.filter((r) => r.id > (q.afterId ?? 0)).slice(0, q.limit);
+        if (!late) {
+          late = true;
+          table.push(row(3));
+          for (const l of listeners) l(row(3));
+        }
+        return page;
+      },
+    } as unknown as AuditRepo;
+    const live = {
+      subscribe: (l: AuditListener) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    };
+    const socket = join(dir, 'handoff.sock');
+    const handoff = new AdminServer(socket, silentLogger);
+    registerAuditRoutes(handoff, { audit: live, events });
+    handoff.ready();
+    await handoff.listen();
+    const seen: AuditEventJson[] = [];
+    const stop = new AbortController();
+    const done = new AdminClient(socket, dir).followAudit({ after_id: 0 }, (e) => seen.push(e), stop.signal);
+    try {
+      await waitFor(() => seen.length >= 3, { what: 'rows 1 to 3', timeoutMs: 2_000 });
+      expect(seen.map((e) => e.id)).toEqual([1, 2, 3]);
+    } finally {
+      stop.abort();
+      await done;
+      await handoff.close();
+    }
   });
 });
