@@ -4,6 +4,13 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 export const SESSION_IDLE_MS = 12 * 60 * 60 * 1000;
 /** More live sessions than this and the least recently used one is dropped. */
 export const MAX_SESSIONS = 16;
+/**
+ * Wrong login tokens accepted per window; past that `/login` answers 429 until the oldest
+ * failure leaves the window. The token (256 bits, spent by its first use) cannot be guessed;
+ * this keeps a local process from even trying, and tells the operator something is.
+ */
+export const MAX_LOGIN_FAILURES = 10;
+export const LOGIN_FAILURE_WINDOW_MS = 60_000;
 
 export function randomToken(): string {
   return randomBytes(32).toString('base64url');
@@ -33,6 +40,8 @@ export interface Session {
 export class ConsoleAuth {
   private loginToken: string | undefined;
   private readonly sessions = new Map<string, Session>();
+  /** When the recent wrong login attempts were made, oldest first. */
+  private failures: number[] = [];
 
   constructor(
     /** Set by the server once its port is known, so that two consoles do not share a cookie. */
@@ -48,9 +57,24 @@ export class ConsoleAuth {
     return this.loginToken;
   }
 
-  /** Spends the login token: the right one opens a session, exactly once; anything else, none. */
+  /** How long `/login` stays closed after too many wrong tokens; 0 while it is open. */
+  loginBlockedForMs(): number {
+    const now = this.now();
+    this.failures = this.failures.filter((at) => now - at < LOGIN_FAILURE_WINDOW_MS);
+    if (this.failures.length < MAX_LOGIN_FAILURES) return 0;
+    return (this.failures[0] as number) + LOGIN_FAILURE_WINDOW_MS - now;
+  }
+
+  /**
+   * Spends the login token: the right one opens a session, exactly once; anything else, none.
+   * While too many wrong tokens were tried (`loginBlockedForMs`), not even the right one.
+   */
   login(token: string | undefined): Session | undefined {
-    if (this.loginToken === undefined || !sameSecret(token, this.loginToken)) return undefined;
+    if (this.loginBlockedForMs() > 0) return undefined;
+    if (this.loginToken === undefined || !sameSecret(token, this.loginToken)) {
+      this.failures.push(this.now());
+      return undefined;
+    }
     this.loginToken = undefined;
     this.prune();
     while (this.sessions.size >= MAX_SESSIONS) {

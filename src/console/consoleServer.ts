@@ -199,6 +199,17 @@ export class ConsoleServer {
   }
 
   private login(res: ServerResponse, url: URL): void {
+    const blockedMs = this.auth.loginBlockedForMs();
+    if (blockedMs > 0) {
+      const seconds = Math.ceil(blockedMs / 1000);
+      this.opts.logger.warn({ seconds }, 'console login closed after too many wrong tokens');
+      res.setHeader('retry-after', String(seconds));
+      return this.send(
+        res,
+        429,
+        loginRequiredPage(`Too many wrong login links were tried; try again in ${seconds} s.`),
+      );
+    }
     const session = this.auth.login(url.searchParams.get('token') ?? undefined);
     if (!session) {
       return this.send(

@@ -3,6 +3,8 @@ import {
   ConsoleAuth,
   csrfValid,
   hostAllowed,
+  LOGIN_FAILURE_WINDOW_MS,
+  MAX_LOGIN_FAILURES,
   MAX_SESSIONS,
   originAllowed,
   parseCookies,
@@ -33,6 +35,26 @@ describe('console login token and sessions', () => {
     expect(auth.pendingLoginToken).toBeUndefined();
     expect(auth.login('the-token')).toBeUndefined();
     expect(session!.id).not.toBe(session!.csrf);
+  });
+
+  it('closes login for a minute after ten wrong tokens, even to the right one', () => {
+    const c = clock();
+    const auth = new ConsoleAuth('c', c.now, 'the-token');
+    for (let i = 0; i < MAX_LOGIN_FAILURES - 1; i++) {
+      expect(auth.login(`wrong-${i}`)).toBeUndefined();
+      c.advance(1000);
+    }
+    expect(auth.loginBlockedForMs()).toBe(0);
+    expect(auth.login('wrong-last')).toBeUndefined();
+    // The first failure was 9 s ago: it leaves the window in 51 s.
+    expect(auth.loginBlockedForMs()).toBe(LOGIN_FAILURE_WINDOW_MS - 9000);
+    expect(auth.login('the-token')).toBeUndefined();
+    expect(auth.pendingLoginToken).toBe('the-token');
+    c.advance(LOGIN_FAILURE_WINDOW_MS - 9000 - 1);
+    expect(auth.loginBlockedForMs()).toBe(1);
+    c.advance(1);
+    expect(auth.loginBlockedForMs()).toBe(0);
+    expect(auth.login('the-token')).toBeDefined();
   });
 
   it('a session is found by its cookie and ends after 12 h idle, not before', () => {

@@ -132,6 +132,16 @@ describe('console server', () => {
     );
   });
 
+  it('answers 429 with Retry-After once too many wrong login links were tried', async () => {
+    const { base } = await start();
+    for (let i = 0; i < 10; i++) expect((await send(`${base}/login?token=wrong-${i}`)).status).toBe(401);
+    const closed = await send(`${base}/login?token=login-token`);
+    expect(closed.status).toBe(429);
+    expect(Number(closed.headers['retry-after'])).toBeGreaterThan(50);
+    expect(closed.body).toContain('Too many wrong login links');
+    expect(closed.headers['set-cookie']).toBeUndefined();
+  });
+
   it('logs in once, sets security headers, refuses a foreign Host and requests without a session', async () => {
     const { url, base, port } = await start();
     expect(url).toBe(`${base}/login?token=login-token`);
