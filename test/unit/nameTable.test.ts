@@ -28,6 +28,27 @@ describe('buildNameTable', () => {
     expect(table.rejected).toEqual([]);
   });
 
+  it("lists each upstream's earlier refusals once, with that upstream", () => {
+    const refusal = (upstream: string) => ({
+      exposedName: `${upstream}/*`,
+      upstream,
+      originalName: '1 more tools',
+      reason: 'upstream-cap' as const,
+      detail: `cap of ${upstream}`,
+    });
+    const table = buildNameTable(
+      [
+        { upstream: 'a', items: [tool('x')] },
+        { upstream: 'b', items: [tool('y')] },
+      ],
+      64,
+      undefined,
+      [refusal('a'), refusal('b')],
+    );
+    expect(table.rejected).toEqual([refusal('a'), refusal('b')]);
+    expect(table.exposed.map((e) => e.exposedName)).toEqual(['a_x', 'b_y']);
+  });
+
   it('routes through the table, never by splitting on underscores', () => {
     // "a-b" + "c_d" and an upstream "a" with tool "b_c_d" give different names; the table keeps
     // the original tool name even when it contains underscores.

@@ -140,6 +140,66 @@ describe('LiveNameTable', () => {
     expect(table.rejected).toEqual([]);
   });
 
+  it('takes the same items and equal refusals as no change, and a refusal changed in any field as one', () => {
+    const table = new LiveNameTable<Item>(64);
+    const items = [{ name: 'x', description: '' }];
+    const refusal = (over: Partial<RejectedItem> = {}): RejectedItem => ({
+      exposedName: 'a/*',
+      upstream: 'a',
+      originalName: '1 more tools',
+      reason: 'upstream-cap',
+      detail: 'cap 1',
+      ...over,
+    });
+    table.set('a', items, [refusal()]);
+    const version = table.versionOf('a');
+    const exposed = table.exposed;
+    const rejected = table.rejected;
+    expect(table.set('a', items, [refusal()])).toEqual({ changed: [], newlyRejected: [] });
+    expect(table.versionOf('a')).toBe(version);
+    // The lists are built once per change, not on every read.
+    expect(table.exposed).toBe(exposed);
+    expect(table.rejected).toBe(rejected);
+    for (const change of [
+      { exposedName: 'a/+' },
+      { originalName: '2 more tools' },
+      { reason: 'too-large' as const },
+      { detail: 'cap 2' },
+    ]) {
+      table.set('a', items, [refusal()]);
+      expect(table.rejected).toEqual([refusal()]);
+      table.set('a', items, [refusal(change)]);
+      expect(table.rejected).toEqual([refusal(change)]);
+    }
+    // Every refusal of the list counts, not only the first.
+    table.set('a', items, [refusal(), refusal({ originalName: 'first' })]);
+    table.set('a', items, [refusal(), refusal({ originalName: 'second' })]);
+    expect(table.rejected).toEqual([refusal(), refusal({ originalName: 'second' })]);
+    // Its own update moves the upstream's version even when no name changed.
+    const beforeDrop = table.versionOf('a');
+    table.set('a', items, []);
+    expect(table.versionOf('a')).toBeGreaterThan(beforeDrop);
+    expect(table.rejected).toEqual([]);
+  });
+
+  it("keeps the entry of an item object it already had, and lists an upstream's own entries", () => {
+    const table = new LiveNameTable<Item>(64);
+    expect(table.entriesOf('nobody')).toEqual([]);
+    expect(table.versionOf('nobody')).toBe(0);
+    const x = { name: 'b_x', description: '' };
+    table.set('a', [x, { name: 'y', description: '' }]);
+    const entry = table.byName.get('a_b_x');
+    table.set('a', [x, { name: 'y', description: 'changed' }]);
+    expect(table.byName.get('a_b_x')).toBe(entry);
+    expect(table.entriesOf('a').map((e) => e.exposedName)).toEqual(['a_b_x', 'a_y']);
+    // A collision takes the name from both claimants' entries, and moves the other's version.
+    const versionOfA = table.versionOf('a');
+    table.set('a_b', [{ name: 'x', description: '' }]);
+    expect(table.entriesOf('a').map((e) => e.exposedName)).toEqual(['a_y']);
+    expect(table.entriesOf('a_b')).toEqual([]);
+    expect(table.versionOf('a')).toBeGreaterThan(versionOfA);
+  });
+
   it('leaves the other upstreams alone: their version moves only when a collision touches them', () => {
     const table = new LiveNameTable<Item>(64);
     table.set('a', [{ name: 'x', description: '' }]);
