@@ -503,3 +503,71 @@ describe('PairingService caps: the rules a flood meets', () => {
     ]);
   });
 });
+
+describe('join token rotation', () => {
+  const OLD = 'o'.repeat(43);
+  const NEW = 'n'.repeat(43);
+
+  function requiringToken(): PairingService {
+    const logger = pino(
+      { level: 'debug', base: undefined, timestamp: false },
+      {
+        write: (line: string) => logs.push(JSON.parse(line)),
+      },
+    );
+    return new PairingService({
+      store,
+      ca: new SlaveCas({ current: ca }),
+      settings: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: TTL, requireJoinToken: true },
+      now: () => clock,
+      logger,
+      joinToken: OLD,
+    });
+  }
+
+  async function submitWith(s: PairingService, hostId: string, joinToken: string) {
+    const { csrPem } = await makeCsr(hostId);
+    return s.submit({ hostId, csrPem, sourceAddress: '192.0.2.1', joinToken });
+  }
+
+  it('accepts only the new token afterwards, keeps pending requests, and says so in the log', async () => {
+    const rotating = requiringToken();
+    expect(rotating.currentJoinToken()).toBe(OLD);
+    await submitWith(rotating, 'ws1', OLD);
+    expect(rotating.rotateJoinToken(() => NEW)).toBe(NEW);
+    expect(rotating.currentJoinToken()).toBe(NEW);
+    await expect(submitWith(rotating, 'ws2', OLD)).rejects.toMatchObject({
+      status: 401,
+      code: 'PAIRING_JOIN_TOKEN_INVALID',
+    });
+    await submitWith(rotating, 'ws2', NEW);
+    expect((await rotating.listPending()).map((r) => r.hostId).sort()).toEqual(['ws1', 'ws2']);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        msg: 'pairing join token rotated: pair commands printed before no longer work',
+      }),
+    );
+    rotating.stop();
+  });
+
+  it('refuses to rotate a token this master does not require, and writes none', () => {
+    let written = false;
+    let refusal: unknown;
+    try {
+      service.rotateJoinToken(() => {
+        written = true;
+        return NEW;
+      });
+    } catch (err) {
+      refusal = err;
+    }
+    expect(refusal).toBeInstanceOf(PairingError);
+    expect(refusal).toMatchObject({
+      status: 409,
+      code: 'PAIRING_JOIN_TOKEN_OFF',
+      message: expect.stringMatching(/there is none to rotate \(start it with --pairing-token required\)/),
+    });
+    expect(written).toBe(false);
+    expect(service.currentJoinToken()).toBeUndefined();
+  });
+});
