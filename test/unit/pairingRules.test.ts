@@ -398,6 +398,25 @@ describe('PairingService: approve and deny, around the store', () => {
     expect((await service.status(sub.requestId)).status).toBe('pending');
   });
 
+  it('refuses an approval whose request went away while its certificate was made, and records nothing', async () => {
+    const request = await submit('ws1');
+    const issuing = SlaveCas.prototype.issuing;
+    // Between the lookup and the decision's transaction: the request is forgotten (another
+    // master's sweep, say), so the transaction finds nothing to decide.
+    vi.spyOn(SlaveCas.prototype, 'issuing').mockImplementationOnce(function (this: SlaveCas) {
+      void store.pairingRequests.deleteExpired(new Date('2100-01-01T00:00:00Z'));
+      return issuing.call(this);
+    });
+    expectError(
+      await failure(service.approve('ws1', request.pairingCode)),
+      404,
+      'PAIRING_NO_PENDING_REQUEST',
+      `No pending pairing request for ws1 with code ${request.pairingCode}`,
+    );
+    expect(await store.slaveServers.list()).toEqual([]);
+    expect(events.filter((e) => e.type === 'approved')).toEqual([]);
+  });
+
   it('records nothing if the approval cannot be written', async () => {
     const first = await submit('ws1');
     await service.approve('ws1', first.pairingCode);

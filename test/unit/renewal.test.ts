@@ -422,15 +422,23 @@ describe('RenewalService.abandonPending', () => {
     expect(await store.revokedCredentials.getBySerial(serial)).toMatchObject({ reason: 'renewal-abandoned' });
     expect(await store.revokedCredentials.getBySerial(LINK_SERIAL)).toBeUndefined();
     expect(await service.confirm('ws1', serial)).toBe(false);
-    expect(logs.at(-1)).toMatchObject({ level: 40, host: 'ws1', serial });
+    expect(logs.at(-1)).toMatchObject({
+      level: 40,
+      host: 'ws1',
+      serial,
+      msg: 'the previous certificate came back before the renewed one was used; the renewed one is revoked',
+    });
   });
 
   it('changes nothing without a pending certificate, or for a serial that is not the current one', async () => {
     await enroll();
     expect(await service.abandonPending('ws1', LINK_SERIAL)).toBe(false);
     await service.renew({ hostId: 'ws1', linkSerial: LINK_SERIAL, csrPem: csrWs1.csrPem });
+    const logged = logs.length;
     expect(await service.abandonPending('ws1', '00ffff')).toBe(false);
     expect(await service.abandonPending('nobody', LINK_SERIAL)).toBe(false);
+    // Nothing was abandoned, so nothing is said.
+    expect(logs).toHaveLength(logged);
     expect((await store.slaveServers.getByHostId('ws1'))?.pending).not.toBeNull();
     expect(await store.revokedCredentials.list()).toEqual([]);
   });
