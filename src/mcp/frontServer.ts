@@ -17,7 +17,7 @@ import {
   searchToolsArgs,
   searchToolsResult,
 } from './discovery/metaTools.js';
-import type { AgentSession, ListKind, RoutedMethod, Router } from './router.js';
+import { type AgentSession, type ListKind, listResult, type RoutedMethod, type Router } from './router.js';
 import type { Scope } from './scope.js';
 import { contextFromMeta, endHop, startHop } from './tracing.js';
 import type { JsonObject, ProgressUpdate } from './upstream.js';
@@ -108,11 +108,8 @@ export function createFront(router: Router, info: FrontInfo, opts: FrontOptions)
 
   const list = (kind: ListKind) => async (request: { params?: { cursor?: string } }) => {
     const page = router.list(kind, request.params?.cursor, scope());
-    // The list's kind is its result key (`tools`, `resourceTemplates`, …).
     // biome-ignore lint/suspicious/noExplicitAny: the router built the items for this list.
-    const result: any = { [kind]: page.items };
-    if (page.nextCursor) result.nextCursor = page.nextCursor;
-    return result;
+    return listResult(kind, page) as any;
   };
   const discovery = opts.discovery;
   server.setRequestHandler(

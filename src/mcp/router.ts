@@ -194,6 +194,13 @@ export interface ListPage {
   nextCursor?: string;
 }
 
+/** A page as the result of its list request: the items under the list's kind, and the cursor. */
+export function listResult(kind: ListKind, page: ListPage): Record<string, unknown> {
+  return page.nextCursor === undefined
+    ? { [kind]: page.items }
+    : { [kind]: page.items, nextCursor: page.nextCursor };
+}
+
 interface CachedPage extends ListPage {
   /** The page's result as JSON text, made when the relay path first asks for it. */
   json?: string;
@@ -433,11 +440,7 @@ export class Router {
    */
   listJson(kind: ListKind, cursor: string | undefined, scope: Scope = Scope.full()): string {
     const page = this.cachedPage(kind, cursor, scope);
-    page.json ??= JSON.stringify(
-      page.nextCursor === undefined
-        ? { [kind]: page.items }
-        : { [kind]: page.items, nextCursor: page.nextCursor },
-    );
+    page.json ??= JSON.stringify(listResult(kind, page));
     return page.json;
   }
 
@@ -552,24 +555,22 @@ export class Router {
     const incomingMeta = params._meta as JsonObject | undefined;
     const peerCallId =
       typeof incomingMeta?.[CALL_META_KEY] === 'string' ? incomingMeta[CALL_META_KEY] : undefined;
+    const peerAgent =
+      typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined;
     let routed: { upstream: string; forwarded: JsonObject };
     // Refusals happen synchronously inside route(): they are told whose request it was.
-    this.caller =
-      ctx.agent?.name ??
-      (typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined);
+    this.caller = ctx.agent?.name ?? peerAgent;
     try {
       routed = this.route(method, params, ctx.scope ?? Scope.full());
     } catch (err) {
       if (!(err instanceof UnavailableToolError)) throw err;
-      return this.unavailableCall(params, ctx, err, peerCallId);
+      return this.unavailableCall(params, ctx, err, peerCallId, peerAgent);
     } finally {
       this.caller = undefined;
     }
     const { upstream, forwarded } = routed;
     const reg = this.registrations.get(upstream)!;
     const call = new RoutedCall(upstream, ctx.capabilities, peerCallId);
-    const peerAgent =
-      typeof incomingMeta?.[AGENT_META_KEY] === 'string' ? incomingMeta[AGENT_META_KEY] : undefined;
     const audited =
       this.callListeners.size > 0
         ? this.auditContext(method, params, routed, ctx, call, peerAgent)
@@ -632,6 +633,7 @@ export class Router {
     ctx: CallContext,
     err: UnavailableToolError,
     peerCallId: string | undefined,
+    peerAgent: string | undefined,
   ): RoutedCall {
     const call = new RoutedCall(err.upstream, ctx.capabilities, peerCallId);
     if (this.callListeners.size > 0) {
@@ -640,8 +642,6 @@ export class Router {
         upstream: err.upstream,
         forwarded: { ...params, name: name.slice(err.upstream.length + 1) },
       };
-      const meta = params._meta as JsonObject | undefined;
-      const peerAgent = typeof meta?.[AGENT_META_KEY] === 'string' ? meta[AGENT_META_KEY] : undefined;
       const audited = this.auditContext('tools/call', params, routed, ctx, call, peerAgent);
       this.recordCall({ ...audited(), outcome: 'tool_error', error: err.message, bytesOut: 0 });
     }

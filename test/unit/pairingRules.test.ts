@@ -61,7 +61,9 @@ let service: PairingService;
 let logs: LogLine[];
 let events: PairingEvent[];
 
-function makeService(deps: { now?: boolean; settings?: Partial<PairingSettings> } = {}): PairingService {
+function makeService(
+  deps: { now?: boolean; settings?: Partial<PairingSettings>; joinToken?: string } = {},
+): PairingService {
   const logger = pino(
     { level: 'debug', base: undefined, timestamp: false },
     {
@@ -73,6 +75,7 @@ function makeService(deps: { now?: boolean; settings?: Partial<PairingSettings> 
     ca: new SlaveCas({ current: ca }),
     settings: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: TTL, ...deps.settings },
     ...(deps.now === false ? {} : { now: () => clock }),
+    ...(deps.joinToken === undefined ? {} : { joinToken: deps.joinToken }),
     logger,
   });
   made.subscribe((event) => events.push(event));
@@ -527,22 +530,7 @@ describe('join token rotation', () => {
   const OLD = 'o'.repeat(43);
   const NEW = 'n'.repeat(43);
 
-  function requiringToken(): PairingService {
-    const logger = pino(
-      { level: 'debug', base: undefined, timestamp: false },
-      {
-        write: (line: string) => logs.push(JSON.parse(line)),
-      },
-    );
-    return new PairingService({
-      store,
-      ca: new SlaveCas({ current: ca }),
-      settings: { ...DEFAULT_PAIRING_SETTINGS, ttlMs: TTL, requireJoinToken: true },
-      now: () => clock,
-      logger,
-      joinToken: OLD,
-    });
-  }
+  const requiringToken = () => makeService({ settings: { requireJoinToken: true }, joinToken: OLD });
 
   async function submitWith(s: PairingService, hostId: string, joinToken: string) {
     const { csrPem } = await makeCsr(hostId);

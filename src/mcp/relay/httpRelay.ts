@@ -92,9 +92,14 @@ export class HttpRelaySession {
    * Discovery meta-tools are the SDK handler's.
    */
   private servable(req: IncomingMessage, request: HotRequest): boolean {
-    if (!this.front.server.getClientCapabilities() || !this.versionFits(req)) return false;
+    if (!this.sessionReady(req)) return false;
     if (request.method === 'tools/call' && this.front.isMetaTool(String(request.params.name))) return false;
     return !this.inFlight.has(request.id);
+  }
+
+  /** An initialized session of the 2025 era, and a version header the SDK would accept. */
+  private sessionReady(req: IncomingMessage): boolean {
+    return this.front.server.getClientCapabilities() !== undefined && this.versionFits(req);
   }
 
   private versionFits(req: IncomingMessage): boolean {
@@ -168,7 +173,7 @@ export class HttpRelaySession {
    */
   private tryList(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
     const request = asListRequest(body);
-    if (!request || !this.front.server.getClientCapabilities() || !this.versionFits(req)) return false;
+    if (!request || !this.sessionReady(req)) return false;
     if (request.method === 'tools/list' && !this.front.listsRoutedTools) return false;
     this.serveList(new LazyReply(res, this.sessionId), request);
     return true;
