@@ -24,6 +24,15 @@
 //   BENCH_VERBOSE=1   echo the daemons' stderr
 //   BENCH_METRICS=1   master and slave also serve Prometheus metrics (--metrics-listen)
 //
+// `node bench/latency.mjs --observability` (`npm run bench:observability-ab`) measures instead what
+// metrics and tracing cost a call: two stacks (master + slave each) run side by side, one with
+// both off (`OTEL_SDK_DISABLED=true`, no `--metrics-listen`) and one with both on (metrics served
+// and scraped every BENCH_AB_SCRAPE_MS, default 5,000, while it is measured; tracing without an
+// exporter, every call under an agent's `traceparent`). The local and routed paths are measured
+// at c=64 in BENCH_AB_ROUNDS rounds (default 8) of BENCH_SECONDS, the order of the two stacks
+// alternating each round, so that drift of the machine falls on both alike; the verdict is the
+// median of the per-round ratios. Writes bench/results-observability.json.
+//
 // Profiles: `BENCH_CPU_PROF=/tmp/prof BENCH_PATHS=local BENCH_CONC=64 BENCH_BIG_CALLS=0 node
 // bench/latency.mjs`, then `node bench/profile-summary.mjs /tmp/prof/*.cpuprofile`.
 import { execFile, spawn } from 'node:child_process';
@@ -329,14 +338,14 @@ class HttpSession {
     if (note.status !== 202 && note.status !== 200) throw new Error(`initialized: HTTP ${note.status}`);
   }
 
-  /** tools/call; resolves with the first text content of the result. */
-  async callTool(name, args) {
+  /** tools/call (with `_meta` when given); resolves with the first text content of the result. */
+  async callTool(name, args, meta) {
     const id = this.nextId++;
     const res = await this.post({
       jsonrpc: '2.0',
       id,
       method: 'tools/call',
-      params: { name, arguments: args },
+      params: meta ? { name, arguments: args, _meta: meta } : { name, arguments: args },
     });
     if (res.status !== 200)
       throw new Error(`tools/call ${name}: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
@@ -373,14 +382,14 @@ class HttpSession {
   }
 }
 
-/** The bench's view of one path: echo and big calls. */
-function httpTarget(url, prefix, token) {
-  const session = new HttpSession(url, Math.max(...CONCURRENCY, 1) + 4, token);
+/** The bench's view of one path: echo and big calls (echo calls carry `meta` as `_meta`). */
+function httpTarget(url, prefix, token, meta = undefined) {
+  const session = new HttpSession(url, Math.max(...CONCURRENCY, 64) + 4, token);
   return {
     async open() {
       await session.initialize();
     },
-    echo: (text) => session.callTool(`${prefix}echo`, { text }),
+    echo: (text) => session.callTool(`${prefix}echo`, { text }, meta),
     big: (bytes) => session.callTool(`${prefix}big`, { bytes }),
     close: () => session.close(),
   };
@@ -584,11 +593,15 @@ async function benchPath(key, target) {
 // ---------------------------------------------------------------------------------------------
 // Diane setup.
 
-async function startMaster(extraArgs = [], home = makeHome('m')) {
+async function startMaster(
+  extraArgs = [],
+  home = makeHome('m'),
+  { env = METRICS_ENV, name = 'master' } = {},
+) {
   const mcpPort = await freePort();
   const clusterPort = await freePort();
   const child = startChild(
-    'master',
+    name,
     [
       ...nodeArgs(dianeBin),
       'serve',
@@ -598,7 +611,7 @@ async function startMaster(extraArgs = [], home = makeHome('m')) {
       `127.0.0.1:${clusterPort}`,
       ...extraArgs,
     ],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...env }),
   );
   const master = { home, mcpPort, clusterPort, child, url: `http://127.0.0.1:${mcpPort}/mcp` };
   await waitFor('master /healthz', async () => {
@@ -630,7 +643,13 @@ function waitForTool(master, name) {
   );
 }
 
-async function startSlave(master, hostId = 'bench', servers = undefined, readyTool = 'bench_echo_echo') {
+async function startSlave(
+  master,
+  hostId = 'bench',
+  servers = undefined,
+  readyTool = 'bench_echo_echo',
+  { env = METRICS_ENV, name = 'slave' } = {},
+) {
   const home = makeHome('s', servers);
   const info = await cli(master.home, ['info', '--json']);
   if (info.code !== 0) throw new Error(`diane info failed: ${info.stderr}`);
@@ -645,7 +664,7 @@ async function startSlave(master, hostId = 'bench', servers = undefined, readyTo
       `--host-id=${hostId}`,
       `--ca-fingerprint=${fingerprint}`,
     ],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...env }),
   );
   const request = await waitFor('the pairing request on the master', async () => {
     if (!pair.running()) throw new Error(`slave pair exited early: ${pair.stderr()}`);
@@ -658,9 +677,9 @@ async function startSlave(master, hostId = 'bench', servers = undefined, readyTo
   const paired = await pair.exited;
   if (paired.code !== 0) throw new Error(`slave pair exited ${paired.code}: ${pair.stderr()}`);
   const child = startChild(
-    'slave',
+    name,
     [...nodeArgs(dianeBin), 'slave', 'start'],
-    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...METRICS_ENV }),
+    envWith({ DIANE_HOME: home, DIANE_LOG_LEVEL: 'warn', ...env }),
   );
   await waitForTool(master, readyTool).catch((err) => {
     throw new Error(`${err.message}\n--- slave stderr ---\n${child.stderr()}`);
@@ -1009,8 +1028,165 @@ async function main() {
   if (CPU_PROF) log(`CPU profiles in ${CPU_PROF}`);
 }
 
+// ---------------------------------------------------------------------------------------------
+// What metrics and tracing cost (--observability).
+
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
+const AB_SCRAPE_MS = Number(process.env.BENCH_AB_SCRAPE_MS ?? 5000);
+const AB_CONCURRENCY = 64;
+const AB_BOUND = 0.03;
+/** The agent's trace context every call of both stacks carries (only the observed one reads it). */
+const AGENT_META = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+
+/** A master and a slave, both off or both on; returns the targets and a scraper for `on`. */
+async function startObservedStack(on) {
+  const tag = on ? 'on' : 'off';
+  const daemonEnv = async () =>
+    on ? { DIANE_METRICS_LISTEN: `127.0.0.1:${await freePort()}` } : { OTEL_SDK_DISABLED: 'true' };
+  const masterEnv = await daemonEnv();
+  const slaveEnv = await daemonEnv();
+  const master = await startMaster([], makeHome(`m${tag}`), { env: masterEnv, name: `master-${tag}` });
+  const slave = await startSlave(master, 'bench', undefined, 'bench_echo_echo', {
+    env: slaveEnv,
+    name: `slave-${tag}`,
+  });
+  const scrapeUrls = on ? [masterEnv, slaveEnv].map((e) => `http://${e.DIANE_METRICS_LISTEN}/metrics`) : [];
+  let scrapes = 0;
+  const scrapeAll = async () => {
+    for (const url of scrapeUrls) {
+      const res = await fetch(url);
+      const text = await res.text();
+      if (res.status !== 200 || !text.includes('diane_calls_total'))
+        throw new Error(`scrape of ${url}: HTTP ${res.status}`);
+      scrapes++;
+    }
+  };
+  const targets = {
+    local: httpTarget(master.url, 'echo_', master.token, AGENT_META),
+    routed: httpTarget(master.url, 'bench_echo_', master.token, AGENT_META),
+  };
+  for (const t of Object.values(targets)) await t.open();
+  return {
+    tag,
+    master,
+    slave,
+    targets,
+    scrapes: () => scrapes,
+    /** Scrapes every AB_SCRAPE_MS while `fn` runs (a Prometheus at a short interval). */
+    async whileScraped(fn) {
+      if (!on) return fn();
+      let failure;
+      const timer = setInterval(() => scrapeAll().catch((err) => (failure = err)), AB_SCRAPE_MS);
+      await scrapeAll();
+      const result = await fn().finally(() => clearInterval(timer));
+      if (failure) throw failure;
+      return result;
+    },
+  };
+}
+
+/** CPU µs per call of one stack's processes (its master, slave and their upstreams). */
+function stackCpuUs(cpu, tag) {
+  let sum = 0;
+  for (const [label, us] of Object.entries(cpu.perCallUs))
+    if (label.startsWith(`master-${tag}`) || label.startsWith(`slave-${tag}`)) sum += us;
+  return sum;
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+async function observabilityAB() {
+  const started = Date.now();
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.versions.node,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown',
+    seconds: SECONDS,
+    rounds: AB_ROUNDS,
+    scrapeMs: AB_SCRAPE_MS,
+    concurrency: AB_CONCURRENCY,
+    loadAvgAtStart: os.loadavg(),
+  };
+  const off = await startObservedStack(false);
+  const on = await startObservedStack(true);
+  log(`stacks up: off (master ${off.master.child.proc.pid}), on (master ${on.master.child.proc.pid})`);
+  const paths = ['local', 'routed'];
+  const rounds = Object.fromEntries(paths.map((p) => [p, []]));
+  for (let round = 0; round < AB_ROUNDS; round++) {
+    for (const path of paths) {
+      const order = round % 2 === 0 ? [off, on] : [on, off];
+      const cell = {};
+      for (const stack of order) {
+        const got = await stack.whileScraped(() => measureEcho(stack.targets[path], AB_CONCURRENCY));
+        cell[stack.tag] = {
+          callsPerSec: got.callsPerSec,
+          p50Ms: got.p50Ms,
+          daemonCpuUs: stackCpuUs(got.cpu, stack.tag),
+          othersPct: got.cpu.othersPct,
+        };
+      }
+      cell.ratio = cell.on.callsPerSec / cell.off.callsPerSec;
+      rounds[path].push(cell);
+      log(
+        `round ${round + 1}/${AB_ROUNDS} ${path}: off ${cell.off.callsPerSec.toFixed(0)}, on ${cell.on.callsPerSec.toFixed(0)} calls/s (on/off ${cell.ratio.toFixed(3)}); daemon CPU ${cell.off.daemonCpuUs} → ${cell.on.daemonCpuUs} µs/call`,
+      );
+    }
+  }
+  meta.scrapes = on.scrapes();
+  meta.wallSeconds = (Date.now() - started) / 1000;
+  meta.loadAvgAtEnd = os.loadavg();
+
+  const summary = {};
+  const lines = [
+    '',
+    `Metrics and tracing on against both off: c=${AB_CONCURRENCY}, ${AB_ROUNDS} alternated rounds of ${SECONDS} s per path, ${meta.scrapes} scrapes`,
+    '',
+    `${pad('path', 8)}${lpad('off calls/s', 13)}${lpad('on calls/s', 12)}${lpad('on/off median', 15)}${lpad('min–max', 15)}${lpad('CPU µs off→on', 16)}${lpad('cost', 8)}  bound ${AB_BOUND * 100} %`,
+  ];
+  for (const path of paths) {
+    const cells = rounds[path];
+    const ratio = median(cells.map((c) => c.ratio));
+    const cost = 1 - ratio;
+    const cpuOff = median(cells.map((c) => c.off.daemonCpuUs));
+    const cpuOn = median(cells.map((c) => c.on.daemonCpuUs));
+    summary[path] = {
+      offCallsPerSec: median(cells.map((c) => c.off.callsPerSec)),
+      onCallsPerSec: median(cells.map((c) => c.on.callsPerSec)),
+      ratioMedian: ratio,
+      ratioMin: Math.min(...cells.map((c) => c.ratio)),
+      ratioMax: Math.max(...cells.map((c) => c.ratio)),
+      daemonCpuUsOff: cpuOff,
+      daemonCpuUsOn: cpuOn,
+      cost,
+      verdict: verdict(cost <= AB_BOUND),
+    };
+    const r = summary[path];
+    lines.push(
+      `${pad(path, 8)}${lpad(r.offCallsPerSec.toFixed(0), 13)}${lpad(r.onCallsPerSec.toFixed(0), 12)}${lpad(ratio.toFixed(3), 15)}${lpad(`${r.ratioMin.toFixed(3)}–${r.ratioMax.toFixed(3)}`, 15)}${lpad(`${cpuOff}→${cpuOn}`, 16)}${lpad(`${(cost * 100).toFixed(1)} %`, 8)}  ${r.verdict}`,
+    );
+  }
+  lines.push(
+    '',
+    'cost = 1 − the median of the per-round on/off throughput ratios; CPU: master + slave + their upstreams, median µs per call.',
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const file = join(root, 'bench', 'results-observability.json');
+  writeFileSync(file, `${JSON.stringify({ meta, bound: AB_BOUND, summary, rounds }, null, 2)}\n`);
+  log(`raw numbers in ${file}; ${meta.wallSeconds.toFixed(0)} s in total`);
+  for (const stack of [off, on]) {
+    for (const t of Object.values(stack.targets)) await t.close();
+    await stopChild(stack.slave.child);
+    await stopChild(stack.master.child);
+  }
+}
+
 try {
-  await main();
+  await (process.argv.includes('--observability') ? observabilityAB() : main());
 } catch (err) {
   if (!interrupted) log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
   process.exitCode = 1;

@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process';
 import { type Command, Option } from 'commander';
 import { isLoopbackName } from '../console/auth.js';
+import { openWith, systemOpener, writeLoginRedirect } from '../console/browserOpener.js';
 import { ConsoleServer } from '../console/consoleServer.js';
 import { formatHostPort, parseListenAddress } from '../daemon/listenAddress.js';
 import { DianeError, ExitCode } from '../errors.js';
 import { createLogger } from '../log.js';
-import { adminClientFor, type GlobalOptions, jsonOption, printJsonLine } from './common.js';
+import { adminClientFor, type GlobalOptions, homeFrom, jsonOption, printJsonLine } from './common.js';
 
 interface ConsoleOptions {
   listen: string;
@@ -34,7 +34,8 @@ export function registerConsoleCommand(program: Command): void {
           ExitCode.usage,
         );
       }
-      const admin = adminClientFor(cmd.optsWithGlobals<GlobalOptions>());
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const admin = adminClientFor(globals);
       await admin.info(); // no daemon: say so now, not on the first page
       const logger = createLogger(process.env.DIANE_LOG_LEVEL ?? 'warn');
       const server = new ConsoleServer({ admin, host: listen.host, port: listen.port, logger });
@@ -46,23 +47,16 @@ export function registerConsoleCommand(program: Command): void {
             'Run `diane console` again for a new link. Ctrl-C stops the console.\n',
         );
       }
-      if (opts.open) openBrowser(url);
+      const redirect = opts.open ? writeLoginRedirect(homeFrom(globals), url) : undefined;
+      if (redirect)
+        openWith(process.env.BROWSER || systemOpener(), redirect.path, (message) =>
+          process.stderr.write(`${message}\n`),
+        );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
+      redirect?.remove();
       await server.close();
     });
-}
-
-function openBrowser(url: string): void {
-  const command =
-    process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-  try {
-    const child = spawn(command, [url], { stdio: 'ignore', detached: true });
-    child.on('error', () => process.stderr.write(`could not run ${command}; open the link yourself\n`));
-    child.unref();
-  } catch {
-    process.stderr.write(`could not run ${command}; open the link yourself\n`);
-  }
 }

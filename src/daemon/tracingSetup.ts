@@ -3,6 +3,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../log.js';
+import { setTracingEnabled } from '../mcp/tracing.js';
 import { VERSION } from '../version.js';
 
 export interface Tracing {
@@ -14,15 +15,19 @@ export interface Tracing {
  * Turns on span export when the standard OpenTelemetry variables ask for it
  * (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; OTLP over HTTP, batched;
  * `OTEL_SERVICE_NAME`, `OTEL_BSP_*` and the exporter's own variables apply). Without them nothing
- * is registered and the API's no-op tracer stays: spans cost a few allocations and are dropped.
+ * is registered and the API's no-op tracer stays: spans cost a few allocations and are dropped,
+ * and an agent's trace context still flows through. `OTEL_SDK_DISABLED=true` turns tracing off
+ * altogether (no spans, no trace context of Diane's own), whatever else is set.
  */
 export function startTracing(
   serviceName: string,
   logger: Logger,
   env: NodeJS.ProcessEnv = process.env,
 ): Tracing | undefined {
+  const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+  setTracingEnabled(!disabled);
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!endpoint || env.OTEL_SDK_DISABLED === 'true') return undefined;
+  if (!endpoint || disabled) return undefined;
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({
       'service.name': env.OTEL_SERVICE_NAME ?? serviceName,

@@ -1,6 +1,7 @@
 import {
   type Attributes,
   type Context,
+  INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -22,6 +23,19 @@ import type { JsonObject } from './upstream.js';
  */
 const propagator = new W3CTraceContextPropagator();
 
+let tracingOn = true;
+/** What every hop gets while tracing is off: records nothing, carries no context. */
+const OFF_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/**
+ * `OTEL_SDK_DISABLED=true` (daemon/tracingSetup.ts) turns tracing off altogether, as the
+ * OpenTelemetry SDKs do: no spans and no trace context of Diane's own, so a request's `_meta`
+ * (an agent's `traceparent` included) passes through exactly as it came.
+ */
+export function setTracingEnabled(on: boolean): void {
+  tracingOn = on;
+}
+
 const metaGetter = {
   keys: (carrier: JsonObject) => Object.keys(carrier),
   get: (carrier: JsonObject, key: string) => {
@@ -38,13 +52,14 @@ const metaSetter = {
 
 /** The trace context an incoming request's `_meta` carries (the root context when none). */
 export function contextFromMeta(meta: unknown): Context {
-  if (typeof meta !== 'object' || meta === null) return ROOT_CONTEXT;
+  if (!tracingOn || typeof meta !== 'object' || meta === null) return ROOT_CONTEXT;
   return propagator.extract(ROOT_CONTEXT, meta as JsonObject, metaGetter);
 }
 
 /** `traceparent` (and `tracestate`) for a request sent within `ctx`; empty when there is no trace. */
 export function metaFromContext(ctx: Context): Record<string, string> {
   const carrier: Record<string, string> = {};
+  if (!tracingOn) return carrier;
   propagator.inject(ctx, carrier, metaSetter);
   return carrier;
 }
@@ -65,6 +80,7 @@ export function startHop(
   parent: Context,
   attributes: Attributes,
 ): { span: Span; context: Context } {
+  if (!tracingOn) return { span: OFF_SPAN, context: parent };
   const span = trace.getTracer('diane', VERSION).startSpan(name, { kind: KINDS[name], attributes }, parent);
   return { span, context: trace.setSpan(parent, span) };
 }

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -57,6 +57,52 @@ describe('diane console without a browser', () => {
     const noDaemon = await runCli(home, ['console']);
     expect(noDaemon.code).toBe(3);
     expect(noDaemon.stderr).toContain('No Diane daemon is running');
+  });
+});
+
+describe('diane console --open', () => {
+  it('hands the browser a 0600 page holding the login link, never the token on a command line, and removes it on exit', async () => {
+    const home = makeHome('c-open');
+    await startDaemon({ home });
+    const seen = join(home, 'opener-saw.json');
+    const opener = join(home, 'fake-browser.cjs');
+    // Stands in for xdg-open: records its command line and what it could read of the page.
+    writeFileSync(
+      opener,
+      `#!${process.execPath}\nconst fs = require('node:fs');\nconst file = process.argv[2];\n` +
+        `fs.writeFileSync(${JSON.stringify(seen)}, JSON.stringify({ argv: process.argv.slice(2), ` +
+        `mode: fs.statSync(file).mode & 0o777, page: fs.readFileSync(file, 'utf8') }));\n`,
+      { mode: 0o700 },
+    );
+    const proc = spawnCli(home, ['console', '--open', '--json'], { BROWSER: opener });
+    const line = await waitFor(
+      () =>
+        proc
+          .stdout()
+          .split('\n')
+          .find((l) => l.startsWith('{')),
+      {
+        what: 'the console URL',
+        timeoutMs: 20_000,
+      },
+    );
+    const { url } = JSON.parse(line) as { url: string };
+    const saw = await waitFor(() => (existsSync(seen) ? JSON.parse(readFileSync(seen, 'utf8')) : undefined), {
+      what: 'the fake browser to run',
+      timeoutMs: 20_000,
+    });
+    const token = new URL(url).searchParams.get('token')!;
+    expect(saw.argv).toEqual([join(home, `console-login-${proc.pid}.html`)]);
+    expect(saw.argv.join(' ')).not.toContain(token);
+    expect(saw.mode).toBe(0o600);
+    expect(saw.page).toContain(`<meta http-equiv="refresh" content="0;url=${url}">`);
+    expect(saw.page).toContain('<meta name="referrer" content="no-referrer">');
+    // The link in the page is the live one-time link.
+    const login = await rawRequest(new URL(url).origin, `${new URL(url).pathname}${new URL(url).search}`);
+    expect(login.status).toBe(303);
+    proc.proc.kill('SIGTERM');
+    await proc.exited;
+    expect(existsSync(saw.argv[0])).toBe(false);
   });
 });
 
