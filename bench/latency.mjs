@@ -22,6 +22,9 @@
 //                     local,routed,flooded,crossmaster)
 //   BENCH_CPU_PROF    a directory: run master, slave and bare server under `node --cpu-prof` there
 //   BENCH_VERBOSE=1   echo the daemons' stderr
+//   BENCH_AB_ON       with --observability: what the "on" stack turns on (default metrics,tracing)
+//   BENCH_AB_PATHS    with --observability: the paths measured (default local,routed)
+//   BENCH_AB_NOTRACE=1  with --observability: the agent sends no `traceparent`
 //   BENCH_METRICS=1   master and slave also serve Prometheus metrics (--metrics-listen)
 //
 // `node bench/latency.mjs --observability` (`npm run bench:observability-ab`) measures instead what
@@ -29,7 +32,8 @@
 // both off (`OTEL_SDK_DISABLED=true`, no `--metrics-listen`) and one with both on (metrics served
 // and scraped every BENCH_AB_SCRAPE_MS, default 5,000, while it is measured; tracing without an
 // exporter, every call under an agent's `traceparent`). The local and routed paths are measured
-// at c=64 in BENCH_AB_ROUNDS rounds (default 8) of BENCH_SECONDS, the order of the two stacks
+// at c=64 in BENCH_AB_ROUNDS rounds (default 36) of BENCH_AB_SECONDS (default 2), spread over BENCH_AB_BLOCKS
+// blocks (default 3) that each start both stacks afresh and begin with an uncounted round, the order of the two stacks
 // alternating each round, so that drift of the machine falls on both alike; the verdict is the
 // median of the per-round ratios. Writes bench/results-observability.json.
 //
@@ -529,12 +533,12 @@ async function runEcho(target, concurrency, count) {
 }
 
 /** `concurrency` workers calling echo back to back for SECONDS; latency of each call. */
-async function measureEcho(target, concurrency) {
+async function measureEcho(target, concurrency, seconds = SECONDS) {
   await runEcho(target, concurrency, WARMUP);
   const samples = [];
   const cpuBefore = cpuSnapshot();
   const start = process.hrtime.bigint();
-  const deadline = start + BigInt(Math.round(SECONDS * 1e9));
+  const deadline = start + BigInt(Math.round(seconds * 1e9));
   const worker = async () => {
     for (;;) {
       const t0 = process.hrtime.bigint();
@@ -1031,18 +1035,27 @@ async function main() {
 // ---------------------------------------------------------------------------------------------
 // What metrics and tracing cost (--observability).
 
-const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 8);
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 36);
+const AB_SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 2);
+const AB_BLOCKS = Number(process.env.BENCH_AB_BLOCKS ?? 3);
 const AB_SCRAPE_MS = Number(process.env.BENCH_AB_SCRAPE_MS ?? 5000);
 const AB_CONCURRENCY = 64;
+/** What the "on" stack turns on (BENCH_AB_ON, default both): to tell the two costs apart. */
+const AB_ON = new Set((process.env.BENCH_AB_ON ?? 'metrics,tracing').split(','));
+const AB_PATHS = (process.env.BENCH_AB_PATHS ?? 'local,routed').split(',');
 const AB_BOUND = 0.03;
 /** The agent's trace context every call of both stacks carries (only the observed one reads it). */
-const AGENT_META = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+const AGENT_META = process.env.BENCH_AB_NOTRACE
+  ? undefined
+  : { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
 
 /** A master and a slave, both off or both on; returns the targets and a scraper for `on`. */
 async function startObservedStack(on) {
   const tag = on ? 'on' : 'off';
-  const daemonEnv = async () =>
-    on ? { DIANE_METRICS_LISTEN: `127.0.0.1:${await freePort()}` } : { OTEL_SDK_DISABLED: 'true' };
+  const daemonEnv = async () => ({
+    ...(on && AB_ON.has('metrics') ? { DIANE_METRICS_LISTEN: `127.0.0.1:${await freePort()}` } : {}),
+    ...(on && AB_ON.has('tracing') ? {} : { OTEL_SDK_DISABLED: 'true' }),
+  });
   const masterEnv = await daemonEnv();
   const slaveEnv = await daemonEnv();
   const master = await startMaster([], makeHome(`m${tag}`), { env: masterEnv, name: `master-${tag}` });
@@ -1050,7 +1063,9 @@ async function startObservedStack(on) {
     env: slaveEnv,
     name: `slave-${tag}`,
   });
-  const scrapeUrls = on ? [masterEnv, slaveEnv].map((e) => `http://${e.DIANE_METRICS_LISTEN}/metrics`) : [];
+  const scrapeUrls = masterEnv.DIANE_METRICS_LISTEN
+    ? [masterEnv, slaveEnv].map((e) => `http://${e.DIANE_METRICS_LISTEN}/metrics`)
+    : [];
   let scrapes = 0;
   const scrapeAll = async () => {
     for (const url of scrapeUrls) {
@@ -1074,7 +1089,7 @@ async function startObservedStack(on) {
     scrapes: () => scrapes,
     /** Scrapes every AB_SCRAPE_MS while `fn` runs (a Prometheus at a short interval). */
     async whileScraped(fn) {
-      if (!on) return fn();
+      if (scrapeUrls.length === 0) return fn();
       let failure;
       const timer = setInterval(() => scrapeAll().catch((err) => (failure = err)), AB_SCRAPE_MS);
       await scrapeAll();
@@ -1093,6 +1108,19 @@ function stackCpuUs(cpu, tag) {
   return sum;
 }
 
+/** 95 % interval of the median of `values`, by bootstrap (2,000 resamples, a fixed seed). */
+function medianInterval(values) {
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const medians = Array.from({ length: 2000 }, () =>
+    median(Array.from(values, () => values[Math.floor(random() * values.length)])),
+  ).sort((a, b) => a - b);
+  return [medians[50], medians[1949]];
+}
+
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -1106,83 +1134,109 @@ async function observabilityAB() {
     node: process.versions.node,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown',
-    seconds: SECONDS,
+    seconds: AB_SECONDS,
     rounds: AB_ROUNDS,
+    blocks: AB_BLOCKS,
     scrapeMs: AB_SCRAPE_MS,
     concurrency: AB_CONCURRENCY,
     loadAvgAtStart: os.loadavg(),
   };
-  const off = await startObservedStack(false);
-  const on = await startObservedStack(true);
-  log(`stacks up: off (master ${off.master.child.proc.pid}), on (master ${on.master.child.proc.pid})`);
-  const paths = ['local', 'routed'];
+  const paths = AB_PATHS;
   const rounds = Object.fromEntries(paths.map((p) => [p, []]));
-  for (let round = 0; round < AB_ROUNDS; round++) {
-    for (const path of paths) {
-      const order = round % 2 === 0 ? [off, on] : [on, off];
-      const cell = {};
-      for (const stack of order) {
-        const got = await stack.whileScraped(() => measureEcho(stack.targets[path], AB_CONCURRENCY));
-        cell[stack.tag] = {
-          callsPerSec: got.callsPerSec,
-          p50Ms: got.p50Ms,
-          daemonCpuUs: stackCpuUs(got.cpu, stack.tag),
-          othersPct: got.cpu.othersPct,
-        };
+  let scrapes = 0;
+  // Fresh stacks per block, started in turn order: a stack's own luck (where its processes run,
+  // how its heap grew) would otherwise count as the cost of what it has on.
+  for (let block = 0; block < AB_BLOCKS; block++) {
+    const [first, second] = block % 2 === 0 ? [false, true] : [true, false];
+    const stacks = [await startObservedStack(first), await startObservedStack(second)];
+    const off = stacks.find((st) => st.tag === 'off');
+    const on = stacks.find((st) => st.tag === 'on');
+    log(
+      `block ${block + 1}/${AB_BLOCKS}: stacks up, off (master ${off.master.child.proc.pid}), on (master ${on.master.child.proc.pid})`,
+    );
+    // A round of each, not counted: the first measured round of a fresh process runs partly
+    // unoptimised code, and would always fall on the stack measured first.
+    for (const path of paths)
+      for (const stack of [off, on]) await measureEcho(stack.targets[path], AB_CONCURRENCY, AB_SECONDS);
+    const blockRounds = Math.ceil(AB_ROUNDS / AB_BLOCKS);
+    for (let round = 0; round < blockRounds; round++) {
+      for (const path of paths) {
+        const order = round % 2 === 0 ? [off, on] : [on, off];
+        const cell = {};
+        for (const stack of order) {
+          const got = await stack.whileScraped(() =>
+            measureEcho(stack.targets[path], AB_CONCURRENCY, AB_SECONDS),
+          );
+          cell[stack.tag] = {
+            callsPerSec: got.callsPerSec,
+            p50Ms: got.p50Ms,
+            daemonCpuUs: stackCpuUs(got.cpu, stack.tag),
+            cpuByProcessUs: Object.fromEntries(
+              Object.entries(got.cpu.perCallUs).filter(([label]) => /^(master|slave)-/.test(label)),
+            ),
+            othersPct: got.cpu.othersPct,
+          };
+        }
+        cell.ratio = cell.on.callsPerSec / cell.off.callsPerSec;
+        cell.block = block;
+        rounds[path].push(cell);
+        log(
+          `block ${block + 1} round ${round + 1}/${blockRounds} ${path}: off ${cell.off.callsPerSec.toFixed(0)}, on ${cell.on.callsPerSec.toFixed(0)} calls/s (on/off ${cell.ratio.toFixed(3)}); daemon CPU ${cell.off.daemonCpuUs} → ${cell.on.daemonCpuUs} µs/call`,
+        );
       }
-      cell.ratio = cell.on.callsPerSec / cell.off.callsPerSec;
-      rounds[path].push(cell);
-      log(
-        `round ${round + 1}/${AB_ROUNDS} ${path}: off ${cell.off.callsPerSec.toFixed(0)}, on ${cell.on.callsPerSec.toFixed(0)} calls/s (on/off ${cell.ratio.toFixed(3)}); daemon CPU ${cell.off.daemonCpuUs} → ${cell.on.daemonCpuUs} µs/call`,
-      );
+    }
+    scrapes += on.scrapes();
+    for (const stack of stacks) {
+      for (const t of Object.values(stack.targets)) await t.close();
+      await stopChild(stack.slave.child);
+      await stopChild(stack.master.child);
     }
   }
-  meta.scrapes = on.scrapes();
+  meta.scrapes = scrapes;
   meta.wallSeconds = (Date.now() - started) / 1000;
   meta.loadAvgAtEnd = os.loadavg();
 
   const summary = {};
   const lines = [
     '',
-    `Metrics and tracing on against both off: c=${AB_CONCURRENCY}, ${AB_ROUNDS} alternated rounds of ${SECONDS} s per path, ${meta.scrapes} scrapes`,
+    `${[...AB_ON].join(' and ')} on against both off: c=${AB_CONCURRENCY}, ${AB_ROUNDS} alternated rounds of ${AB_SECONDS} s per path in ${AB_BLOCKS} blocks of fresh stacks, ${meta.scrapes} scrapes`,
     '',
-    `${pad('path', 8)}${lpad('off calls/s', 13)}${lpad('on calls/s', 12)}${lpad('on/off median', 15)}${lpad('min–max', 15)}${lpad('CPU µs off→on', 16)}${lpad('cost', 8)}  bound ${AB_BOUND * 100} %`,
+    `${pad('path', 8)}${lpad('off calls/s', 13)}${lpad('on calls/s', 12)}${lpad('on/off median', 15)}${lpad('95 % interval', 15)}${lpad('CPU µs off→on', 16)}${lpad('cost', 8)}  bound ${AB_BOUND * 100} %`,
   ];
   for (const path of paths) {
     const cells = rounds[path];
     const ratio = median(cells.map((c) => c.ratio));
     const cost = 1 - ratio;
+    const [low, high] = medianInterval(cells.map((c) => c.ratio));
     const cpuOff = median(cells.map((c) => c.off.daemonCpuUs));
     const cpuOn = median(cells.map((c) => c.on.daemonCpuUs));
     summary[path] = {
       offCallsPerSec: median(cells.map((c) => c.off.callsPerSec)),
       onCallsPerSec: median(cells.map((c) => c.on.callsPerSec)),
       ratioMedian: ratio,
-      ratioMin: Math.min(...cells.map((c) => c.ratio)),
-      ratioMax: Math.max(...cells.map((c) => c.ratio)),
+      ratioInterval95: [low, high],
+      costInterval95: [1 - high, 1 - low],
       daemonCpuUsOff: cpuOff,
       daemonCpuUsOn: cpuOn,
       cost,
+      blockRatios: Array.from({ length: AB_BLOCKS }, (_, b) =>
+        median(cells.filter((c) => c.block === b).map((c) => c.ratio)),
+      ),
       verdict: verdict(cost <= AB_BOUND),
     };
     const r = summary[path];
     lines.push(
-      `${pad(path, 8)}${lpad(r.offCallsPerSec.toFixed(0), 13)}${lpad(r.onCallsPerSec.toFixed(0), 12)}${lpad(ratio.toFixed(3), 15)}${lpad(`${r.ratioMin.toFixed(3)}–${r.ratioMax.toFixed(3)}`, 15)}${lpad(`${cpuOff}→${cpuOn}`, 16)}${lpad(`${(cost * 100).toFixed(1)} %`, 8)}  ${r.verdict}`,
+      `${pad(path, 8)}${lpad(r.offCallsPerSec.toFixed(0), 13)}${lpad(r.onCallsPerSec.toFixed(0), 12)}${lpad(ratio.toFixed(3), 15)}${lpad(`${low.toFixed(3)}–${high.toFixed(3)}`, 15)}${lpad(`${cpuOff}→${cpuOn}`, 16)}${lpad(`${(cost * 100).toFixed(1)} %`, 8)}  ${r.verdict}   blocks ${r.blockRatios.map((x) => x.toFixed(3)).join(' ')}`,
     );
   }
   lines.push(
     '',
-    'cost = 1 − the median of the per-round on/off throughput ratios; CPU: master + slave + their upstreams, median µs per call.',
+    'cost = 1 − the median of the per-round on/off throughput ratios (95 % interval by bootstrap); CPU: master + slave + their upstreams, median µs per call.',
   );
   process.stdout.write(`${lines.join('\n')}\n`);
   const file = join(root, 'bench', 'results-observability.json');
   writeFileSync(file, `${JSON.stringify({ meta, bound: AB_BOUND, summary, rounds }, null, 2)}\n`);
   log(`raw numbers in ${file}; ${meta.wallSeconds.toFixed(0)} s in total`);
-  for (const stack of [off, on]) {
-    for (const t of Object.values(stack.targets)) await t.close();
-    await stopChild(stack.slave.child);
-    await stopChild(stack.master.child);
-  }
 }
 
 try {

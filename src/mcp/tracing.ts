@@ -1,6 +1,7 @@
 import {
   type Attributes,
   type Context,
+  createContextKey,
   INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   type Span,
@@ -17,24 +18,26 @@ import type { JsonObject } from './upstream.js';
  * the MCP way: W3C `traceparent` / `tracestate` in the request's `_meta`. Contexts are passed
  * explicitly with the call (no async context manager), so nothing depends on async hooks.
  *
- * Without a tracer provider (no `OTEL_EXPORTER_OTLP_ENDPOINT`, see daemon/tracingSetup.ts) the
- * API's no-op tracer makes non-recording spans that still carry the caller's context, so an
- * agent's `traceparent` reaches the upstream unchanged and the cost is a few allocations.
+ * Three modes, set by daemon/tracingSetup.ts from the standard OpenTelemetry variables:
+ * - `record` (an OTLP endpoint is set): a span per hop, exported;
+ * - `propagate` (the default: no endpoint): no spans at all, but a request's trace context
+ *   reaches the next hop, so an agent's `traceparent` arrives at the upstream as the no-op
+ *   tracer's non-recording spans would pass it on; read once and written once per process;
+ * - `off` (`OTEL_SDK_DISABLED=true`): no trace context of Diane's own, and a request's `_meta`
+ *   (an agent's `traceparent` included) passes through exactly as it came.
  */
-const propagator = new W3CTraceContextPropagator();
+export type TracingMode = 'record' | 'propagate' | 'off';
 
-let tracingOn = true;
-/** What every hop gets while tracing is off: records nothing, carries no context. */
-const OFF_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+let mode: TracingMode = 'propagate';
 
-/**
- * `OTEL_SDK_DISABLED=true` (daemon/tracingSetup.ts) turns tracing off altogether, as the
- * OpenTelemetry SDKs do: no spans and no trace context of Diane's own, so a request's `_meta`
- * (an agent's `traceparent` included) passes through exactly as it came.
- */
-export function setTracingEnabled(on: boolean): void {
-  tracingOn = on;
+export function setTracingMode(next: TracingMode): void {
+  mode = next;
 }
+
+const propagator = new W3CTraceContextPropagator();
+const tracer = trace.getTracer('diane', VERSION);
+/** What a hop gets when it records nothing and its context carries no span. */
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 const metaGetter = {
   keys: (carrier: JsonObject) => Object.keys(carrier),
@@ -50,16 +53,59 @@ const metaSetter = {
   },
 };
 
+/**
+ * In `propagate` mode a request's context is only what it passes on: the caller's
+ * `traceparent` (checked) and `tracestate`, as they came, which is what W3C Trace Context asks
+ * of an intermediary that takes no part in the trace. One small object per request, and no
+ * parse or re-serialisation per hop.
+ */
+const OUTGOING_META = createContextKey('diane.outgoing-meta');
+const NO_META: Readonly<Record<string, string>> = Object.freeze({});
+/** version-traceid-parentid-flags, lower-case hex; a later version may add fields after a dash. */
+const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}(-.*)?$/;
+const ALL_ZEROS = /^0+$/;
+const MAX_TRACESTATE = 512;
+
+class PassOnContext implements Context {
+  constructor(private readonly meta: Readonly<Record<string, string>>) {}
+  getValue(key: symbol): unknown {
+    return key === OUTGOING_META ? this.meta : undefined;
+  }
+  setValue(key: symbol, value: unknown): Context {
+    return ROOT_CONTEXT.setValue(OUTGOING_META, this.meta).setValue(key, value);
+  }
+  deleteValue(key: symbol): Context {
+    return key === OUTGOING_META ? ROOT_CONTEXT : this;
+  }
+}
+
+function passOn(meta: JsonObject): Context {
+  const raw = meta.traceparent;
+  if (typeof raw !== 'string') return ROOT_CONTEXT;
+  const traceparent = raw.trim();
+  const m = TRACEPARENT.exec(traceparent);
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[4] !== undefined)) return ROOT_CONTEXT;
+  if (ALL_ZEROS.test(m[2]!) || ALL_ZEROS.test(m[3]!)) return ROOT_CONTEXT;
+  const carrier: Record<string, string> = { traceparent };
+  const state = meta.tracestate;
+  if (typeof state === 'string' && state.length > 0 && state.length <= MAX_TRACESTATE)
+    carrier.tracestate = state;
+  return new PassOnContext(Object.freeze(carrier));
+}
+
 /** The trace context an incoming request's `_meta` carries (the root context when none). */
 export function contextFromMeta(meta: unknown): Context {
-  if (!tracingOn || typeof meta !== 'object' || meta === null) return ROOT_CONTEXT;
+  if (mode === 'off' || typeof meta !== 'object' || meta === null) return ROOT_CONTEXT;
+  if (mode === 'propagate') return passOn(meta as JsonObject);
   return propagator.extract(ROOT_CONTEXT, meta as JsonObject, metaGetter);
 }
 
 /** `traceparent` (and `tracestate`) for a request sent within `ctx`; empty when there is no trace. */
-export function metaFromContext(ctx: Context): Record<string, string> {
+export function metaFromContext(ctx: Context): Readonly<Record<string, string>> {
+  if (mode === 'off' || ctx === ROOT_CONTEXT) return NO_META;
+  const passed = ctx.getValue(OUTGOING_META) as Readonly<Record<string, string>> | undefined;
+  if (passed) return passed;
   const carrier: Record<string, string> = {};
-  if (!tracingOn) return carrier;
   propagator.inject(ctx, carrier, metaSetter);
   return carrier;
 }
@@ -80,8 +126,8 @@ export function startHop(
   parent: Context,
   attributes: Attributes,
 ): { span: Span; context: Context } {
-  if (!tracingOn) return { span: OFF_SPAN, context: parent };
-  const span = trace.getTracer('diane', VERSION).startSpan(name, { kind: KINDS[name], attributes }, parent);
+  if (mode !== 'record') return { span: trace.getSpan(parent) ?? NO_SPAN, context: parent };
+  const span = tracer.startSpan(name, { kind: KINDS[name], attributes }, parent);
   return { span, context: trace.setSpan(parent, span) };
 }
 
