@@ -18,6 +18,7 @@ import {
   type SqliteMasterStore as Store,
   type StoredAuditEvent,
 } from '../../src/store/index.js';
+import { auditRecord } from '../helpers/auditRows.js';
 
 let dir: string;
 let dbPath: string;
@@ -282,22 +283,9 @@ describe('AuditLog', () => {
     const store = open(() => clock);
     const day = 86_400_000;
     await store.auditEvents.insertMany(
-      Array.from({ length: 10 }, (_, i) => ({
-        at: new Date(clock.getTime() - (10 - i) * day),
-        agent: null,
-        kind: 'tools/call',
-        exposedName: `old_${i}`,
-        host: null,
-        server: null,
-        originalName: null,
-        durationMs: null,
-        outcome: 'ok',
-        error: null,
-        bytesIn: null,
-        bytesOut: null,
-        arguments: null,
-        callId: null,
-      })),
+      Array.from({ length: 10 }, (_, i) =>
+        auditRecord({ at: new Date(clock.getTime() - (10 - i) * day), exposedName: `old_${i}` }),
+      ),
     );
     const { logger, lines } = captureLogger();
     const log = makeLog(

@@ -15,13 +15,8 @@ import {
   DEFAULT_AUDIT_SETTINGS,
 } from '../../src/audit/index.js';
 import { silentLogger } from '../../src/log.js';
-import {
-  type AuditQuery,
-  type AuditRepo,
-  openStore,
-  type Store,
-  type StoredAuditEvent,
-} from '../../src/store/index.js';
+import { type AuditQuery, type AuditRepo, openStore, type Store } from '../../src/store/index.js';
+import { storedAuditRow } from '../helpers/auditRows.js';
 import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
@@ -288,23 +283,14 @@ describe('GET /api/audit?follow=1 over a shared table (AuditTail)', () => {
   });
 
   it('keeps a row handed over live between the last catch-up read and the end of the catch-up', async () => {
-    const row = (id: number): StoredAuditEvent => ({
-      id,
-      at: new Date(),
-      agent: 'owner',
-      kind: 'tools/call',
-      exposedName: `tool_${id}`,
-      host: null,
-      server: null,
-      originalName: null,
-      durationMs: 1,
-      outcome: 'ok',
-      error: null,
-      bytesIn: 0,
-      bytesOut: 0,
-      arguments: null,
-      callId: null,
-    });
+    const row = (id: number) =>
+      storedAuditRow(id, {
+        agent: 'owner',
+        exposedName: `tool_${id}`,
+        durationMs: 1,
+        bytesIn: 0,
+        bytesOut: 0,
+      });
     const table = [row(1), row(2)];
     const listeners = new Set<AuditListener>();
     let late = false;

@@ -1,26 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { AuditTail } from '../../src/audit/index.js';
 import { silentLogger } from '../../src/log.js';
-import type { AuditQuery, AuditRepo, StoredAuditEvent } from '../../src/store/index.js';
+import type { AuditQuery, AuditRepo } from '../../src/store/index.js';
+import { storedAuditRow } from '../helpers/auditRows.js';
 import { waitFor } from '../helpers/wait.js';
 
-const row = (id: number): StoredAuditEvent => ({
-  id,
-  at: new Date(),
-  agent: null,
-  kind: 'tools/call',
-  exposedName: `t${id}`,
-  host: null,
-  server: null,
-  originalName: null,
-  durationMs: null,
-  outcome: 'ok',
-  error: null,
-  bytesIn: null,
-  bytesOut: null,
-  arguments: null,
-  callId: null,
-});
+const row = (id: number) => storedAuditRow(id);
 
 /** A table the test appends to, and a store that fails when told to. */
 function fakeRepo() {
