@@ -125,8 +125,7 @@ export class SlaveRegistry {
     } finally {
       this.removedDuringRead = undefined;
     }
-    this.pairedHostIds = new Set(rows.map((row) => row.hostId));
-    this.routable = routableHosts(rows);
+    this.remember(rows);
     for (const hostId of removed) this.routable.delete(hostId);
     for (const row of rows) {
       if (removed.has(row.hostId)) continue;
@@ -153,9 +152,17 @@ export class SlaveRegistry {
 
   /** Reads the paired host ids without registering anyone (for `isPaired` before the first sync). */
   async loadPairedHosts(): Promise<void> {
-    const rows = await this.store.slaveServers.list();
+    this.remember(await this.store.slaveServers.list());
+  }
+
+  /** What a read of the store says: every paired host, and the enabled ones' certificates. */
+  private remember(rows: readonly SlaveServer[]): void {
     this.pairedHostIds = new Set(rows.map((row) => row.hostId));
-    this.routable = routableHosts(rows);
+    this.routable = new Map();
+    for (const row of rows) {
+      if (row.enabled)
+        this.routable.set(row.hostId, { certSerial: row.certSerial, pendingSerial: row.pending?.certSerial });
+    }
   }
 
   /**
@@ -369,14 +376,4 @@ export class SlaveRegistry {
     await this.lastSeen.close();
     await Promise.all([...this.slaves.values()].map((s) => s.stop()));
   }
-}
-
-function routableHosts(rows: readonly SlaveServer[]): Map<string, RoutableHost> {
-  const hosts = new Map<string, RoutableHost>();
-  for (const row of rows) {
-    if (row.enabled) {
-      hosts.set(row.hostId, { certSerial: row.certSerial, pendingSerial: row.pending?.certSerial });
-    }
-  }
-  return hosts;
 }

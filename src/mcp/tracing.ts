@@ -20,9 +20,8 @@ import type { JsonObject } from './upstream.js';
  *
  * Three modes, set by daemon/tracingSetup.ts from the standard OpenTelemetry variables:
  * - `record` (an OTLP endpoint is set): a span per hop, exported;
- * - `propagate` (the default: no endpoint): no spans at all, but a request's trace context
- *   reaches the next hop, so an agent's `traceparent` arrives at the upstream as the no-op
- *   tracer's non-recording spans would pass it on; read once and written once per process;
+ * - `propagate` (the default: no endpoint): no spans at all; the caller's `traceparent` (checked)
+ *   and `tracestate` reach the next hop as they came;
  * - `off` (`OTEL_SDK_DISABLED=true`): no trace context of Diane's own, and a request's `_meta`
  *   (an agent's `traceparent` included) passes through exactly as it came.
  */
@@ -36,7 +35,7 @@ export function setTracingMode(next: TracingMode): void {
 
 const propagator = new W3CTraceContextPropagator();
 const tracer = trace.getTracer('diane', VERSION);
-/** What a hop gets when it records nothing and its context carries no span. */
+/** What every hop gets outside `record` mode: records nothing (no context of those modes holds a span). */
 const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 const metaGetter = {
@@ -126,7 +125,7 @@ export function startHop(
   parent: Context,
   attributes: Attributes,
 ): { span: Span; context: Context } {
-  if (mode !== 'record') return { span: trace.getSpan(parent) ?? NO_SPAN, context: parent };
+  if (mode !== 'record') return { span: NO_SPAN, context: parent };
   const span = tracer.startSpan(name, { kind: KINDS[name], attributes }, parent);
   return { span, context: trace.setSpan(parent, span) };
 }
