@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { AgentsRepo } from './agentsRepo.js';
@@ -11,6 +10,7 @@ import type { RevokedCredentialsRepo } from './revokedCredentialsRepo.js';
 import type { SlaveServersRepo } from './slaveServersRepo.js';
 import { namedToPositional, type SqlDialect, type SqlExecutor, type SqlParams } from './sql.js';
 import { type MasterRepos, type MasterStore, masterRepos, type TryWriteResult } from './store.js';
+import { TransactionMarker } from './transactionMarker.js';
 
 /** The settings of the PostgreSQL store, in one place. */
 export const POSTGRES_STORE_DEFAULTS = {
@@ -195,7 +195,7 @@ export class PostgresMasterStore implements MasterStore {
   readonly agents: AgentsRepo;
   readonly auditEvents: AuditRepo;
   /** Marks the async context of a transaction, to catch the store's repositories used inside one. */
-  private readonly inside = new AsyncLocalStorage<PostgresMasterStore>();
+  private readonly transactions = new TransactionMarker<PostgresMasterStore>(this);
   private readonly now: (() => Date) | undefined;
   private closed = false;
 
@@ -265,7 +265,7 @@ export class PostgresMasterStore implements MasterStore {
 
   /** Called by every statement from outside a transaction. */
   checkOutside(): void {
-    if (this.inside.getStore() === this) {
+    if (this.transactions.inside) {
       throw new Error('inside transaction(), use the repositories handed to it, not the store');
     }
   }
@@ -275,7 +275,7 @@ export class PostgresMasterStore implements MasterStore {
     fn: (sql: SqlExecutor) => Promise<T>,
     lockTimeoutMs?: number,
   ): Promise<T> {
-    if (this.inside.getStore() === this) {
+    if (this.transactions.inside) {
       throw new Error('transactions do not nest: use the repositories handed to the outer one');
     }
     const client = await this.pool.connect();
@@ -286,7 +286,7 @@ export class PostgresMasterStore implements MasterStore {
         if (lockTimeoutMs !== undefined)
           await client.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`);
         const sql = new PostgresExecutor(client, this, client);
-        const value = await this.inside.run(this, () => fn(sql));
+        const value = await this.transactions.run(() => fn(sql));
         await client.query('COMMIT');
         return value;
       } catch (err) {

@@ -1,10 +1,10 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import { AsyncLock } from './asyncLock.js';
 import type { SqlDialect, SqlExecutor, SqlParams } from './sql.js';
 import type { TryWriteResult } from './store.js';
+import { TransactionMarker } from './transactionMarker.js';
 
 export const SQLITE_DIALECT: SqlDialect = {
   name: 'sqlite',
@@ -32,7 +32,7 @@ export class SqliteConnection {
   private readonly statements = new Map<string, Statement>();
   private readonly lock: AsyncLock;
   /** Marks the async context of the transaction holding the connection. */
-  private readonly inside = new AsyncLocalStorage<SqliteConnection>();
+  private readonly transactions = new TransactionMarker<SqliteConnection>(this);
   /** Runs outside any transaction: each statement waits until no transaction holds the connection. */
   readonly executor: SqlExecutor;
   readonly transactionExecutor: SqlExecutor;
@@ -70,7 +70,7 @@ export class SqliteConnection {
    */
   outside<T>(statement: () => T): Promise<T> {
     if (this.lock.held) {
-      if (this.inside.getStore() === this) {
+      if (this.transactions.inside) {
         return Promise.reject(
           new Error('inside transaction(), use the repositories handed to it, not the store'),
         );
@@ -110,7 +110,7 @@ export class SqliteConnection {
   private async inTransaction<T>(fn: (sql: SqlExecutor) => Promise<T>): Promise<T> {
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      const value = await this.inside.run(this, () => fn(this.transactionExecutor));
+      const value = await this.transactions.run(() => fn(this.transactionExecutor));
       this.db.exec('COMMIT');
       return value;
     } catch (err) {
@@ -120,7 +120,7 @@ export class SqliteConnection {
   }
 
   private refuseNesting(): void {
-    if (this.inside.getStore() === this) {
+    if (this.transactions.inside) {
       throw new Error('transactions do not nest: use the repositories handed to the outer one');
     }
   }

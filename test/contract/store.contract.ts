@@ -1,3 +1,4 @@
+import { executionAsyncId } from 'node:async_hooks';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditTail } from '../../src/audit/auditTail.js';
 import { DianeError } from '../../src/errors.js';
@@ -619,6 +620,25 @@ export function describeStoreContract(name: string, backend: () => ContractBacke
         );
         // Still usable afterwards.
         expect(await store.slaveServers.list()).toEqual([]);
+      });
+
+      it('leave no promise hooks installed once their transactions end (a cost to every promise)', async () => {
+        const store = await open();
+        const hooksOn = async () => {
+          await null;
+          return executionAsyncId() !== 0;
+        };
+        await Promise.all(
+          Array.from({ length: 4 }, (_, i) =>
+            store.transaction(async (tx) => {
+              await tx.slaveServers.create(slave(`h${i}`));
+              expect(await hooksOn()).toBe(true);
+            }),
+          ),
+        );
+        expect(await hooksOn()).toBe(false);
+        await store.tryWrite((tx) => tx.slaveServers.updateLastSeen('h0', minutes(1)));
+        expect(await hooksOn()).toBe(false);
       });
 
       it('serialise concurrent transactions of one store', async () => {
