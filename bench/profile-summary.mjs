@@ -4,11 +4,13 @@
 // `src` for Diane's own dist/ code, `node:` for Node internals).
 //
 //   node bench/profile-summary.mjs <file.cpuprofile>... [--top N] [--timeline]
-//                                  [--from S] [--to S] [--calls N]
+//                                  [--from S] [--to S] [--calls N] [--inclusive REGEX]...
 //
 // --timeline prints the busy share of every second, to find the measured window; --from/--to keep
 // the samples between those seconds after the profile's start (startup and shutdown out);
-// --calls N adds each figure as microseconds per call.
+// --calls N adds each figure as microseconds per call. --inclusive REGEX (repeatable) adds the
+// time of every sample with a frame whose "function  script" matches REGEX anywhere on its stack:
+// what a piece of code costs with all it calls (e.g. `--inclusive 'dist/metrics/'`).
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
@@ -18,12 +20,14 @@ let toS = Number.POSITIVE_INFINITY;
 let calls;
 let timeline = false;
 const files = [];
+const inclusive = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i]);
   else if (args[i] === '--from') fromS = Number(args[++i]);
   else if (args[i] === '--to') toS = Number(args[++i]);
   else if (args[i] === '--calls') calls = Number(args[++i]);
   else if (args[i] === '--timeline') timeline = true;
+  else if (args[i] === '--inclusive') inclusive.push(new RegExp(args[++i]));
   else files.push(args[i]);
 }
 if (files.length === 0) {
@@ -114,5 +118,22 @@ for (const file of files) {
   process.stdout.write(`\n  top ${top} functions by self time (share of busy time)\n`);
   for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     process.stdout.write(`  ${pct(us, busy)}  ${amount(us)}  ${key}\n`);
+  }
+  if (inclusive.length === 0) continue;
+  const parentOf = new Map();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n.id);
+  const frameKey = (n) => `${n.callFrame.functionName || '(anonymous)'}  ${shortUrl(n.callFrame.url)}`;
+  process.stdout.write('\n  inclusive time (share of busy time)\n');
+  for (const pattern of inclusive) {
+    let us = 0;
+    for (const [id, t] of self) {
+      for (let at = id; at !== undefined; at = parentOf.get(at)) {
+        if (pattern.test(frameKey(byId.get(at)))) {
+          us += t;
+          break;
+        }
+      }
+    }
+    process.stdout.write(`  ${pct(us, busy)}  ${amount(us)}  ${pattern.source}\n`);
   }
 }

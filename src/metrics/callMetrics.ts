@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { CallOutcome, CallRecord } from '../mcp/callRecords.js';
 import type { RefusedRequest, Router } from '../mcp/router.js';
 import type { LabelCaps } from './boundedLabel.js';
+import { CallTally, TalliedHistogram, tallyCounter } from './callTally.js';
 import type { MetricsSettings } from './settings.js';
 
 /** What `diane_calls_total` counts by: the audit trail's outcomes. */
@@ -9,13 +10,13 @@ export type CallMetricOutcome = CallOutcome | 'refused_scope' | 'refused_host';
 
 /**
  * Calls as the router reports them: one count and one latency observation per finished call
- * (`Router.onCallFinished`, which runs once per call and must only queue: here, two map
- * updates), one count per refusal (`Router.onRefused`), and the calls in flight, read from the
- * router on each scrape. Tool names are never labels; hosts and servers are, capped.
+ * (`Router.onCallFinished`, which runs once per call and must only queue: here, a tally in
+ * plain numbers, see callTally.ts), one count per refusal (`Router.onRefused`), and the calls in
+ * flight, read from the router on each scrape. Tool names are never labels; hosts and servers
+ * are, capped.
  */
 export class CallMetrics {
-  private readonly calls: Counter<'host' | 'server' | 'kind' | 'outcome'>;
-  private readonly duration: Histogram<'host' | 'kind' | 'outcome'>;
+  private readonly tally: CallTally;
   private readonly unsubscribe: Array<() => void>;
 
   constructor(
@@ -25,17 +26,15 @@ export class CallMetrics {
     settings: MetricsSettings,
   ) {
     const prefix = settings.prefix;
-    this.calls = new Counter({
+    this.tally = new CallTally(settings.latencyBucketsSeconds);
+    tallyCounter(this.tally, {
       name: `${prefix}calls_total`,
       help: 'Finished calls (tools/call, prompts/get, resources/read, and upstream requests relayed to agents: sampling, elicitation, roots) and refused requests, by host, server, kind and outcome',
-      labelNames: ['host', 'server', 'kind', 'outcome'],
       registers: [registry],
     });
-    this.duration = new Histogram({
+    new TalliedHistogram(this.tally, {
       name: `${prefix}call_duration_seconds`,
       help: 'Duration of finished calls, by host, kind and outcome',
-      labelNames: ['host', 'kind', 'outcome'],
-      buckets: [...settings.latencyBucketsSeconds],
       registers: [registry],
     });
     new Gauge({
@@ -58,14 +57,13 @@ export class CallMetrics {
 
   finished(record: CallRecord): void {
     const { host, server } = this.labels.hostAndServer(record.host, record.server);
-    this.calls.inc({ host, server, kind: record.method, outcome: record.outcome });
-    this.duration.observe({ host, kind: record.method, outcome: record.outcome }, record.durationMs / 1000);
+    this.tally.add(host, server, record.method, record.outcome, record.durationMs / 1000);
   }
 
   refused(event: RefusedRequest): void {
     const { host, server } = this.labels.hostAndServer(event.host, event.server);
     const outcome: CallMetricOutcome = event.reason === 'scope' ? 'refused_scope' : 'refused_host';
-    this.calls.inc({ host, server, kind: event.method, outcome });
+    this.tally.add(host, server, event.method, outcome);
   }
 
   close(): void {
