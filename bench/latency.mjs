@@ -1210,6 +1210,11 @@ async function observabilityAB() {
     const [low, high] = medianInterval(cells.map((c) => c.ratio));
     const cpuOff = median(cells.map((c) => c.off.daemonCpuUs));
     const cpuOn = median(cells.map((c) => c.on.daemonCpuUs));
+    // Calls per CPU-second of the daemons, on against off, per round: what a CPU-bound server
+    // can serve is in inverse proportion to what a call costs it.
+    const capacity = cells.map((c) => c.off.daemonCpuUs / c.on.daemonCpuUs);
+    const [capLow, capHigh] = medianInterval(capacity);
+    const byProcess = (tag, role) => median(cells.map((c) => c[tag].cpuByProcessUs[`${role}-${tag}`] ?? 0));
     summary[path] = {
       offCallsPerSec: median(cells.map((c) => c.off.callsPerSec)),
       onCallsPerSec: median(cells.map((c) => c.on.callsPerSec)),
@@ -1218,6 +1223,10 @@ async function observabilityAB() {
       costInterval95: [1 - high, 1 - low],
       daemonCpuUsOff: cpuOff,
       daemonCpuUsOn: cpuOn,
+      cpuCapacityRatioMedian: median(capacity),
+      cpuCapacityRatioInterval95: [capLow, capHigh],
+      masterCpuUs: [byProcess('off', 'master'), byProcess('on', 'master')],
+      slaveCpuUs: [byProcess('off', 'slave'), byProcess('on', 'slave')],
       cost,
       blockRatios: Array.from({ length: AB_BLOCKS }, (_, b) =>
         median(cells.filter((c) => c.block === b).map((c) => c.ratio)),
@@ -1227,6 +1236,17 @@ async function observabilityAB() {
     const r = summary[path];
     lines.push(
       `${pad(path, 8)}${lpad(r.offCallsPerSec.toFixed(0), 13)}${lpad(r.onCallsPerSec.toFixed(0), 12)}${lpad(ratio.toFixed(3), 15)}${lpad(`${low.toFixed(3)}–${high.toFixed(3)}`, 15)}${lpad(`${cpuOff}→${cpuOn}`, 16)}${lpad(`${(cost * 100).toFixed(1)} %`, 8)}  ${r.verdict}   blocks ${r.blockRatios.map((x) => x.toFixed(3)).join(' ')}`,
+    );
+  }
+  lines.push(
+    '',
+    `${pad('path', 8)}${lpad('calls per daemon CPU-second, on/off', 38)}${lpad('95 % interval', 15)}${lpad('master µs', 12)}${lpad('slave µs', 12)}`,
+  );
+  for (const path of paths) {
+    const r = summary[path];
+    const [low, high] = r.cpuCapacityRatioInterval95;
+    lines.push(
+      `${pad(path, 8)}${lpad(r.cpuCapacityRatioMedian.toFixed(3), 38)}${lpad(`${low.toFixed(3)}–${high.toFixed(3)}`, 15)}${lpad(r.masterCpuUs.join('→'), 12)}${lpad(r.slaveCpuUs.join('→'), 12)}`,
     );
   }
   lines.push(

@@ -129,7 +129,7 @@ const line = (label, us) =>
 console.log(`metrics and tracing (no exporter), per routed call — ${CALLS} calls per round, ${HOSTS} hosts`);
 console.log(`  a routed call costs ${call.us} µs of CPU (master + slave), from ${call.from}`);
 line('metrics: one finished call (counter + histogram)', metricsUs);
-line('tracing: 7 spans + 2 _meta injections, no parent', tracingNoParentUs);
+line('tracing: 7 hops + 2 _meta injections, no parent', tracingNoParentUs);
 line("tracing: the same under an agent's traceparent", tracingParentUs);
 line('per routed call (metrics on both ends + tracing)', perCall);
 const callsPerScrape = 15 * 1000; // a 15 s scrape interval at 1,000 calls/s
